@@ -1,0 +1,206 @@
+"""The SNAP model: atom types, hyperparameters and linear coefficients, with LAMMPS file I/O.
+
+A model is written as the two files LAMMPS ``pair_style snap`` reads: ``<prefix>.snapcoeff`` (per type:
+label, cutoff radius, neighbour weight, then the coefficients) and ``<prefix>.snapparam`` (``key value``
+lines). Files written by other programs load too: ``#`` comments, blank lines and optional keys are
+accepted, and unknown keys are kept and written back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomtypes import element_of
+from .exceptions import ModelError
+
+#: Per-type (radius, weight) of the reference ZIF-8 SNAP model.
+ZIF8_HYPERPARAMETERS: dict[str, tuple[float, float]] = {
+    "C3a": (0.461, 1.047),
+    "C3b": (0.445, 0.894),
+    "C4a": (0.473, 0.977),
+    "H1a": (0.277, 0.781),
+    "H1b": (0.282, 0.732),
+    "N3a": (0.452, 1.184),
+    "Zn4a": (0.417, 0.291),
+}
+
+_INT_KEYS = ("twojmax", "bzeroflag", "quadraticflag", "switchflag")
+_FLOAT_KEYS = ("rcutfac", "rfac0", "rmin0")
+
+
+def n_bispectrum(twojmax: int) -> int:
+    """Number of bispectrum components B_{j1 j2 j} for a given 2J_max (55 for 2J_max = 8)."""
+    count = 0
+    for j1 in range(twojmax + 1):
+        for j2 in range(j1 + 1):
+            for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2):
+                if j >= j1:
+                    count += 1
+    return count
+
+
+def default_hyperparameters(types: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-type (radii, weights): the published ZIF-8 values where the label has one, else by element.
+
+    Hydrogen gets radius 0.28, other elements 0.45 (times ``rcutfac`` = 4 Å gives the cutoff), weight 1.
+    """
+    radii, weights = [], []
+    for label in types:
+        default = (0.28, 1.0) if element_of(label) == "H" else (0.45, 1.0)
+        r, w = ZIF8_HYPERPARAMETERS.get(label, default)
+        radii.append(r)
+        weights.append(w)
+    return np.array(radii), np.array(weights)
+
+
+@dataclass
+class SNAPModel:
+    """A linear SNAP potential.
+
+    Parameters
+    ----------
+    types : list of str
+        Atom-type labels in model order (e.g. ``["C3a", "C3b", ...]``).
+    radii, weights : array of float, optional
+        Per-type cutoff radius (scaled by ``rcutfac``) and neighbour weight; see
+        :func:`default_hyperparameters` for the defaults.
+    coefficients : (ntypes, n_coefficients) array, optional
+        Constant term then one coefficient per bispectrum component, per type (zeros if omitted).
+    twojmax, rcutfac, rfac0, rmin0, bzeroflag, quadraticflag, switchflag
+        The LAMMPS SNAP hyperparameters.
+    extra : dict
+        Further ``snapparam`` keys, passed to LAMMPS as they are.
+    """
+
+    types: list[str]
+    radii: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    coefficients: np.ndarray | None = None
+    twojmax: int = 8
+    rcutfac: float = 4.0
+    rfac0: float = 0.99363
+    rmin0: float = 0.0
+    bzeroflag: int = 1
+    quadraticflag: int = 0
+    switchflag: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.types = [str(t) for t in self.types]
+        if len(set(self.types)) != len(self.types):
+            raise ModelError(f"duplicate atom types in {self.types}")
+        for label in self.types:
+            element_of(label)
+        default_r, default_w = default_hyperparameters(self.types)
+        self.radii = default_r if self.radii is None else np.asarray(self.radii, dtype=float)
+        self.weights = default_w if self.weights is None else np.asarray(self.weights, dtype=float)
+        if self.coefficients is None:
+            self.coefficients = np.zeros((len(self.types), self.n_coefficients))
+        self.coefficients = np.asarray(self.coefficients, dtype=float)
+        expected = (len(self.types), self.n_coefficients)
+        if self.radii.shape != (len(self.types),) or self.weights.shape != (len(self.types),):
+            raise ModelError("radii and weights need one value per atom type")
+        if self.coefficients.shape != expected:
+            raise ModelError(f"coefficients have shape {self.coefficients.shape}, expected {expected}")
+        if np.any(self.radii <= 0):
+            raise ModelError("per-type radii must be positive")
+
+    @property
+    def n_bispectrum(self) -> int:
+        """Number of descriptor columns per type (bispectrum components, with quadratic terms if on)."""
+        nb = n_bispectrum(self.twojmax)
+        return nb + nb * (nb + 1) // 2 if self.quadraticflag else nb
+
+    @property
+    def n_coefficients(self) -> int:
+        """Coefficients per type: the constant term plus one per descriptor column."""
+        return 1 + self.n_bispectrum
+
+    @property
+    def elements(self) -> list[str]:
+        """Chemical symbol of each type."""
+        return [element_of(t) for t in self.types]
+
+    @property
+    def cutoff(self) -> float:
+        """Largest pair cutoff of the model in Å (``rcutfac * (R_i + R_j)``)."""
+        return float(2 * self.rcutfac * self.radii.max())
+
+    def params(self) -> dict[str, str]:
+        """The ``snapparam`` keys and values."""
+        out = {"rcutfac": repr(float(self.rcutfac)), "twojmax": str(int(self.twojmax)),
+               "rfac0": repr(float(self.rfac0)), "rmin0": repr(float(self.rmin0)),
+               "bzeroflag": str(int(self.bzeroflag)), "quadraticflag": str(int(self.quadraticflag)),
+               "switchflag": str(int(self.switchflag))}
+        out.update(self.extra)
+        return out
+
+    def compute_snap_args(self) -> str:
+        """Arguments of LAMMPS ``compute snap`` matching this model (after the group and style)."""
+        radii = " ".join(repr(float(r)) for r in self.radii)
+        weights = " ".join(repr(float(w)) for w in self.weights)
+        return (f"{self.rcutfac!r} {self.rfac0!r} {self.twojmax} {radii} {weights} rmin0 {self.rmin0!r} "
+                f"bzeroflag {self.bzeroflag} quadraticflag {self.quadraticflag} switchflag {self.switchflag}")
+
+    def write(self, prefix: str | Path) -> tuple[Path, Path]:
+        """Write ``<prefix>.snapcoeff`` and ``<prefix>.snapparam``; return their paths."""
+        prefix = Path(prefix)
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        coeff, param = prefix.with_name(prefix.name + ".snapcoeff"), prefix.with_name(prefix.name + ".snapparam")
+        lines = ["# SNAP coefficients written by mofsnap", "", f"{len(self.types)} {self.n_coefficients}"]
+        for label, r, w, row in zip(self.types, self.radii, self.weights, self.coefficients):
+            lines.append(f"{label} {float(r)!r} {float(w)!r}")
+            lines.extend(repr(float(c)) for c in row)
+        coeff.write_text("\n".join(lines) + "\n")
+        param.write_text("# SNAP parameters written by mofsnap\n"
+                         + "".join(f"{k} {v}\n" for k, v in self.params().items()))
+        return coeff, param
+
+    @classmethod
+    def read(cls, prefix: str | Path, snapparam: str | Path | None = None) -> "SNAPModel":
+        """Read a model from ``<prefix>.snapcoeff`` and ``<prefix>.snapparam``.
+
+        Parameters
+        ----------
+        prefix : path
+            Either the common prefix or the ``.snapcoeff`` file itself.
+        snapparam : path, optional
+            The parameter file, if it does not share the prefix.
+        """
+        prefix = Path(prefix)
+        coeff = prefix if prefix.suffix == ".snapcoeff" else prefix.with_name(prefix.name + ".snapcoeff")
+        param = Path(snapparam) if snapparam else coeff.with_suffix(".snapparam")
+        for path in (coeff, param):
+            if not path.exists():
+                raise ModelError(f"SNAP file {path} does not exist")
+        params: dict[str, str] = {}
+        for line in param.read_text().splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            if len(words) != 2:
+                raise ModelError(f"{param}: expected 'key value', got {line!r}")
+            params[words[0]] = words[1]
+        if "rcutfac" not in params or "twojmax" not in params:
+            raise ModelError(f"{param}: rcutfac and twojmax are required")
+        tokens = [w for line in coeff.read_text().splitlines() for w in line.split("#", 1)[0].split()]
+        try:
+            ntypes, ncoeff = int(tokens[0]), int(tokens[1])
+            types, radii, weights, rows, pos = [], [], [], [], 2
+            for _ in range(ntypes):
+                types.append(tokens[pos])
+                radii.append(float(tokens[pos + 1]))
+                weights.append(float(tokens[pos + 2]))
+                rows.append([float(t) for t in tokens[pos + 3:pos + 3 + ncoeff]])
+                if len(rows[-1]) != ncoeff:
+                    raise IndexError
+                pos += 3 + ncoeff
+        except (IndexError, ValueError):
+            raise ModelError(f"{coeff}: malformed snapcoeff file") from None
+        kwargs = {k: int(params.pop(k)) for k in _INT_KEYS if k in params}
+        kwargs.update({k: float(params.pop(k)) for k in _FLOAT_KEYS if k in params})
+        model = cls(types, np.array(radii), np.array(weights), np.array(rows), extra=params, **kwargs)
+        return model
