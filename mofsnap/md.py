@@ -1,0 +1,484 @@
+"""The molecular-dynamics driver of mofsnap: NVE, NVT, Langevin and NPT runs with any ASE calculator.
+
+:func:`run_md` integrates with ASE's Nose-Hoover-chain family (``NoseHooverChainNVT`` and the
+Martyna-Tobias-Klein barostats ``MTKNPT`` / ``MaskedMTKNPT`` / ``IsotropicMTKNPT``), ``VelocityVerlet`` or
+``Langevin``; it draws seeded Maxwell-Boltzmann velocities, writes a trajectory every ``interval`` steps
+(extended XYZ with momenta, atom types, energy, forces and stress, or an ASE ``.traj``), shows a progress
+bar, resumes an interrupted run from the last frame of its trajectory, and calls an optional guard after
+every step that can stop the run cleanly (see :func:`blowup_guard`).
+
+Command::
+
+    python -m mofsnap.md structure.extxyz --model zif8 --d3 --ensemble npt -T 300 --steps 10000 -o run/
+
+Resuming restarts the thermostat and barostat variables from rest (they are not stored in the trajectory);
+positions, velocities, cell and the step counter continue from the last frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.io import read, write
+from ase.io.trajectory import Trajectory
+from ase.md import IsotropicMTKNPT, Langevin, MaskedMTKNPT, MTKNPT, NoseHooverChainNVT, VelocityVerlet
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from tqdm import tqdm
+
+from .exceptions import MofsnapError
+
+ENSEMBLES = ("nve", "nvt", "langevin", "npt")
+#: NPT cell degrees of freedom: lengths only (reference protocol), volume only, or the full cell.
+CELL_MODES = ("angles-fixed", "isotropic", "full")
+#: One atmosphere in MPa, the default external pressure.
+ATMOSPHERE_MPA = 0.101325
+
+#: A guard gets the atoms after each step and the total step number; a non-empty string stops the run.
+Guard = Callable[[Atoms, int], "str | None"]
+
+
+class MDError(MofsnapError, RuntimeError):
+    """An MD run cannot be set up, resumed or continued."""
+
+
+@dataclass
+class MDResult:
+    """Outcome of :func:`run_md`.
+
+    Attributes
+    ----------
+    atoms : Atoms
+        The final state (positions, momenta, cell, atom types).
+    steps : int
+        Total number of steps of the run, counting steps done before a resume.
+    new_steps : int
+        Steps integrated by this call.
+    stopped : str or None
+        The guard's reason when it stopped the run, else None.
+    trajectory : Path or None
+        The trajectory file.
+    wall_seconds : float
+        Wall time of the steps integrated by this call.
+    timestep_fs : float
+        The time step.
+    """
+
+    atoms: Atoms
+    steps: int
+    new_steps: int
+    stopped: str | None
+    trajectory: Path | None
+    wall_seconds: float
+    timestep_fs: float
+
+    @property
+    def ns_per_day(self) -> float:
+        """Simulated nanoseconds per day of wall time (NaN when nothing was integrated)."""
+        if self.new_steps == 0 or self.wall_seconds <= 0:
+            return float("nan")
+        return self.new_steps * self.timestep_fs * 1e-6 / self.wall_seconds * 86400.0
+
+
+def blowup_guard(max_force: float = 20.0, max_temperature_K: float = 3000.0) -> Guard:
+    """A guard stopping a run whose forces or temperature run away (for active learning).
+
+    Parameters
+    ----------
+    max_force : float
+        Largest tolerated force on any atom in eV/Å.
+    max_temperature_K : float
+        Largest tolerated instantaneous temperature in K.
+
+    Returns
+    -------
+    Guard
+        ``guard(atoms, step)`` returning a reason string when the run must stop (also for non-finite
+        energies or forces), else None.
+    """
+
+    def guard(atoms: Atoms, step: int) -> str | None:
+        forces = atoms.get_forces()
+        if not np.all(np.isfinite(forces)) or not np.isfinite(atoms.get_potential_energy()):
+            return f"non-finite energy or forces at step {step}"
+        fmax = float(np.max(np.linalg.norm(forces, axis=1)))
+        if fmax > max_force:
+            return f"force {fmax:.1f} eV/Å > {max_force} eV/Å at step {step}"
+        temperature = atoms.get_temperature()
+        if temperature > max_temperature_K:
+            return f"temperature {temperature:.0f} K > {max_temperature_K} K at step {step}"
+        return None
+
+    return guard
+
+
+def read_trajectory(path: str | Path, index: str | int | slice = ":") -> list[Atoms]:
+    """Frames of an extended-XYZ, ASE ``.traj`` or any ``ase.io``-readable trajectory.
+
+    Atom types stored by :func:`run_md` in a ``.traj`` (``info["atom_types"]``) are restored to
+    ``atoms.arrays["atom_types"]``; an extended-XYZ ``velocities`` column becomes the momenta.
+
+    Raises
+    ------
+    MDError
+        If the file does not exist or holds no frame.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MDError(f"trajectory {path} does not exist")
+    frames = read(path, index=index)
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise MDError(f"trajectory {path} holds no frame")
+    for atoms in frames:
+        if "atom_types" not in atoms.arrays and "atom_types" in atoms.info:
+            atoms.new_array("atom_types", np.array(atoms.info.pop("atom_types"), dtype=str))
+        if "velocities" in atoms.arrays:
+            atoms.set_velocities(atoms.arrays.pop("velocities"))
+    return frames
+
+
+class _FrameWriter:
+    """Appends frames to an extended-XYZ file (one open per frame, so a killed run leaves a valid file)
+    or to an ASE ``.traj``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._traj = Trajectory(str(path), "a") if path.suffix == ".traj" else None
+
+    def write(self, atoms: Atoms) -> None:
+        if self._traj is not None:
+            frame = atoms.copy()
+            frame.calc = atoms.calc
+            if "atom_types" in frame.arrays:
+                frame.info["atom_types"] = frame.arrays["atom_types"].tolist()
+            self._traj.write(frame)
+        else:
+            write(self.path, atoms, format="extxyz", append=True)
+
+    def close(self) -> None:
+        if self._traj is not None:
+            self._traj.close()
+
+
+def _integrator(atoms: Atoms, ensemble: str, cell: str, temperature_K: float, pressure_MPa: float,
+                timestep_fs: float, tdamp_fs: float, pdamp_fs: float, chain: int, friction_per_fs: float,
+                rng: np.random.Generator):
+    dt = timestep_fs * units.fs
+    if ensemble == "nve":
+        return VelocityVerlet(atoms, timestep=dt)
+    if ensemble == "langevin":
+        return Langevin(atoms, timestep=dt, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
+                        fixcm=False, rng=rng)
+    if ensemble == "nvt":
+        return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature_K, tdamp=tdamp_fs * units.fs,
+                                  tchain=chain)
+    npt_args = dict(timestep=dt, temperature_K=temperature_K, pressure_au=pressure_MPa * 1e6 * units.Pascal,
+                    tdamp=tdamp_fs * units.fs, pdamp=pdamp_fs * units.fs, tchain=chain, pchain=chain)
+    if cell == "full":
+        return MTKNPT(atoms, **npt_args)
+    if cell == "isotropic":
+        return IsotropicMTKNPT(atoms, **npt_args)
+    return MaskedMTKNPT(atoms, mask=(True, True, True), **npt_args)
+
+
+def _check_settings(ensemble: str, cell: str, steps: int, interval: int, timestep_fs: float, temperature_K: float,
+                    atoms: Atoms) -> None:
+    if ensemble not in ENSEMBLES:
+        raise MDError(f"unknown ensemble {ensemble!r}; choose one of {', '.join(ENSEMBLES)}")
+    if cell not in CELL_MODES:
+        raise MDError(f"unknown NPT cell mode {cell!r}; choose one of {', '.join(CELL_MODES)}")
+    if steps < 0 or interval < 1 or timestep_fs <= 0 or temperature_K < 0:
+        raise MDError(f"need steps >= 0, interval >= 1, timestep > 0 and T >= 0 "
+                      f"(got {steps}, {interval}, {timestep_fs} fs, {temperature_K} K)")
+    if ensemble == "npt" and not atoms.pbc.all():
+        raise MDError("NPT needs a structure periodic in all three directions")
+    if atoms.calc is None:
+        raise MDError("the atoms have no calculator; pass calculator= or set atoms.calc")
+
+
+def _resume_state(atoms: Atoms, path: Path) -> tuple[int, str | None]:
+    """Load the last frame of ``path`` into ``atoms``; return its step and any stop reason."""
+    last = read_trajectory(path, index=-1)[0]
+    if len(last) != len(atoms) or not np.array_equal(last.numbers, atoms.numbers):
+        raise MDError(f"cannot resume from {path}: its atoms ({last.get_chemical_formula()}) differ from the "
+                      f"structure given ({atoms.get_chemical_formula()})")
+    if "md_step" not in last.info:
+        raise MDError(f"cannot resume from {path}: its last frame has no 'md_step' (not written by run_md)")
+    atoms.set_cell(last.cell, scale_atoms=False)
+    atoms.set_positions(last.positions)
+    atoms.set_momenta(last.get_momenta())
+    return int(last.info["md_step"]), last.info.get("md_stop")
+
+
+def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: str = "nvt",
+           pressure_MPa: float = ATMOSPHERE_MPA, cell: str = "angles-fixed", timestep_fs: float = 1.0,
+           tdamp_fs: float = 100.0, pdamp_fs: float = 200.0, chain: int = 5, friction_per_fs: float = 0.01,
+           seed: int = 0, thermalize: bool = True, trajectory: str | Path | None = None, interval: int = 10,
+           resume: bool = True, guard: Guard | None = None, progress: bool = True,
+           calculator: Calculator | None = None) -> MDResult:
+    """Run molecular dynamics on ``atoms`` (changed in place) and write a trajectory.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        Starting structure; keeps its ``atom_types`` array. Its calculator is used unless ``calculator``.
+    steps : int
+        Total length of the run in steps. When resuming, only the steps missing from the trajectory are run.
+    temperature_K : float
+        Target temperature (thermostats) and temperature of the initial Maxwell-Boltzmann velocities.
+    ensemble : {"nve", "nvt", "langevin", "npt"}
+        Velocity Verlet, Nose-Hoover chain NVT, Langevin NVT, or MTK Nose-Hoover chain NPT.
+    pressure_MPa : float
+        External pressure of NPT runs.
+    cell : {"angles-fixed", "isotropic", "full"}
+        NPT cell fluctuations: the three lengths independently with angles fixed (ASE ``MaskedMTKNPT``),
+        the volume only (``IsotropicMTKNPT``) or all nine components (``MTKNPT``).
+    timestep_fs : float
+        Time step in fs.
+    tdamp_fs, pdamp_fs : float
+        Thermostat and barostat time constants in fs.
+    chain : int
+        Length of the thermostat and barostat Nose-Hoover chains.
+    friction_per_fs : float
+        Langevin friction in 1/fs.
+    seed : int
+        Seed of the initial velocities and of the Langevin noise.
+    thermalize : bool
+        Draw Maxwell-Boltzmann velocities at ``temperature_K`` (centre-of-mass motion removed); if False,
+        start from the momenta the atoms carry. Ignored when resuming.
+    trajectory : path, optional
+        ``.traj`` for an ASE trajectory, anything else for extended XYZ. The first frame is the start
+        (step 0); then every ``interval`` steps, plus the last step. Frames carry ``info`` entries
+        ``md_step``, ``time_fs``, ``temperature_K``, ``md_ensemble``, ``md_target_temperature_K`` and for
+        NPT ``md_pressure_MPa``.
+    interval : int
+        Steps between written frames.
+    resume : bool
+        If the trajectory exists, continue from its last frame (positions, momenta, cell, step counter).
+        If False, an existing trajectory is an error.
+    guard : callable, optional
+        ``guard(atoms, step) -> str | None`` called after every step; a string stops the run, is written
+        as ``md_stop`` into a final frame and returned as :attr:`MDResult.stopped`. A run whose trajectory
+        ends with ``md_stop`` is not continued on resume.
+    progress : bool
+        Show a tqdm progress bar.
+    calculator : Calculator, optional
+        Attached to ``atoms`` before the run.
+
+    Returns
+    -------
+    MDResult
+
+    Raises
+    ------
+    MDError
+        Invalid settings, a missing calculator, an existing trajectory without ``resume``, or a
+        trajectory that does not belong to these atoms.
+    """
+    if calculator is not None:
+        atoms.calc = calculator
+    _check_settings(ensemble, cell, steps, interval, timestep_fs, temperature_K, atoms)
+    path = Path(trajectory) if trajectory is not None else None
+    start, stopped = 0, None
+    if path is not None and path.exists() and path.stat().st_size > 0:
+        if not resume:
+            raise MDError(f"trajectory {path} exists; resume it (resume=True) or remove it")
+        start, stopped = _resume_state(atoms, path)
+    elif thermalize:
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+        Stationary(atoms)
+    if stopped is not None or start >= steps:
+        return MDResult(atoms, start, 0, stopped, path, 0.0, timestep_fs)
+
+    rng = np.random.default_rng([seed, start])
+    try:
+        dynamics = _integrator(atoms, ensemble, cell, temperature_K, pressure_MPa, timestep_fs, tdamp_fs,
+                               pdamp_fs, chain, friction_per_fs, rng)
+    except NotImplementedError as error:
+        raise MDError(f"{ensemble} dynamics cannot run on these atoms: {error}") from error
+    info = {"md_ensemble": ensemble, "md_target_temperature_K": temperature_K, "md_timestep_fs": timestep_fs}
+    if ensemble == "npt":
+        info.update(md_pressure_MPa=pressure_MPa, md_cell=cell)
+
+    writer = _FrameWriter(path) if path is not None else None
+
+    def save(step: int, reason: str | None = None) -> None:
+        if writer is None:
+            return
+        atoms.info.update(info, md_step=step, time_fs=step * timestep_fs, temperature_K=atoms.get_temperature())
+        if reason is not None:
+            atoms.info["md_stop"] = reason
+        atoms.get_forces()  # make sure energy and forces of this state are what gets written
+        writer.write(atoms)
+        for key in (*info, "md_step", "time_fs", "temperature_K", "md_stop"):
+            atoms.info.pop(key, None)
+
+    if start == 0:
+        save(0)
+    step = start
+    began = time.perf_counter()
+    bar = tqdm(total=steps, initial=start, disable=not progress, unit="step", desc=f"MD {ensemble}")
+    try:
+        while step < steps:
+            dynamics.step()
+            step += 1
+            bar.update()
+            stopped = guard(atoms, step) if guard is not None else None
+            if stopped is not None:
+                save(step, stopped)
+                break
+            if step % interval == 0 or step == steps:
+                save(step)
+                bar.set_postfix(T=f"{atoms.get_temperature():.0f} K",
+                                Epot=f"{atoms.get_potential_energy():.3f} eV", refresh=False)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    wall = time.perf_counter() - began
+    return MDResult(atoms, step, step - start, stopped, path, wall, timestep_fs)
+
+
+# ----------------------------------------------------------------------------------------------- command line
+
+
+def add_calculator_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options choosing a calculator (shared by every command that runs MD)."""
+    group = parser.add_argument_group("calculator")
+    group.add_argument("--model", metavar="PREFIX",
+                       help="SNAP model: PREFIX.snapcoeff and PREFIX.snapparam (uses SNAPCalculator)")
+    group.add_argument("--d3", action="store_true", help="add Grimme D3(BJ)/PBE dispersion to the SNAP model")
+    group.add_argument("--zbl", metavar="T1-T2,...",
+                       help="add ZBL repulsion on these atom-type pairs, e.g. H1a-H1b,H1a-N3a (inner 1.8 Å, "
+                            "outer 2.3 Å)")
+    group.add_argument("--calculator", choices=("snap", "gfn1-xtb", "gfn2-xtb", "emt"), default="snap",
+                       help="snap (needs --model; default), tblite GFN1-xTB or GFN2-xTB, or ASE EMT (metals, "
+                            "for quick tests)")
+
+
+def calculator_from_args(args: argparse.Namespace) -> Calculator:
+    """The calculator chosen by :func:`add_calculator_arguments` options.
+
+    Raises
+    ------
+    MDError
+        ``--calculator snap`` without ``--model``.
+    """
+    if args.calculator == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT()
+    if args.calculator in ("gfn1-xtb", "gfn2-xtb"):
+        from tblite.ase import TBLite
+
+        return TBLite(method="GFN1-xTB" if args.calculator == "gfn1-xtb" else "GFN2-xTB", verbosity=0)
+    if args.model is None:
+        raise MDError("the SNAP calculator needs --model PREFIX (PREFIX.snapcoeff, PREFIX.snapparam)")
+    from .calculator import ZBL, SNAPCalculator
+
+    zbl = None
+    if args.zbl:
+        zbl = ZBL(pairs=tuple(tuple(pair.split("-")) for pair in args.zbl.split(",")))
+    return SNAPCalculator(args.model, d3=bool(args.d3), zbl=zbl)
+
+
+def add_md_arguments(parser: argparse.ArgumentParser, ensemble: bool = True) -> None:
+    """Add the thermostat/barostat options of :func:`run_md` (shared by the analysis commands)."""
+    group = parser.add_argument_group("molecular dynamics")
+    if ensemble:
+        group.add_argument("--ensemble", choices=ENSEMBLES, default="nvt",
+                           help="nve (velocity Verlet), nvt (Nose-Hoover chain), langevin, npt (MTK); default nvt")
+    group.add_argument("--cell", choices=CELL_MODES, default="angles-fixed",
+                       help="NPT cell fluctuations: lengths with angles fixed (default), volume only, full cell")
+    group.add_argument("--timestep", type=float, default=1.0, metavar="FS", help="time step in fs (default 1)")
+    group.add_argument("--tdamp", type=float, default=100.0, metavar="FS", help="thermostat time constant in fs "
+                                                                                 "(default 100)")
+    group.add_argument("--pdamp", type=float, default=200.0, metavar="FS", help="barostat time constant in fs "
+                                                                                "(default 200)")
+    group.add_argument("--chain", type=int, default=5, help="Nose-Hoover chain length (default 5)")
+    group.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and noise (default 0)")
+    group.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+
+
+def read_structure(path: str | Path) -> Atoms:
+    """The first frame of a structure file (CIF, extxyz, ...), with atom types restored as by
+    :func:`read_trajectory`."""
+    return read_trajectory(path, index=0)[0]
+
+
+def _plot_run(frames: list[Atoms], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    time_ps = np.array([f.info["time_fs"] for f in frames]) / 1000.0
+    panels = [("temperature (K)", [f.info["temperature_K"] for f in frames]),
+              ("potential energy (eV/atom)", [f.get_potential_energy() / len(f) for f in frames]),
+              ("volume (Å³)", [f.get_volume() for f in frames])]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6, 7), sharex=True)
+    for ax, (label, values) in zip(axes, panels):
+        ax.plot(time_ps, values)
+        ax.set_ylabel(label)
+    axes[-1].set_xlabel("time (ps)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mofsnap.md``: run (or resume) one MD run and summarise it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mofsnap.md", description="Run or resume an MD run (NVE, NVT, Langevin, NPT) with a SNAP "
+        "model or another calculator; writes DIR/md.extxyz (or .traj), md.json (ns/day, averages) and md.png.")
+    parser.add_argument("structure", help="starting structure (CIF, extxyz with atom_types, ...)")
+    parser.add_argument("-o", "--output", default="md", metavar="DIR", help="output directory (default ./md)")
+    parser.add_argument("--steps", type=int, default=1000, help="total number of MD steps (default 1000)")
+    parser.add_argument("-T", "--temperature", type=float, default=300.0, metavar="K", help="temperature in K "
+                                                                                               "(default 300)")
+    parser.add_argument("-P", "--pressure", type=float, default=ATMOSPHERE_MPA, metavar="MPA",
+                        help="NPT pressure in MPa (default 1 atm)")
+    parser.add_argument("--interval", type=int, default=10, help="steps between trajectory frames (default 10)")
+    parser.add_argument("--format", choices=("extxyz", "traj"), default="extxyz", help="trajectory format")
+    parser.add_argument("--friction", type=float, default=0.01, metavar="1/FS", help="Langevin friction in 1/fs")
+    parser.add_argument("--max-force", type=float, metavar="EV/Å",
+                        help="stop the run when a force exceeds this (with --max-temperature: blow-up guard)")
+    parser.add_argument("--max-temperature", type=float, default=3000.0, metavar="K",
+                        help="with --max-force: stop when the temperature exceeds this (default 3000)")
+    add_md_arguments(parser)
+    add_calculator_arguments(parser)
+    args = parser.parse_args(argv)
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    atoms = read_structure(args.structure)
+    guard = blowup_guard(args.max_force, args.max_temperature) if args.max_force is not None else None
+    result = run_md(atoms, args.steps, temperature_K=args.temperature, ensemble=args.ensemble,
+                    pressure_MPa=args.pressure, cell=args.cell, timestep_fs=args.timestep, tdamp_fs=args.tdamp,
+                    pdamp_fs=args.pdamp, chain=args.chain, friction_per_fs=args.friction, seed=args.seed,
+                    trajectory=out / f"md.{args.format}", interval=args.interval, guard=guard,
+                    progress=not args.no_progress, calculator=calculator_from_args(args))
+    frames = read_trajectory(result.trajectory)
+    _plot_run(frames, out / "md.png")
+    summary = {
+        "structure": str(args.structure), "natoms": len(atoms), "ensemble": args.ensemble,
+        "steps": result.steps, "new_steps": result.new_steps, "timestep_fs": args.timestep,
+        "stopped": result.stopped, "wall_seconds": result.wall_seconds, "ns_per_day": result.ns_per_day,
+        "mean_temperature_K": float(np.mean([f.info["temperature_K"] for f in frames[1:] or frames])),
+        "mean_volume_A3": float(np.mean([f.get_volume() for f in frames])),
+        "trajectory": str(result.trajectory),
+    }
+    (out / "md.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
