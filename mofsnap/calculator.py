@@ -1,0 +1,258 @@
+"""``SNAPCalculator``: a SNAP model (+ Grimme D3 dispersion + ZBL repulsion) as an ASE calculator.
+
+One LAMMPS instance lives as long as the calculator. When only positions (and slightly the cell) change
+between calls, LAMMPS is advanced like its own MD loop: positions are written in place and a single
+force evaluation re-uses the neighbour lists until an atom has moved more than half the skin, so an
+ASE-driven MD step costs about what a native LAMMPS step does. Anything else (new atoms, types, a large
+cell change) rebuilds the LAMMPS state.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.data import atomic_masses, atomic_numbers
+from ase.units import bar
+
+from ._lammps import Box, Lammps
+from .exceptions import ModelError
+from .model import SNAPModel
+
+#: Neighbour-list skin in Å (LAMMPS metal default).
+SKIN = 2.0
+
+
+@dataclass(frozen=True)
+class D3:
+    """Grimme D3 dispersion through LAMMPS ``pair_style dispersion/d3``.
+
+    Parameters
+    ----------
+    functional : str
+        Exchange-correlation functional whose damping parameters are used (lower case, e.g. ``"pbe"``).
+    damping : str
+        ``"bj"`` (Becke-Johnson), ``"zero"``, ``"zerom"`` or ``"bjm"``.
+    cutoff : float
+        Pair cutoff of the dispersion energy in Å.
+    cn_cutoff : float
+        Cutoff of the coordination numbers in Å.
+    """
+
+    functional: str = "pbe"
+    damping: str = "bj"
+    cutoff: float = 20.0
+    cn_cutoff: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.damping not in ("bj", "zero", "zerom", "bjm"):
+            raise ModelError(f"unknown D3 damping {self.damping!r}; use bj, zero, zerom or bjm")
+        if not 0 < self.cn_cutoff <= self.cutoff:
+            raise ModelError(f"D3 coordination-number cutoff {self.cn_cutoff} Å must be in (0, cutoff = {self.cutoff} Å]")
+
+
+@dataclass(frozen=True)
+class ZBL:
+    """Ziegler-Biersack-Littmark repulsion on chosen atom-type pairs.
+
+    Parameters
+    ----------
+    pairs : sequence of (str, str)
+        Atom-type pairs that get the repulsion (order within a pair does not matter).
+    inner, outer : float
+        The ZBL energy is switched smoothly to zero between ``inner`` and ``outer`` (Å).
+    """
+
+    pairs: tuple[tuple[str, str], ...]
+    inner: float = 1.8
+    outer: float = 2.3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pairs", tuple(tuple(sorted(p)) for p in self.pairs))
+        if not 0 < self.inner < self.outer:
+            raise ModelError(f"ZBL inner cutoff {self.inner} Å must be positive and below the outer {self.outer} Å")
+        if any(len(p) != 2 for p in self.pairs):
+            raise ModelError("ZBL pairs must be pairs of atom-type labels")
+
+
+#: The ZBL pairs of the reference ZIF-8 model (non-bonded H-containing pairs; H1a ring H, H1b methyl H).
+ZIF8_ZBL = ZBL(pairs=(("H1a", "H1b"), ("H1a", "N3a"), ("H1a", "Zn4a"), ("H1b", "C3b"), ("H1b", "N3a"),
+                      ("H1b", "Zn4a")))
+
+
+class SNAPCalculator(Calculator):
+    """SNAP machine-learning potential with optional D3 dispersion and ZBL repulsion.
+
+    Parameters
+    ----------
+    model : SNAPModel or path
+        The model, or the common prefix of its ``.snapcoeff``/``.snapparam`` files.
+    d3 : D3, bool or None
+        Add Grimme D3 dispersion (``True`` for the default PBE/BJ settings).
+    zbl : ZBL or None
+        Add ZBL repulsion on the listed atom-type pairs.
+    snap : bool
+        Include the SNAP term itself (``False`` evaluates only D3/ZBL, e.g. as a reference potential to
+        subtract before fitting).
+    log : str or None
+        LAMMPS log file (none by default).
+
+    Notes
+    -----
+    The Atoms must be periodic in all three directions and carry ``atoms.arrays["atom_types"]``.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, model: SNAPModel | str | Path, d3: D3 | bool | None = None, zbl: ZBL | None = None,
+                 snap: bool = True, log: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model if isinstance(model, SNAPModel) else SNAPModel.read(model)
+        self.d3 = D3() if d3 is True else (d3 or None)
+        self.zbl = zbl
+        self.snap = snap
+        if not (snap or self.d3 or self.zbl):
+            raise ModelError("nothing to compute: enable at least one of snap, d3, zbl")
+        if zbl is not None:
+            unknown = sorted({t for p in zbl.pairs for t in p} - set(self.model.types))
+            if unknown:
+                raise ModelError(f"ZBL pair types {unknown} are not types of the model {self.model.types}")
+        self._log = log
+        self._lmp: Lammps | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="mofsnap-")
+        self._files = self.model.write(Path(self._tmp.name) / "model")
+        self._key: tuple | None = None  # what the LAMMPS state was built for
+        self._setup_lower: np.ndarray | None = None  # box at the last full setup
+
+    # -- input checks -------------------------------------------------------------------------------
+    def _lammps_types(self, atoms: Atoms) -> np.ndarray:
+        if "atom_types" not in atoms.arrays:
+            raise ModelError("the Atoms have no atom types: call mofsnap.assign_atom_types(atoms) first")
+        labels = atoms.arrays["atom_types"]
+        index = {t: k + 1 for k, t in enumerate(self.model.types)}
+        missing = sorted(set(labels) - set(index))
+        if missing:
+            raise ModelError(f"atom types {missing} are not in the model (model types: {self.model.types})")
+        for label, z in zip(labels, atoms.numbers):
+            if atomic_numbers[self.model.elements[index[label] - 1]] != z:
+                raise ModelError(f"atom type {label} does not match element number {z}")
+        return np.array([index[t] for t in labels], dtype=np.int32)
+
+    @staticmethod
+    def _check_geometry(atoms: Atoms) -> None:
+        if not atoms.pbc.all():
+            raise ModelError("SNAPCalculator needs a periodic cell in all three directions")
+        if not np.isfinite(atoms.positions).all() or not np.isfinite(atoms.cell.array).all():
+            raise ModelError("positions or cell contain NaN or inf")
+
+    # -- LAMMPS state -------------------------------------------------------------------------------
+    def _pair_commands(self, natoms: int, volume: float) -> list[str]:
+        styles, coeffs = [], []
+        model = self.model
+        if self.snap:
+            styles.append("snap")
+            coeffs.append(f"pair_coeff * * snap {self._files[0]} {self._files[1]} {' '.join(model.types)}")
+        if self.zbl:
+            styles.append(f"zbl {self.zbl.inner!r} {self.zbl.outer!r}")
+            for a, b in self.zbl.pairs:
+                i, j = sorted((model.types.index(a) + 1, model.types.index(b) + 1))
+                za, zb = atomic_numbers[model.elements[i - 1]], atomic_numbers[model.elements[j - 1]]
+                coeffs.append(f"pair_coeff {i} {j} zbl {za} {zb}")
+        if self.d3:
+            d3 = self.d3
+            styles.append(f"dispersion/d3 {d3.damping} {d3.functional} {d3.cutoff!r} {d3.cn_cutoff!r}")
+            coeffs.append(f"pair_coeff * * dispersion/d3 {' '.join(model.elements)}")
+        if len(styles) == 1:
+            coeffs = [c.replace(f" {styles[0].split()[0]} ", " ", 1) for c in coeffs]
+            cmds = [f"pair_style {styles[0]}"]
+        else:
+            cmds = [f"pair_style hybrid/overlay {' '.join(styles)}"]
+        # neighbour-list sizes: long D3 cutoffs exceed LAMMPS's default per-atom limit
+        cut = max(self.d3.cutoff if self.d3 else 0.0, model.cutoff, self.zbl.outer if self.zbl else 0.0) + SKIN
+        per_atom = int(1.5 * natoms / volume * 4.0 / 3.0 * np.pi * cut**3) + 200
+        cmds.append(f"neigh_modify delay 0 every 1 check yes one {per_atom} page {max(100000, 10 * per_atom)}")
+        return cmds + coeffs
+
+    def _build(self, atoms: Atoms, types: np.ndarray) -> None:
+        if self._lmp is not None:
+            self._lmp.close()
+        box = Box(atoms.cell.array)
+        lmp = Lammps(self._log)
+        lmp.commands(["units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
+                      "boundary p p p", f"region cell prism 0 {box.prism.replace(' ', ' 0 ', 2)}",
+                      f"create_box {len(self.model.types)} cell", f"neighbor {SKIN} bin"])
+        for k, element in enumerate(self.model.elements, start=1):
+            lmp.command(f"mass {k} {float(atomic_masses[atomic_numbers[element]])!r}")
+        x = box.wrap(box.to_lammps(atoms.positions))
+        lmp.lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types.tolist(), x.ravel().tolist())
+        lmp.commands(self._pair_commands(len(atoms), atoms.get_volume()))
+        lmp.commands(["compute mofsnap_pea all pe/atom", "compute mofsnap_sumpea all reduce sum c_mofsnap_pea",
+                      "compute mofsnap_virial all pressure NULL virial",
+                      "thermo_style custom step pe c_mofsnap_sumpea c_mofsnap_virial[*]",
+                      "thermo_modify norm no"])
+        self._lmp = lmp
+        self._setup_lower = None
+
+    def _set_state(self, atoms: Atoms, box: Box) -> bool:
+        """Write cell and positions into LAMMPS; return whether a full setup is needed.
+
+        With an unchanged cell, positions are written continuous with LAMMPS's own periodic wrapping
+        (its image flags), so LAMMPS's neighbour-list displacement check stays valid and only a force
+        evaluation is needed. A changed cell moves all periodic images, so it gets a full setup.
+        """
+        lmp = self._lmp.lmp
+        n = len(atoms)
+        full = self._setup_lower is None or not np.array_equal(box.lower, self._setup_lower)
+        if full:
+            xhi, yhi, zhi, xy, xz, yz = box.prism.split()
+            self._lmp.command(f"change_box all x final 0 {xhi} y final 0 {yhi} z final 0 {zhi} "
+                              f"xy final {xy} xz final {xz} yz final {yz} units box")
+        x = lmp.numpy.extract_atom("x")[:n]
+        target = box.to_lammps(atoms.positions)[lmp.numpy.extract_atom("id")[:n] - 1]
+        if full:
+            x[:] = box.wrap(target)
+        else:
+            image = lmp.numpy.extract_atom("image")[:n].astype(np.int64)
+            images = np.stack([(image & 1023) - 512, ((image >> 10) & 1023) - 512, (image >> 20) - 512], axis=1)
+            x[:] = target - images @ box.lower
+        return full
+
+    # -- ASE interface ------------------------------------------------------------------------------
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        self._check_geometry(atoms)
+        types = self._lammps_types(atoms)
+        key = (tuple(atoms.numbers), tuple(types))
+        if self._lmp is None or key != self._key:
+            self._key = None
+            self._build(atoms, types)
+            self._key = key
+        box = Box(atoms.cell.array)
+        try:
+            full = self._set_state(atoms, box)
+            self._lmp.command("run 0 post no" if full else "run 1 pre no post no")
+        except Exception:
+            self._key = None  # the LAMMPS state is unknown after a failure: rebuild next time
+            raise
+        if full:
+            self._setup_lower = box.lower.copy()
+        lmp = self._lmp.lmp
+        n = len(atoms)
+        order = np.argsort(lmp.numpy.extract_atom("id")[:n])
+        forces = np.array(lmp.numpy.extract_atom("f")[:n])[order]
+        energies = np.array(lmp.numpy.extract_compute("mofsnap_pea", 1, 1))[order]
+        pressure = np.array(lmp.numpy.extract_compute("mofsnap_virial", 0, 1))
+        energy = lmp.get_thermo("pe")
+        self.results["energy"] = self.results["free_energy"] = float(energy)
+        self.results["energies"] = energies
+        self.results["forces"] = box.to_ase(forces)
+        self.results["stress"] = -box.tensor_to_ase(pressure) * bar
+
+    def __del__(self) -> None:
+        if getattr(self, "_lmp", None) is not None:
+            self._lmp.close()
