@@ -166,11 +166,13 @@ class SNAPCalculator(Calculator):
             d3 = self.d3
             styles.append(f"dispersion/d3 {d3.damping} {d3.functional} {d3.cutoff!r} {d3.cn_cutoff!r}")
             coeffs.append(f"pair_coeff * * dispersion/d3 {' '.join(model.elements)}")
-        if len(styles) == 1:
+        if len(styles) == 1 and not self.zbl:
             coeffs = [c.replace(f" {styles[0].split()[0]} ", " ", 1) for c in coeffs]
             cmds = [f"pair_style {styles[0]}"]
-        else:
+        else:  # ZBL acts on some type pairs only, which needs the hybrid style
             cmds = [f"pair_style hybrid/overlay {' '.join(styles)}"]
+            if not (self.snap or self.d3):
+                coeffs.insert(0, "pair_coeff * * none")
         # neighbour-list sizes: long D3 cutoffs exceed LAMMPS's default per-atom limit
         cut = max(self.d3.cutoff if self.d3 else 0.0, model.cutoff, self.zbl.outer if self.zbl else 0.0) + SKIN
         per_atom = int(1.5 * natoms / volume * 4.0 / 3.0 * np.pi * cut**3) + 200
@@ -213,12 +215,17 @@ class SNAPCalculator(Calculator):
                               f"xy final {xy} xz final {xz} yz final {yz} units box")
         x = lmp.numpy.extract_atom("x")[:n]
         target = box.to_lammps(atoms.positions)[lmp.numpy.extract_atom("id")[:n] - 1]
-        if full:
-            x[:] = box.wrap(target)
-        else:
+        if not full:
             image = lmp.numpy.extract_atom("image")[:n].astype(np.int64)
             images = np.stack([(image & 1023) - 512, ((image >> 10) & 1023) - 512, (image >> 20) - 512], axis=1)
-            x[:] = target - images @ box.lower
+            unwrapped = target - images @ box.lower
+            frac = np.linalg.solve(box.lower.T, unwrapped.T)
+            full = frac.min() < -0.5 or frac.max() > 1.5  # a jump LAMMPS's wrapping cannot follow
+        if full:
+            x[:] = box.wrap(target)
+            self._lmp.command("set group all image 0 0 0")
+        else:
+            x[:] = unwrapped
         return full
 
     # -- ASE interface ------------------------------------------------------------------------------

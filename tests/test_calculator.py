@@ -1,0 +1,235 @@
+"""SNAPCalculator: finite differences, agreement with plain LAMMPS and dftd3, invariances, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms, units
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+from ase.filters import FrechetCellFilter
+from ase.md.langevin import Langevin
+from ase.md.nose_hoover_chain import MTKNPT, NoseHooverChainNVT
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.verlet import VelocityVerlet
+from ase.optimize import FIRE
+from scipy.spatial.transform import Rotation
+
+from mofsnap._lammps import Box, Lammps
+from mofsnap.calculator import D3, ZBL, SNAPCalculator
+from mofsnap.exceptions import LammpsError, ModelError
+from mofsnap.model import SNAPModel
+
+TYPES = ["C3a", "H1a", "N3a", "Zn4a"]
+
+
+@pytest.fixture(scope="module")
+def model() -> SNAPModel:
+    """A SNAP model with small random coefficients: smooth, so finite differences are meaningful."""
+    rng = np.random.default_rng(1)
+    m = SNAPModel(TYPES, radii=[0.45, 0.30, 0.45, 0.42], weights=[1.0, 0.8, 1.1, 0.3])
+    m.coefficients = rng.normal(0.0, 0.05, m.coefficients.shape)
+    m.coefficients[:, 0] = [-3.0, -1.0, -4.0, -2.0]
+    return m
+
+
+@pytest.fixture
+def atoms() -> Atoms:
+    """12 typed atoms in a skewed triclinic cell."""
+    rng = np.random.default_rng(0)
+    cell = np.array([[7.0, 0.0, 0.0], [0.8, 7.2, 0.0], [-0.5, 0.6, 6.8]])
+    grid = np.array([[i, j, k] for i in range(2) for j in range(2) for k in range(3)]) / [2, 2, 3]
+    a = Atoms(["C", "H", "N", "Zn"] * 3, positions=grid @ cell + rng.normal(0, 0.15, (12, 3)), cell=cell, pbc=True)
+    a.arrays["atom_types"] = np.array(TYPES * 3)
+    return a
+
+
+TERMS = {
+    "snap": dict(),
+    "d3": dict(snap=False, d3=D3(cutoff=12.0, cn_cutoff=8.0)),
+    "zbl": dict(snap=False, zbl=ZBL([("C3a", "H1a"), ("H1a", "Zn4a"), ("N3a", "N3a")], inner=1.0, outer=3.5)),
+    "all": dict(d3=D3(cutoff=12.0, cn_cutoff=8.0), zbl=ZBL([("H1a", "N3a"), ("C3a", "Zn4a")], 1.5, 3.0)),
+}
+
+
+@pytest.mark.parametrize("terms", TERMS)
+def test_forces_and_stress_are_energy_derivatives(model, atoms, terms):
+    atoms.calc = SNAPCalculator(model, **TERMS[terms])
+    energy = atoms.get_potential_energy()
+    assert abs(energy) > 0
+    assert np.abs(atoms.get_forces() - calculate_numerical_forces(atoms, eps=1e-4)).max() < 1e-5
+    assert np.abs(atoms.get_stress() - calculate_numerical_stress(atoms, eps=1e-5)).max() < 1e-7
+    assert atoms.get_potential_energies().sum() == pytest.approx(energy, abs=1e-8)
+
+
+def test_equals_plain_lammps_run(model, atoms, tmp_path):
+    """The same input through a LAMMPS data file and a hand-written input script."""
+    atoms.calc = SNAPCalculator(model)
+    coeff, param = model.write(tmp_path / "m")
+    box = Box(atoms.cell.array)
+    x = box.wrap(box.to_lammps(atoms.positions))
+    xhi, yhi, zhi, xy, xz, yz = box.prism.split()
+    lines = ["data", "", f"{len(atoms)} atoms", f"{len(TYPES)} atom types", f"0 {xhi} xlo xhi", f"0 {yhi} ylo yhi",
+             f"0 {zhi} zlo zhi", f"{xy} {xz} {yz} xy xz yz", "", "Masses", ""]
+    lines += [f"{k + 1} {m}" for k, m in enumerate([12.011, 1.008, 14.007, 65.38])] + ["", "Atoms # atomic", ""]
+    lines += [f"{i + 1} {TYPES.index(t) + 1} {p[0]:.16f} {p[1]:.16f} {p[2]:.16f}"
+              for i, (t, p) in enumerate(zip(atoms.arrays["atom_types"], x))]
+    (tmp_path / "data").write_text("\n".join(lines) + "\n")
+    with Lammps() as lmp:
+        lmp.commands(["units metal", "atom_style atomic", "boundary p p p", f"read_data {tmp_path / 'data'}",
+                      "pair_style snap", f"pair_coeff * * {coeff} {param} {' '.join(TYPES)}", "run 0"])
+        energy = lmp.lmp.get_thermo("pe")
+        forces = np.array(lmp.lmp.numpy.extract_atom("f")[: len(atoms)])
+        ids = np.array(lmp.lmp.numpy.extract_atom("id")[: len(atoms)])
+    assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-10)
+    assert np.allclose(box.to_lammps(atoms.get_forces())[ids - 1], forces, atol=1e-10)
+
+
+def test_d3_matches_dftd3_package(model, atoms):
+    from dftd3.interface import DispersionModel, RationalDampingParam
+
+    d3 = D3(cutoff=15.0, cn_cutoff=10.0)
+    atoms.calc = SNAPCalculator(model, snap=False, d3=d3)
+    disp = DispersionModel(atoms.numbers, atoms.positions / units.Bohr, atoms.cell.array / units.Bohr,
+                           np.array([True, True, True]))
+    disp.set_realspace_cutoff(d3.cutoff / units.Bohr, d3.cutoff / units.Bohr, d3.cn_cutoff / units.Bohr)
+    ref = disp.get_dispersion(RationalDampingParam(method="pbe", atm=False), grad=True)
+    assert atoms.get_potential_energy() == pytest.approx(ref["energy"] * units.Hartree, abs=1e-5)
+    ref_forces = -ref["gradient"] * units.Hartree / units.Bohr
+    assert np.abs(atoms.get_forces() - ref_forces).max() < 1e-5
+
+
+def test_rotation_and_permutation_invariance(model, atoms):
+    atoms.calc = SNAPCalculator(model, d3=D3(cutoff=10.0, cn_cutoff=8.0))
+    energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(voigt=False)
+
+    rot = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    rotated = atoms.copy()
+    rotated.set_cell(atoms.cell.array @ rot.T)
+    rotated.positions = atoms.positions @ rot.T
+    rotated.calc = SNAPCalculator(model, d3=D3(cutoff=10.0, cn_cutoff=8.0))
+    assert rotated.get_potential_energy() == pytest.approx(energy, abs=1e-9)
+    assert np.allclose(rotated.get_forces(), forces @ rot.T, atol=1e-9)
+    assert np.allclose(rotated.get_stress(voigt=False), rot @ stress @ rot.T, atol=1e-10)
+
+    order = np.random.default_rng(3).permutation(len(atoms))
+    shuffled = atoms[order]
+    shuffled.calc = SNAPCalculator(model, d3=D3(cutoff=10.0, cn_cutoff=8.0))
+    assert shuffled.get_potential_energy() == pytest.approx(energy, abs=1e-9)
+    assert np.allclose(shuffled.get_forces(), forces[order], atol=1e-9)
+
+
+def _fresh(model, atoms, **terms):
+    copy = atoms.copy()
+    copy.calc = SNAPCalculator(model, **terms)
+    return copy.get_potential_energy(), copy.get_forces(), copy.get_stress()
+
+
+@pytest.mark.parametrize("dynamics", ["nvt", "npt", "langevin"])
+def test_reused_lammps_state_stays_exact_in_dynamics(model, atoms, dynamics):
+    """After MD steps (atoms crossing the cell boundary, cell changes in NPT) results equal a new calculator."""
+    terms = dict(d3=D3(cutoff=10.0, cn_cutoff=8.0))
+    atoms.calc = SNAPCalculator(model, **terms)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(5))
+    dt = 0.5 * units.fs
+    md = {"nvt": lambda: NoseHooverChainNVT(atoms, dt, temperature_K=300, tdamp=100 * dt),
+          "npt": lambda: MTKNPT(atoms, dt, temperature_K=300, pressure_au=0.0, tdamp=100 * dt, pdamp=200 * dt),
+          "langevin": lambda: Langevin(atoms, dt, temperature_K=300, friction=0.01, rng=np.random.default_rng(1)),
+          }[dynamics]()
+    start = atoms.get_scaled_positions(wrap=False)
+    md.run(30)
+    assert np.abs(atoms.get_scaled_positions(wrap=False) - start).max() > 0
+    energy, forces, stress = _fresh(model, atoms, **terms)
+    assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-9)
+    assert np.abs(atoms.get_forces() - forces).max() < 1e-9
+    assert np.abs(atoms.get_stress() - stress).max() < 1e-10
+
+
+def test_position_updates_across_the_boundary_are_exact(model, atoms):
+    atoms.calc = SNAPCalculator(model)
+    atoms.get_potential_energy()
+    for shift in (0.05, 3.0, -7.5):  # the last two move atoms across the cell faces
+        atoms.positions[:4] += shift
+        assert atoms.get_potential_energy() == pytest.approx(_fresh(model, atoms)[0], abs=1e-10)
+
+
+def test_nve_conserves_energy(model, atoms):
+    atoms.calc = SNAPCalculator(model, zbl=ZBL([("H1a", "N3a")], 1.5, 2.5))
+    MaxwellBoltzmannDistribution(atoms, temperature_K=100, rng=np.random.default_rng(2))
+    total = [atoms.get_total_energy()]
+    md = VelocityVerlet(atoms, 0.25 * units.fs)
+    md.attach(lambda: total.append(atoms.get_total_energy()), interval=10)
+    md.run(200)
+    assert np.ptp(total) < 2e-3 * len(atoms)
+
+
+def test_cell_relaxation_with_fire(model, atoms):
+    atoms.calc = SNAPCalculator(model, d3=D3(cutoff=10.0, cn_cutoff=8.0))
+    start = atoms.get_potential_energy()
+    opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+    opt.run(fmax=0.5, steps=40)
+    assert atoms.get_potential_energy() < start
+
+
+def test_model_file_round_trip_is_exact(model, tmp_path):
+    model.write(tmp_path / "m")
+    again = SNAPModel.read(tmp_path / "m")
+    assert again.types == model.types
+    assert np.array_equal(again.coefficients, model.coefficients)
+    assert np.array_equal(again.radii, model.radii) and np.array_equal(again.weights, model.weights)
+    assert again.params() == model.params()
+
+
+def test_reads_foreign_snap_files(tmp_path):
+    """Files as other programs write them: comments, blank lines, extra keys, optional keys missing."""
+    rows = "\n".join(f"{0.001 * k}  # B{k}" for k in range(31))
+    (tmp_path / "x.snapcoeff").write_text(f"# fitted elsewhere\n\n1 31\nZn4a 0.5 1.0  # type line\n{rows}\n")
+    (tmp_path / "x.snapparam").write_text("# params\nrcutfac 4.2\ntwojmax 6\n\nbzeroflag 0\nwselfallflag 0\n")
+    m = SNAPModel.read(tmp_path / "x")
+    assert (m.twojmax, m.rcutfac, m.bzeroflag, m.rfac0) == (6, 4.2, 0, SNAPModel(["Zn4a"]).rfac0)
+    assert m.coefficients[0, 30] == pytest.approx(0.030)
+    assert m.extra == {"wselfallflag": "0"}
+    m.write(tmp_path / "y")
+    assert "wselfallflag 0" in (tmp_path / "y.snapparam").read_text()
+
+
+def test_loads_from_file_prefix(model, atoms, tmp_path):
+    model.write(tmp_path / "m")
+    atoms.calc = SNAPCalculator(str(tmp_path / "m"))
+    assert atoms.get_potential_energy() == pytest.approx(_fresh(model, atoms)[0], abs=1e-10)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.arrays.pop("atom_types"), "no atom types"),
+    (lambda a: a.arrays["atom_types"].__setitem__(0, "C3b"), "not in the model"),
+    (lambda a: a.arrays["atom_types"].__setitem__(0, "H1a"), "does not match element"),
+    (lambda a: a.positions.__setitem__((0, 0), np.nan), "NaN"),
+    (lambda a: a.set_pbc([True, True, False]), "periodic"),
+])
+def test_bad_atoms_are_rejected(model, atoms, change, message):
+    change(atoms)
+    atoms.calc = SNAPCalculator(model)
+    with pytest.raises(ModelError, match=message):
+        atoms.get_potential_energy()
+
+
+def test_bad_settings_are_rejected(model, tmp_path):
+    with pytest.raises(ModelError, match="inner cutoff"):
+        ZBL([("H1a", "N3a")], inner=2.5, outer=2.0)
+    with pytest.raises(ModelError, match="coordination-number cutoff"):
+        D3(cutoff=10.0, cn_cutoff=20.0)
+    with pytest.raises(ModelError, match="not types of the model"):
+        SNAPCalculator(model, zbl=ZBL([("H1b", "N3a")]))
+    with pytest.raises(ModelError, match="does not exist"):
+        SNAPCalculator(tmp_path / "missing")
+    with pytest.raises(ModelError, match="duplicate"):
+        SNAPModel(["C3a", "C3a"])
+
+
+def test_lammps_errors_become_exceptions(model, atoms):
+    """An invalid snapparam key is rejected by LAMMPS itself; Python gets the message and survives."""
+    bad = SNAPModel(model.types, model.radii, model.weights, model.coefficients, extra={"nonsense": "1"})
+    atoms.calc = SNAPCalculator(bad)
+    with pytest.raises(LammpsError, match="nonsense"):
+        atoms.get_potential_energy()
+    atoms.calc = SNAPCalculator(model)
+    assert np.isfinite(atoms.get_potential_energy())
