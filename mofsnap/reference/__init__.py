@@ -1,0 +1,136 @@
+"""Reference methods that label configurations with energy, forces and stress.
+
+A *reference* is a small, picklable specification (a frozen dataclass): it travels to process-pool or Dask
+workers, and only there builds its ASE calculator with :meth:`Reference.calculator`.  Its :attr:`settings`
+(everything that changes the numbers, nothing about how the program is run) are hashed into
+:attr:`settings_hash`, which keys the labelling store.
+
+Available references: :class:`CP2K` (DFT presets of the reference work), :class:`XTB` (GFN1/GFN2-xTB through
+tblite, the embedded default) and :class:`ASEReference` (any picklable ASE calculator factory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from ..exceptions import MofsnapError
+
+
+class ReferenceError(MofsnapError, ValueError):
+    """A reference is misconfigured, or cannot treat a given configuration (no cell, unknown element...)."""
+
+
+class ReferenceUnavailableError(MofsnapError, RuntimeError):
+    """The program behind a reference is not installed or cannot be started."""
+
+
+class Reference(ABC):
+    """Picklable specification of a reference method.
+
+    Subclasses are frozen dataclasses implementing :attr:`name`, :attr:`settings` and :meth:`calculator`;
+    they may extend :meth:`check` (per configuration) and :meth:`check_environment` (per worker).
+    """
+
+    periodic: bool = True
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Short human-readable name of the method, e.g. ``"GFN1-xTB"`` or ``"CP2K/PBE"``."""
+
+    @property
+    @abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """Every setting that changes the computed numbers (JSON-serialisable)."""
+
+    @abstractmethod
+    def calculator(self) -> Calculator:
+        """A fresh ASE calculator for this reference (built on the worker that runs it)."""
+
+    @property
+    def settings_hash(self) -> str:
+        """Stable 16-hex-digit SHA-256 of :attr:`name` and :attr:`settings` (sorted JSON)."""
+        text = json.dumps({"name": self.name, "settings": self.settings}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def check(self, atoms: Atoms) -> None:
+        """Raise :class:`ReferenceError` if this reference cannot label ``atoms``.
+
+        The base check requires, for a periodic method, periodic boundaries in all three directions and a
+        cell of non-zero volume.
+        """
+        if not self.periodic:
+            return
+        if not np.all(atoms.pbc):
+            raise ReferenceError(
+                f"{self.name} is a periodic method but the configuration {atoms.get_chemical_formula()} has "
+                f"pbc={atoms.pbc.tolist()}; set a cell and atoms.pbc = True")
+        if atoms.cell.rank < 3 or abs(atoms.cell.volume) < 1e-6:
+            raise ReferenceError(
+                f"{self.name} is a periodic method but the configuration {atoms.get_chemical_formula()} has no "
+                f"3D cell (cell = {atoms.cell.tolist()})")
+
+    def check_environment(self) -> None:
+        """Raise :class:`ReferenceUnavailableError` if the program cannot run here (default: always fine)."""
+
+    def abort(self, calculator: Calculator) -> None:
+        """Stop a running calculation of ``calculator`` from another thread (timeouts); default: nothing."""
+
+    def check_picklable(self) -> None:
+        """Raise :class:`ReferenceError` if the specification cannot be sent to another process."""
+        try:
+            pickle.dumps(self)
+        except Exception as exc:  # pickle raises several unrelated types
+            raise ReferenceError(
+                f"reference {self.name!r} cannot be pickled ({exc}); use a module-level function or class "
+                "(not a lambda or local function) as calculator factory") from exc
+
+
+@dataclass(frozen=True)
+class ASEReference(Reference):
+    """Any ASE calculator as a reference.
+
+    Parameters
+    ----------
+    factory
+        Picklable callable returning a fresh ASE calculator (a module-level function, a calculator class, or
+        :func:`functools.partial` of one).
+    method_name
+        Name recorded as provenance, e.g. ``"EMT"``.
+    method_settings
+        Settings that define the numbers (hashed for the store key); include everything that matters.
+    periodic
+        Whether configurations must carry a 3D periodic cell.
+    """
+
+    factory: Callable[[], Calculator]
+    method_name: str
+    method_settings: dict[str, Any] = field(default_factory=dict)
+    periodic: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.method_name
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.method_settings)
+
+    def calculator(self) -> Calculator:
+        return self.factory()
+
+
+from .cp2k import CP2K  # noqa: E402  (the subclasses need the base class above)
+from .xtb import XTB  # noqa: E402
+
+__all__ = ["ASEReference", "CP2K", "Reference", "ReferenceError", "ReferenceUnavailableError", "XTB"]
