@@ -561,3 +561,96 @@ def _store_result(store: LabelStore, item: _Item, result: dict[str, Any], summar
     summary.work_time += result["wall_time"]
     bar.update()
     bar.set_postfix(done=summary.done, failed=summary.failed, refresh=False)
+
+
+# ------------------------------------------------------------------------------------------------ command
+
+REFERENCES: dict[str, Callable[[argparse.Namespace], Reference]] = {
+    "gfn1": lambda a: XTB("GFN1-xTB"),
+    "gfn2": lambda a: XTB("GFN2-xTB"),
+    "cp2k-training": lambda a: CP2K("training", mpi_ranks=a.mpi_ranks, omp_threads=a.omp_threads),
+    "cp2k-optimisation": lambda a: CP2K("optimisation", mpi_ranks=a.mpi_ranks, omp_threads=a.omp_threads),
+    "cp2k-cheap": lambda a: CP2K("cheap", mpi_ranks=a.mpi_ranks, omp_threads=a.omp_threads),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mofsnap.labelling",
+        description="Label configurations (energy, forces, stress) with a reference method into an ase.db "
+                    "store DIR/labels.db; re-running skips what is already labelled.  Writes "
+                    "DIR/labelling.json (counts, timings) and DIR/labelling.png (time per calculation, "
+                    "energy per atom).")
+    parser.add_argument("inputs", nargs="+", help="structure files readable by ase.io (all frames are used); "
+                        "the file name and frame index are stored as provenance")
+    parser.add_argument("-o", "--output", required=True, help="output directory (store, JSON, PNG)")
+    parser.add_argument("--reference", choices=sorted(REFERENCES), default="gfn1",
+                        help="reference method: GFN1/GFN2-xTB (tblite) or a CP2K preset (default: gfn1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local worker processes (default: one per CPU); ignored with --scheduler")
+    parser.add_argument("--scheduler", default=None,
+                        help="Dask scheduler address (e.g. tcp://10.0.0.5:8786) to send the work to")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per calculation")
+    parser.add_argument("--retry-failed", action="store_true", help="recompute configurations stored as failed")
+    parser.add_argument("--generation", type=int, default=None, help="active-learning generation (provenance)")
+    parser.add_argument("--temperature", type=float, default=None, help="MD temperature in K (provenance)")
+    parser.add_argument("--mpi-ranks", type=int, default=1, help="MPI ranks per CP2K calculation (default 1)")
+    parser.add_argument("--omp-threads", type=int, default=1, help="OpenMP threads per CP2K rank (default 1)")
+    parser.add_argument("--export", default=None, help="also write all good labels to this extxyz file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command-line entry point (see ``--help``)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    configs, metadata = [], []
+    for path in args.inputs:
+        for frame, atoms in enumerate(ase.io.read(path, index=":")):
+            configs.append(atoms)
+            metadata.append({"source": str(path), "frame": frame, "generation": args.generation,
+                             "temperature": args.temperature})
+    reference = REFERENCES[args.reference](args)
+    store = LabelStore(out / "labels.db")
+    summary = label(configs, reference, store, executor=args.scheduler, metadata=metadata,
+                    timeout=args.timeout, retry_failed=args.retry_failed, max_workers=args.workers)
+    if args.export:
+        store.export_extxyz(args.export)
+    _report(summary, store, reference, out)
+    print(f"{summary.done} labelled, {summary.failed} failed, {summary.skipped} already stored, "
+          f"{summary.wall_time:.1f} s; store {store.path}")
+
+
+def _report(summary: LabelSummary, store: LabelStore, reference: Reference, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    requested = set(summary.keys)
+    labelled = [a for a in store.select(settings_hash=reference.settings_hash) if a.info["label_hash"] in requested]
+    times = np.array([a.info["wall_time"] for a in labelled])
+    energies = np.array([a.get_potential_energy() / len(a) for a in labelled])
+    record = {"reference": reference.name, "settings_hash": reference.settings_hash,
+              "settings": reference.settings, "requested": len(summary.keys), "done": summary.done,
+              "failed": summary.failed, "skipped": summary.skipped, "wall_time_s": summary.wall_time,
+              "work_time_s": summary.work_time, "store_time_s": summary.store_time,
+              "labelled_total": len(labelled), "failures": store.failures(settings_hash=reference.settings_hash)}
+    (out / "labelling.json").write_text(json.dumps(record, indent=2, default=str))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.hist(times, bins=30)
+    ax1.set_xlabel("wall time per calculation (s)")
+    ax1.set_ylabel("configurations")
+    ax2.plot(energies * 1000.0 - (energies.min() * 1000.0 if len(energies) else 0.0), ".")
+    ax2.set_xlabel("configuration")
+    ax2.set_ylabel("energy - min (meV/atom)")
+    fig.suptitle(f"{reference.name}: {len(labelled)} labelled, {store.count_failures()} failed in store")
+    fig.tight_layout()
+    fig.savefig(out / "labelling.png", dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
