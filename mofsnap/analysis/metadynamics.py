@@ -28,7 +28,6 @@ import importlib.util
 import json
 import logging
 import os
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +36,11 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
-from ase.io import Trajectory, read
 from scipy.signal import find_peaks
 from scipy.special import logsumexp
 
 from ..exceptions import MofsnapError
+from ..md import MDResult, read_trajectory, run_md
 from ..topology import bond_pairs
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ log = logging.getLogger(__name__)
 UNITS_LINE = "UNITS LENGTH=A ENERGY=eV TIME=fs"
 
 #: Names of the files a run keeps in its directory.
-INPUT_FILE, TRAJECTORY_FILE, STATE_FILE, LOG_FILE = "plumed.dat", "md.traj", "run.json", "plumed.log"
+INPUT_FILE, TRAJECTORY_FILE, LOG_FILE = "plumed.dat", "md.traj", "plumed.log"
 
 
 class MetadynamicsError(MofsnapError, RuntimeError):
@@ -304,35 +303,21 @@ def ring_rotation_input(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class MetadynamicsRun:
-    """Where a run left its files, and how fast it went.
+def _cut_outputs(lines: Sequence[str], directory: Path, step: int, timestep: float) -> None:
+    """Cut PLUMED outputs (``FILE=``, first column time in fs) back to MD step ``step`` before a restart.
 
-    Attributes
-    ----------
-    directory : Path
-        Holds ``plumed.dat``, ``md.traj``, ``run.json``, ``plumed.log`` and PLUMED's files (HILLS, COLVAR...).
-    steps : int
-        MD steps done in total (over all resumptions).
-    ns_per_day : float
-        Speed of the last call (nan if it ran no step).
+    PLUMED prints (COLVAR...) on the first step after a restart again, so those lines go; METAD deposits no
+    hill on its first step, so a hill laid at ``step`` stays.
     """
-
-    directory: Path
-    steps: int
-    ns_per_day: float
-
-
-def _files_of(plumed_input: Sequence[str]) -> list[str]:
-    """File names given as ``FILE=`` in a PLUMED input."""
-    return [word[5:] for line in plumed_input for word in line.split() if word.startswith("FILE=")]
-
-
-def _truncate_after(path: Path, last_time: float) -> None:
-    """Drop the data lines of a PLUMED output whose time (first column) is not before ``last_time``."""
-    kept = [line for line in path.read_text().splitlines(keepends=True)
-            if line.startswith("#") or not line.split() or float(line.split()[0]) < last_time]
-    path.write_text("".join(kept))
+    for line in lines:
+        words = line.split()
+        last_time = (step + (0.5 if "METAD" in words else -0.5)) * timestep
+        for word in words:
+            path = directory / word[5:]
+            if word.startswith("FILE=") and path.exists():
+                kept = [row for row in path.read_text().splitlines(keepends=True)
+                        if row.startswith("#") or not row.split() or float(row.split()[0]) < last_time]
+                path.write_text("".join(kept))
 
 
 def run_metadynamics(
@@ -344,29 +329,33 @@ def run_metadynamics(
     steps: int,
     directory: str | Path,
     timestep: float = 1.0,
-    thermostat: str = "nose-hoover",
+    thermostat: str = "nvt",
     tdamp: float = 100.0,
+    chain: int = 5,
     friction: float = 0.01,
     seed: int = 0,
-    traj_interval: int = 100,
+    thermalize: bool = True,
+    interval: int = 100,
     resume: bool = True,
     progress: bool = True,
-) -> MetadynamicsRun:
+) -> MDResult:
     """NVT molecular dynamics of ``atoms`` under ``calc`` biased by PLUMED (e.g. well-tempered metadynamics).
 
-    The run lives in ``directory`` (PLUMED's relative ``FILE=`` names are relative to it). With ``resume``
-    and an existing trajectory, it continues from the last frame up to ``steps`` in total: PLUMED outputs are
-    cut back to that frame and PLUMED restarts from them, so the bias is the one the frame felt. A
-    Nose-Hoover chain restarts with a fresh thermostat state.
+    The dynamics is :func:`mofsnap.md.run_md` with ``calc`` wrapped in :class:`ase.calculators.plumed.Plumed`.
+    The run lives in ``directory``: ``plumed.dat`` (the input), ``md.traj``, ``plumed.log`` and PLUMED's own
+    outputs (relative ``FILE=`` names are relative to ``directory``). With ``resume`` and an existing
+    trajectory it continues from the last frame up to ``steps`` in total: PLUMED outputs are first cut back
+    to that frame's time and PLUMED restarts from them, so the bias is the one the frame felt (the
+    thermostat variables restart from rest).
 
     Parameters
     ----------
     atoms : Atoms
-        Start structure (left unchanged). Momenta are drawn from Maxwell-Boltzmann (``seed``) if all zero.
+        Start structure, changed in place (final state).
     calc : Calculator
         Unbiased calculator (e.g. ``SNAPCalculator``).
     plumed_input : sequence of str
-        PLUMED lines; :data:`UNITS_LINE` is prepended if no ``UNITS`` line is given.
+        PLUMED lines; :data:`UNITS_LINE` is put first unless a ``UNITS`` line is given.
     temperature : float
         K (thermostat and PLUMED's kT).
     steps : int
@@ -375,32 +364,36 @@ def run_metadynamics(
         Run directory (created).
     timestep : float
         fs.
-    thermostat : {"nose-hoover", "langevin"}
-        Nose-Hoover chain (3 thermostats, ``tdamp`` fs) or Langevin (``friction`` in 1/fs, ``seed``).
-    tdamp, friction : float
+    thermostat : {"nvt", "langevin"}
+        Nose-Hoover chain (``chain`` thermostats, time constant ``tdamp`` fs) or Langevin (``friction`` 1/fs).
+    tdamp, chain, friction : float, int, float
         Thermostat parameters.
     seed : int
-        Seed of initial velocities and Langevin noise.
-    traj_interval : int
-        Steps between trajectory frames (the resumption points).
+        Seed of the initial velocities and the Langevin noise.
+    thermalize : bool
+        Draw Maxwell-Boltzmann velocities at the start (else keep the atoms' momenta).
+    interval : int
+        Steps between trajectory frames (the points a run can resume from).
     resume : bool
-        Continue from ``md.traj`` if present; otherwise start over (PLUMED backs up old outputs).
+        Continue from ``md.traj`` if present; if False an existing trajectory is an error.
     progress : bool
         Show a progress bar.
 
     Returns
     -------
-    MetadynamicsRun
+    MDResult
+        Steps done, wall time and ns/day of this call.
+
+    Raises
+    ------
+    MetadynamicsError
+        Unknown thermostat, missing PLUMED, or a resume with a different PLUMED input.
     """
     from ase.calculators.plumed import Plumed
-    from ase.md.langevin import Langevin
-    from ase.md.nose_hoover_chain import NoseHooverChainNVT
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-    from tqdm.auto import tqdm
 
     plumed_kernel()
-    if thermostat not in ("nose-hoover", "langevin"):
-        raise MetadynamicsError(f"unknown thermostat {thermostat!r}; use 'nose-hoover' or 'langevin'")
+    if thermostat not in ("nvt", "langevin"):
+        raise MetadynamicsError(f"unknown thermostat {thermostat!r}; use 'nvt' (Nose-Hoover chain) or 'langevin'")
     lines = [line.strip() for line in plumed_input if line.strip()]
     if not any(line.split()[0] == "UNITS" for line in lines):
         lines.insert(0, UNITS_LINE)
@@ -408,65 +401,26 @@ def run_metadynamics(
     directory.mkdir(parents=True, exist_ok=True)
     traj_path, input_path = directory / TRAJECTORY_FILE, directory / INPUT_FILE
 
-    atoms = atoms.copy()
     start = 0
-    resuming = resume and traj_path.exists() and traj_path.stat().st_size > 0
-    if resuming:
+    if resume and traj_path.exists() and traj_path.stat().st_size > 0:
         if input_path.exists() and input_path.read_text().splitlines() != lines:
             raise MetadynamicsError(f"cannot resume in {directory}: its {INPUT_FILE} differs from this PLUMED input")
-        last = read(traj_path, -1)
-        start = int(last.info["step"])
-        atoms.positions, atoms.cell = last.positions, last.cell
-        atoms.set_momenta(last.get_momenta())
-        for name in _files_of(lines):
-            if (directory / name).exists():
-                _truncate_after(directory / name, (start - 0.5) * timestep)
+        start = int(read_trajectory(traj_path, -1)[0].info.get("md_step", 0))
+        _cut_outputs(lines, directory, start, timestep)
         log.info("resuming %s at step %d", directory, start)
-    elif not atoms.get_momenta().any():
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
-        Stationary(atoms)
     input_path.write_text("\n".join(lines) + "\n")
-    todo = steps - start
-    if todo <= 0:
-        return MetadynamicsRun(directory, start, float("nan"))
 
     with contextlib.chdir(directory):
         biased = Plumed(calc=calc, input=lines, timestep=timestep * units.fs, atoms=atoms,
-                        kT=units.kB * temperature, log=LOG_FILE, restart=resuming)
+                        kT=units.kB * temperature, log=LOG_FILE, restart=start > 0)
         biased.istep = start
-        atoms.calc = biased
-        if thermostat == "langevin":
-            dyn = Langevin(atoms, timestep * units.fs, temperature_K=temperature, friction=friction / units.fs,
-                           fixcm=False, rng=np.random.default_rng([seed, start]))
-        else:
-            dyn = NoseHooverChainNVT(atoms, timestep * units.fs, temperature_K=temperature,
-                                     tdamp=tdamp * units.fs)
-        bar = tqdm(total=todo, desc="metadynamics", unit="step", disable=not progress)
-        with Trajectory(traj_path, "a" if resuming else "w") as traj:
-
-            def write_frame() -> None:
-                step = start + dyn.nsteps
-                if step > start or not resuming:
-                    frame = atoms.copy()
-                    frame.calc = None
-                    frame.info["step"] = step
-                    traj.write(frame)
-                bar.update(step - start - bar.n)
-
-            dyn.attach(write_frame, interval=traj_interval)
-            began = time.perf_counter()
-            try:
-                dyn.run(todo)
-            finally:
-                biased.plumed.finalize()
-                bar.close()
-            elapsed = time.perf_counter() - began
-    done = start + todo
-    ns_per_day = todo * timestep * 1e-6 / (elapsed / 86400.0)
-    state = {"steps": done, "temperature": temperature, "timestep_fs": timestep, "thermostat": thermostat,
-             "ns_per_day_last_call": ns_per_day}
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-    return MetadynamicsRun(directory, done, ns_per_day)
+        try:
+            return run_md(atoms, steps, temperature_K=temperature, ensemble=thermostat, timestep_fs=timestep,
+                          tdamp_fs=tdamp, chain=chain, friction_per_fs=friction, seed=seed, thermalize=thermalize,
+                          trajectory=traj_path, interval=interval, frame_results=False, resume=resume,
+                          progress=progress, calculator=biased)
+        finally:
+            biased.plumed.finalize()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -768,3 +722,119 @@ def free_energy(
         profiles=[profile_1d(surface, axes, k, kT) for k in range(len(axes))], temperature=temperature,
         biasfactor=hills.biasfactor, times=hills.time[ends - 1], barrier_history=history, barriers=history[-1],
         barrier_errors=errors, barrier=float(np.mean(history[-1])), barrier_error=mean_error)
+
+
+def write_results(result: FreeEnergy, directory: str | Path) -> Path:
+    """Write ``metadynamics.json`` and the PNG plots of ``result`` into ``directory``; return the JSON path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    result.plot(directory)
+    path = directory / "metadynamics.json"
+    path.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _add_analysis_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("free-energy analysis")
+    group.add_argument("--spacing", type=float, nargs="+", metavar="DS",
+                       help="grid spacing per CV in CV units (default: half the Gaussian width)")
+    group.add_argument("--checkpoints", type=int, default=20,
+                       help="bias times at which the barrier is recomputed for the convergence error (default 20)")
+    group.add_argument("--tail", type=float, default=0.25,
+                       help="fraction of the run whose barrier spread is the error (default 0.25)")
+    group.add_argument("--min-prominence", type=float, metavar="EV",
+                       help="smallest depth of a free-energy minimum that counts for the barrier, eV (default 2 kT)")
+
+
+def _analyse(hills: Path, temperature: float, args: argparse.Namespace, out: Path) -> FreeEnergy:
+    result = free_energy(hills, temperature, spacing=args.spacing, checkpoints=args.checkpoints, tail=args.tail,
+                         min_prominence=args.min_prominence)
+    path = write_results(result, out)
+    for name, value, error in zip(result.names, result.barriers, result.barrier_errors):
+        print(f"barrier along {name}: {value:.3f} ± {error:.3f} eV")
+    print(f"barrier: {result.barrier:.3f} ± {result.barrier_error:.3f} eV  ({path})")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command ``python -m mofsnap.analysis.metadynamics {run,analyse} ...``."""
+    from ..md import add_calculator_arguments, calculator_from_args, read_structure
+
+    parser = argparse.ArgumentParser(prog="python -m mofsnap.analysis.metadynamics", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run well-tempered metadynamics, then analyse it (resumable)",
+                              description="Run well-tempered metadynamics (MOF-5 ring rotation by default, or any "
+                                          "PLUMED input) and analyse its HILLS. Re-running the same command "
+                                          "continues an interrupted run.")
+    run.add_argument("structure", help="start structure (extxyz/CIF/...); atom types are assigned if missing")
+    run.add_argument("-o", "--output", default="metadynamics", help="run and results directory (default "
+                                                                    "./metadynamics)")
+    run.add_argument("--plumed", metavar="FILE",
+                     help="PLUMED input to use instead of the ring-rotation protocol (any CVs; its METAD must "
+                          "write FILE=HILLS; UNITS LENGTH=A ENERGY=eV TIME=fs is added if it has no UNITS)")
+    run.add_argument("--ring", type=int, default=0, help="index of the phenylene ring to rotate (default 0, the first)")
+    run.add_argument("-T", "--temperature", type=float, default=300.0, help="temperature in K (default 300)")
+    run.add_argument("--steps", type=int, default=100000, help="total MD steps (default 100000)")
+    wtm = run.add_argument_group("well-tempered metadynamics (ring protocol)")
+    wtm.add_argument("--sigma", type=float, default=0.1, help="Gaussian width in rad (default 0.1)")
+    wtm.add_argument("--height", type=float, default=0.05, help="initial Gaussian height in eV (default 0.05)")
+    wtm.add_argument("--biasfactor", type=float, default=12.0, help="bias factor γ (default 12)")
+    wtm.add_argument("--pace", type=int, default=100, help="MD steps between Gaussians (default 100)")
+    wtm.add_argument("--grid-spacing", type=float, default=0.05, help="PLUMED bias grid spacing in rad (default 0.05)")
+    md = run.add_argument_group("molecular dynamics (NVT)")
+    md.add_argument("--thermostat", choices=("nvt", "langevin"), default="nvt",
+                    help="nvt: Nose-Hoover chain (default); langevin: Langevin with --friction")
+    md.add_argument("--timestep", type=float, default=1.0, metavar="FS", help="time step in fs (default 1)")
+    md.add_argument("--tdamp", type=float, default=100.0, metavar="FS",
+                    help="Nose-Hoover time constant in fs (default 100)")
+    md.add_argument("--chain", type=int, default=5, help="Nose-Hoover chain length (default 5)")
+    md.add_argument("--friction", type=float, default=0.01, metavar="PER_FS",
+                    help="Langevin friction in 1/fs (default 0.01)")
+    md.add_argument("--interval", type=int, default=100, help="steps between trajectory frames (default 100)")
+    md.add_argument("--seed", type=int, default=0, help="seed of velocities and Langevin noise (default 0)")
+    md.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    add_calculator_arguments(run)
+    _add_analysis_arguments(run)
+
+    analyse = commands.add_parser("analyse", help="free energy and barrier from an existing HILLS file",
+                                  description="Free-energy surface, 1-D profiles and barrier with its bias-time "
+                                              "convergence error from a well-tempered PLUMED HILLS file.")
+    analyse.add_argument("hills", help="PLUMED HILLS file of a well-tempered run")
+    analyse.add_argument("-T", "--temperature", type=float, required=True, help="temperature of the run in K")
+    analyse.add_argument("-o", "--output", default=None, help="results directory (default: next to HILLS)")
+    _add_analysis_arguments(analyse)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command == "analyse":
+        hills = Path(args.hills)
+        _analyse(hills, args.temperature, args, Path(args.output) if args.output else hills.parent)
+        return
+    atoms = read_structure(args.structure)
+    if args.plumed:
+        lines = Path(args.plumed).read_text().splitlines()
+    else:
+        if "atom_types" not in atoms.arrays:
+            from ..atomtypes import assign_atom_types
+
+            assign_atom_types(atoms)
+        lines = ring_rotation_input(atoms, args.ring, temperature=args.temperature, sigma=args.sigma,
+                                    height=args.height, biasfactor=args.biasfactor, pace=args.pace,
+                                    grid_spacing=args.grid_spacing)
+    result = run_metadynamics(atoms, calculator_from_args(args), lines, temperature=args.temperature,
+                              steps=args.steps, directory=args.output, timestep=args.timestep,
+                              thermostat=args.thermostat, tdamp=args.tdamp, chain=args.chain, friction=args.friction,
+                              seed=args.seed, interval=args.interval, progress=not args.no_progress)
+    print(f"{result.steps} steps, {result.ns_per_day:.3f} ns/day")
+    _analyse(Path(args.output) / "HILLS", args.temperature, args, Path(args.output))
+
+
+if __name__ == "__main__":
+    main()
