@@ -1,0 +1,469 @@
+"""Training SNAP models: weighted ridge regression on descriptor rows, error reports, hyperparameter search.
+
+The loss minimised for coefficients ``beta`` (the flattened ``SNAPModel.coefficients``) is::
+
+    sum_c w_c^2 [ Ew^2 ((E_c - A_E beta) / N_c)^2 + |F_c - A_F beta|^2 + Sw^2 |S_c - A_S beta|^2 ] + alpha |beta|^2
+
+with ``w_c = atoms.info.get("weight", 1)`` per configuration, energies per atom (eV/atom), forces in eV/Å and
+stress in eV/Å³ (the virial divided by the volume): ``Ew`` and ``Sw`` are row weights relative to the force
+rows. The statistics are accumulated configuration by configuration as the upper-triangular factor ``R`` of
+the weighted ``[A | b]`` of each kind of row (energy, forces, stress), so memory grows with ncoef², not with
+the number of rows; ``R^T R`` is exactly the normal-equation matrix ``[A|b]^T W [A|b]``, but solving from
+``R`` keeps the accuracy of a dense least-squares solve (the normal equations square the condition number).
+Because the three kinds are kept apart, refits with new ``Ew``, ``Sw`` or ``alpha`` and the RMSEs of any
+coefficient vector cost O(ncoef³) and need no descriptor.
+
+The model-selection objective (used for ``alpha`` and by :func:`optimize_hyperparameters`) is::
+
+    RMSE_E / 1 meV/atom + RMSE_F / 100 meV/Å + RMSE_S / 30 MPa
+
+on held-out data (the scales, see :data:`OBJECTIVE_SCALES`, are the size of the published ZIF-8 errors, so a
+good model scores about 3).
+
+Command line: ``python -m mofsnap.fit train.extxyz --valid valid.extxyz -o model/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from scipy.optimize import minimize
+from tqdm.auto import tqdm
+
+from .descriptors import configuration_name, iter_descriptors
+from .exceptions import MofsnapError
+from .model import SNAPModel
+from .plotting import learning_curve_figure, parity_figure
+
+log = logging.getLogger(__name__)
+
+#: eV/Å³ in MPa.
+EV_PER_A3_IN_MPA = 160217.6620878
+KINDS = ("energy", "forces", "stress")
+#: Scales of the selection objective, in ASE units (eV/atom, eV/Å, eV/Å³).
+OBJECTIVE_SCALES = {"energy": 1e-3, "forces": 0.1, "stress": 30.0 / EV_PER_A3_IN_MPA}
+#: Report units: (name, factor from ASE units).
+REPORT_UNITS = {"energy": ("meV/atom", 1e3), "forces": ("meV/Å", 1e3), "stress": ("MPa", EV_PER_A3_IN_MPA)}
+DEFAULT_ALPHAS = tuple(np.logspace(-10, 2, 25))
+
+
+class FitError(MofsnapError, ValueError):
+    """Training data or fit settings are unusable (missing labels, NaN, inconsistent sizes...)."""
+
+
+# ----------------------------------------------------------------------------------------------- targets
+
+def reference_targets(atoms: Atoms, index: int = 0, reference: Calculator | None = None) -> np.ndarray:
+    """Target vector ``[E, F_1x .. F_Nz, S_xx S_yy S_zz S_yz S_xz S_xy]`` of one labelled configuration.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        Carrying energy, forces and stress in its calculator (as ``ase.io.read`` of an extxyz gives).
+    index : int
+        Position in the data set, for error messages.
+    reference : ASE calculator, optional
+        A potential fitted *around*: its energy, forces and stress are subtracted from the labels.
+    """
+    name = configuration_name(atoms, index)
+    try:
+        energy = float(atoms.get_potential_energy())
+        forces = np.asarray(atoms.get_forces(), dtype=float)
+        stress = np.asarray(atoms.get_stress(voigt=True), dtype=float)
+    except Exception as exc:  # noqa: BLE001  (no calculator, or one without that property)
+        raise FitError(f"{name} lacks a reference energy, forces or stress ({type(exc).__name__}: {exc})") from None
+    if forces.shape != (len(atoms), 3) or stress.shape != (6,):
+        raise FitError(f"{name}: forces of shape {forces.shape} and stress of shape {stress.shape} do not fit "
+                       f"{len(atoms)} atoms")
+    values = np.concatenate([[energy], forces.ravel(), stress])
+    if not np.all(np.isfinite(values)):
+        raise FitError(f"{name} has NaN or infinite energy, forces or stress")
+    if reference is not None:
+        probe = atoms.copy()
+        probe.calc = reference
+        values = values - np.concatenate([[probe.get_potential_energy()], probe.get_forces().ravel(),
+                                          probe.get_stress(voigt=True)])
+    return values
+
+
+def _config_weight(atoms: Atoms, index: int) -> float:
+    weight = float(atoms.info.get("weight", 1.0))
+    if not np.isfinite(weight) or weight < 0:
+        raise FitError(f"{configuration_name(atoms, index)} has an invalid weight {weight}")
+    return weight
+
+
+def _split(rows: np.ndarray, target: np.ndarray, natoms: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Rows and targets by kind, the energy row per atom."""
+    return {"energy": (rows[:1] / natoms, target[:1] / natoms), "forces": (rows[1:-6], target[1:-6]),
+            "stress": (rows[-6:], target[-6:])}
+
+
+# ---------------------------------------------------------------------------------------- normal equations
+
+class _Triangle:
+    """Upper-triangular factor R of a growing weighted matrix [A | b] (R^T R = [A|b]^T [A|b])."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.r = np.zeros((0, width))
+        self.rows = 0.0  # sum of w^2 over rows: the denominator of a weighted RMSE
+        self._buffer: list[np.ndarray] = []
+        self._buffered = 0
+
+    def add(self, block: np.ndarray, weight_sq_rows: float) -> None:
+        self._buffer.append(block)
+        self._buffered += len(block)
+        self.rows += weight_sq_rows
+        if self._buffered >= 2 * self.width:
+            self.factor()
+
+    def factor(self) -> np.ndarray:
+        if self._buffer:
+            stacked = np.vstack([self.r, *self._buffer])
+            self.r = np.linalg.qr(stacked, mode="r")[:self.width]
+            self._buffer, self._buffered = [], 0
+        return self.r
+
+    def merged(self, others: Iterable["_Triangle"]) -> "_Triangle":
+        out = _Triangle(self.width)
+        for tri in (self, *others):
+            out.add(tri.factor(), 0.0)
+            out.rows += tri.rows
+        out.factor()
+        return out
+
+
+class NormalEquations:
+    """Weighted least-squares statistics of a training set, accumulated one configuration at a time.
+
+    Parameters
+    ----------
+    n_columns : int
+        Number of coefficients (``ntypes * n_coefficients``).
+    """
+
+    def __init__(self, n_columns: int) -> None:
+        self.n_columns = n_columns
+        self.factors = {kind: _Triangle(n_columns + 1) for kind in KINDS}
+        self.n_configurations = 0
+
+    def add(self, rows: np.ndarray, target: np.ndarray, natoms: int, weight: float = 1.0) -> None:
+        """Add one configuration's descriptor rows and targets (see :func:`reference_targets`)."""
+        for kind, (a, b) in _split(rows, target, natoms).items():
+            self.factors[kind].add(weight * np.column_stack([a, b]), weight ** 2 * len(a))
+        self.n_configurations += 1
+
+    def merged(self, others: Sequence["NormalEquations"]) -> "NormalEquations":
+        """The statistics of this set and ``others`` together."""
+        out = NormalEquations(self.n_columns)
+        out.factors = {k: self.factors[k].merged(o.factors[k] for o in others) for k in KINDS}
+        out.n_configurations = self.n_configurations + sum(o.n_configurations for o in others)
+        return out
+
+    def _stack(self, energy_weight: float, stress_weight: float) -> np.ndarray:
+        scale = {"energy": energy_weight, "forces": 1.0, "stress": stress_weight}
+        return np.vstack([scale[k] * self.factors[k].factor() for k in KINDS])
+
+    def gram(self, energy_weight: float, stress_weight: float) -> np.ndarray:
+        """The normal-equation matrix ``A^T W A`` (without the ridge term) for these global weights."""
+        r = self._stack(energy_weight, stress_weight)[:, :-1]
+        return r.T @ r
+
+    def rhs(self, energy_weight: float, stress_weight: float) -> np.ndarray:
+        """The right-hand side ``A^T W b``."""
+        r = self._stack(energy_weight, stress_weight)
+        return r[:, :-1].T @ r[:, -1]
+
+    def solve(self, alpha: float, energy_weight: float, stress_weight: float) -> np.ndarray:
+        """Coefficients minimising the weighted ridge loss (module docstring)."""
+        if self.n_configurations == 0:
+            raise FitError("no training configurations")
+        r = self._stack(energy_weight, stress_weight)
+        a = np.vstack([r[:, :-1], np.sqrt(alpha) * np.eye(self.n_columns)])
+        b = np.concatenate([r[:, -1], np.zeros(self.n_columns)])
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+
+    def rmse(self, beta: np.ndarray) -> dict[str, float]:
+        """Weighted RMSE of each kind of row for coefficients ``beta`` (ASE units; eV/atom for energy)."""
+        x = np.append(beta, -1.0)
+        out = {}
+        for kind in KINDS:
+            tri = self.factors[kind]
+            out[kind] = float(np.sqrt(np.sum((tri.factor() @ x) ** 2) / tri.rows)) if tri.rows else float("nan")
+        return out
+
+
+def objective(rmse: dict[str, float]) -> float:
+    """The documented selection objective: the sum of each RMSE over its :data:`OBJECTIVE_SCALES` entry."""
+    return float(sum(rmse[k] / OBJECTIVE_SCALES[k] for k in KINDS if np.isfinite(rmse[k])))
+
+
+def extrapolation_grade(gram, rows: np.ndarray, rcond: float = 1e-12) -> float:
+    """Leverage of descriptor rows with respect to a training set: ``max_i a_i G^+ a_i^T``.
+
+    ``G = A^T W A`` is the training normal-equation matrix. For a training row the value is its
+    hat-matrix diagonal (between 0 and 1; the grades of all training rows sum to the rank of ``G``), so a
+    grade above 1 means the row lies outside the span the training set covers: the model extrapolates.
+    This is the D-optimality criterion: adding a row with grade ``g`` multiplies ``det G`` by ``1 + g``.
+
+    Parameters
+    ----------
+    gram : FitReport or (n, n) array
+        A report of :func:`fit_snap` (its ``gram``) or a normal-equation matrix.
+    rows : (m, n) array
+        Descriptor rows of the configuration, weighted as in the fit (see :meth:`FitReport.weighted_rows`).
+    rcond : float
+        Eigenvalues of ``G`` below ``rcond * max eigenvalue`` are treated as zero (pseudo-inverse).
+    """
+    g = gram.gram if isinstance(gram, FitReport) else np.asarray(gram, dtype=float)
+    values, vectors = np.linalg.eigh(g)
+    keep = values > rcond * values.max()
+    projected = np.atleast_2d(rows) @ vectors[:, keep]
+    return float(np.max(np.sum(projected ** 2 / values[keep], axis=1)))
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+@dataclass
+class FitReport:
+    """Errors, settings and parity data of a fit.
+
+    ``metrics[set]`` (``set`` = ``"train"``, ``"validation"``) holds ``energy_rmse``/``energy_mae``
+    (meV/atom), ``forces_rmse``/``forces_mae`` (meV/Å, force components), ``forces_rmse_by_type`` /
+    ``forces_mae_by_type`` (meV/Å), ``stress_rmse``/``stress_mae`` (MPa) and ``n_configurations``.
+    """
+
+    metrics: dict[str, dict]
+    alpha: float
+    energy_weight: float
+    stress_weight: float
+    alpha_selection: str
+    reference: str
+    equations: NormalEquations
+    alpha_scan: list[tuple[float, float]] = field(default_factory=list)
+    parity: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def gram(self) -> np.ndarray:
+        """The training normal-equation matrix ``A^T W A`` at the fitted weights (no ridge term)."""
+        return self.equations.gram(self.energy_weight, self.stress_weight)
+
+    def weighted_rows(self, rows: np.ndarray, natoms: int, weight: float = 1.0) -> np.ndarray:
+        """Descriptor rows of a configuration weighted as the fit weighs them (for :func:`extrapolation_grade`)."""
+        scale = {"energy": self.energy_weight, "forces": 1.0, "stress": self.stress_weight}
+        parts = _split(rows, np.zeros(len(rows)), natoms)
+        return weight * np.vstack([scale[k] * parts[k][0] for k in KINDS])
+
+    def as_dict(self) -> dict:
+        """Settings and metrics as plain JSON-able data."""
+        return {"alpha": self.alpha, "alpha_selection": self.alpha_selection, "energy_weight": self.energy_weight,
+                "stress_weight": self.stress_weight, "reference_subtracted": self.reference,
+                "objective_scales": {k: v * REPORT_UNITS[k][1] for k, v in OBJECTIVE_SCALES.items()},
+                "units": {k: u for k, (u, _) in REPORT_UNITS.items()}, "metrics": self.metrics,
+                "alpha_scan": [{"alpha": a, "objective": o} for a, o in self.alpha_scan]}
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write :meth:`as_dict` to ``path``."""
+        path = Path(path)
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+        return path
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write one line per (set, quantity, statistic, atom type) with its value and unit."""
+        path = Path(path)
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["set", "quantity", "statistic", "atom_type", "value", "unit"])
+            for name, metrics in self.metrics.items():
+                for kind in KINDS:
+                    unit = REPORT_UNITS[kind][0]
+                    for stat in ("rmse", "mae"):
+                        writer.writerow([name, kind, stat, "all", metrics[f"{kind}_{stat}"], unit])
+                    for stat in ("rmse", "mae"):
+                        for label, value in metrics[f"forces_{stat}_by_type"].items() if kind == "forces" else ():
+                            writer.writerow([name, kind, stat, label, value, unit])
+        return path
+
+    def plot(self, path: str | Path) -> Path:
+        """Parity plots of energy (eV/atom), force components (eV/Å) and stress components (GPa) as PNG."""
+        factors = {"energy": ("energy", "eV/atom", 1.0), "forces": ("force component", "eV/Å", 1.0),
+                   "stress": ("stress component", "GPa", EV_PER_A3_IN_MPA / 1e3)}
+        panels = []
+        for kind in KINDS:
+            quantity, unit, factor = factors[kind]
+            series = {name: (ref * factor, pred * factor) for name, data in self.parity.items()
+                      for ref, pred in [data[kind]]}
+            panels.append((quantity, unit, series))
+        title = f"SNAP fit (alpha {self.alpha:.2g}, Ew {self.energy_weight:.3g}, Sw {self.stress_weight:.3g})"
+        return parity_figure(panels, path, title)
+
+
+def _evaluate(images: Sequence[Atoms], model: SNAPModel, targets: Sequence[np.ndarray],
+              descriptors: Iterable[np.ndarray]) -> tuple[dict, dict]:
+    """Metrics and parity data of ``model`` on labelled configurations (targets after any reference)."""
+    beta = model.coefficients.ravel()
+    ref = {k: [] for k in KINDS}
+    pred = {k: [] for k in KINDS}
+    by_type: dict[str, list[np.ndarray]] = {t: [] for t in model.types}
+    for atoms, target, rows in zip(images, targets, descriptors):
+        n = len(atoms)
+        parts = _split(rows, target, n)
+        for kind in KINDS:
+            a, b = parts[kind]
+            ref[kind].append(b)
+            pred[kind].append(a @ beta)
+        delta = (pred["forces"][-1] - ref["forces"][-1]).reshape(n, 3)
+        for label in model.types:
+            by_type[label].append(delta[np.asarray(atoms.arrays["atom_types"]) == label].ravel())
+    ref = {k: np.concatenate(v) for k, v in ref.items()}
+    pred = {k: np.concatenate(v) for k, v in pred.items()}
+    metrics: dict = {"n_configurations": len(images)}
+    for kind in KINDS:
+        factor = REPORT_UNITS[kind][1]
+        err = pred[kind] - ref[kind]
+        metrics[f"{kind}_rmse"] = float(np.sqrt(np.mean(err ** 2)) * factor)
+        metrics[f"{kind}_mae"] = float(np.mean(np.abs(err)) * factor)
+    errs = {t: np.concatenate(v) for t, v in by_type.items() if sum(len(x) for x in v)}
+    metrics["forces_rmse_by_type"] = {t: float(np.sqrt(np.mean(e ** 2)) * 1e3) for t, e in errs.items()}
+    metrics["forces_mae_by_type"] = {t: float(np.mean(np.abs(e)) * 1e3) for t, e in errs.items()}
+    return metrics, {k: (ref[k], pred[k]) for k in KINDS}
+
+
+# --------------------------------------------------------------------------------------------------- fit
+
+def model_for(images: Sequence[Atoms], model: SNAPModel | None = None, **hyperparameters) -> SNAPModel:
+    """The model to fit: a copy of ``model``, or a new one over the sorted atom types found in ``images``.
+
+    ``hyperparameters`` are :class:`SNAPModel` fields (``twojmax``, ``rcutfac``, ``rfac0``, ``radii``...).
+    """
+    if model is not None:
+        return replace(model, radii=model.radii.copy(), weights=model.weights.copy(),
+                       coefficients=None, extra=dict(model.extra), **hyperparameters)
+    types = sorted({str(t) for atoms in images for t in atoms.arrays.get("atom_types", [])})
+    if not types:
+        raise FitError("the training configurations carry no atoms.arrays['atom_types']")
+    return SNAPModel(types, **hyperparameters)
+
+
+def _accumulate(images: Sequence[Atoms], model: SNAPModel, targets: Sequence[np.ndarray], folds: np.ndarray,
+                n_folds: int, cache_dir, progress: bool, desc: str) -> list[NormalEquations]:
+    equations = [NormalEquations(len(model.types) * model.n_coefficients) for _ in range(n_folds)]
+    rows_iter = iter_descriptors(images, model, cache_dir, progress, desc)
+    for i, (atoms, target, rows) in enumerate(zip(images, targets, rows_iter)):
+        if len(target) != len(rows):
+            raise FitError(f"{configuration_name(atoms, i)}: {len(target)} targets for {len(rows)} rows")
+        equations[folds[i]].add(rows, target, len(atoms), _config_weight(atoms, i))
+    return equations
+
+
+def _select_alpha(train_folds: list[NormalEquations], valid: NormalEquations | None, alphas: Sequence[float],
+                  energy_weight: float, stress_weight: float) -> tuple[float, list[tuple[float, float]], str]:
+    scores = []
+    if valid is not None:
+        full = train_folds[0].merged(train_folds[1:])
+        for alpha in alphas:
+            scores.append(objective(valid.rmse(full.solve(alpha, energy_weight, stress_weight))))
+        how = "validation set"
+    else:
+        rests = []
+        for k in range(len(train_folds)):
+            others = [f for j, f in enumerate(train_folds) if j != k]
+            rests.append(others[0].merged(others[1:]))
+        for alpha in alphas:
+            scores.append(float(np.mean([objective(train_folds[k].rmse(rest.solve(alpha, energy_weight,
+                                                                                  stress_weight)))
+                                         for k, rest in enumerate(rests)])))
+        how = f"{len(train_folds)}-fold cross-validation"
+    best = int(np.nanargmin(scores))
+    return float(alphas[best]), [(float(a), float(s)) for a, s in zip(alphas, scores)], how
+
+
+def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, *,
+             model: SNAPModel | None = None, energy_weight: float = 1250.0, stress_weight: float = 3834.0,
+             alpha: float | None = None, alphas: Sequence[float] = DEFAULT_ALPHAS, cv: int = 5,
+             reference: Calculator | None = None, cache_dir: str | Path | None = None, seed: int = 0,
+             progress: bool = True, **hyperparameters) -> tuple[SNAPModel, FitReport]:
+    """Fit the linear SNAP coefficients by weighted ridge regression (loss in the module docstring).
+
+    Parameters
+    ----------
+    train : sequence of Atoms
+        Labelled configurations with ``atoms.arrays['atom_types']``; optional ``atoms.info['weight']``.
+    validation : sequence of Atoms, optional
+        Held-out configurations: ``alpha`` is chosen on them (if not given) and errors are reported.
+    model : SNAPModel, optional
+        Types and descriptor hyperparameters to use (its coefficients are ignored). Without it a model is
+        built over the atom types of ``train`` from ``hyperparameters``.
+    energy_weight, stress_weight : float
+        ``Ew`` and ``Sw``: row weights of per-atom energies (eV/atom) and stresses (eV/Å³) relative to forces.
+    alpha : float, optional
+        Ridge parameter; if omitted it is the member of ``alphas`` with the lowest held-out objective
+        (:func:`objective`), on ``validation`` or else by ``cv``-fold cross-validation over ``train``.
+    alphas : sequence of float
+        Candidate ridge parameters.
+    cv : int
+        Folds of the cross-validation (configurations are assigned to folds at random with ``seed``).
+    reference : ASE calculator, optional
+        Potential subtracted from the labels before fitting (e.g. a ``SNAPCalculator`` with only D3/ZBL);
+        the written model is then meant to be used together with it. Reported errors are of the sum.
+    cache_dir : path, optional
+        Descriptor cache (see :class:`mofsnap.descriptors.SnapDescriptors`); a temporary one if omitted.
+    seed : int
+        Seed of the fold assignment.
+    progress : bool
+        Show progress bars.
+    **hyperparameters
+        :class:`SNAPModel` fields (``twojmax``, ``rcutfac``, ``rfac0``, ``radii``, ``weights``...).
+
+    Returns
+    -------
+    model : SNAPModel
+        With ``coefficients`` set; ``model.write(prefix)`` gives files for ``SNAPCalculator``.
+    report : FitReport
+    """
+    train, validation = list(train), list(validation or [])
+    if not train:
+        raise FitError("no training configurations")
+    model = model_for(train, model, **hyperparameters)
+    t_train = [reference_targets(a, i, reference) for i, a in enumerate(tqdm(
+        train, desc="train labels", disable=not progress or reference is None))]
+    t_valid = [reference_targets(a, i, reference) for i, a in enumerate(validation)]
+    n_folds = 1 if (alpha is not None or validation) else max(2, min(cv, len(train)))
+    folds = np.random.default_rng(seed).permutation(len(train)) % n_folds
+    with tempfile.TemporaryDirectory(prefix="mofsnap-descriptors-") as tmp:
+        cache = cache_dir if cache_dir is not None else tmp
+        parts = _accumulate(train, model, t_train, folds, n_folds, cache, progress, "train descriptors")
+        valid_eq = None
+        if validation:
+            valid_eq = _accumulate(validation, model, t_valid, np.zeros(len(validation), dtype=int), 1, cache,
+                                   progress, "validation descriptors")[0]
+        scan: list[tuple[float, float]] = []
+        how = "given"
+        if alpha is None:
+            alpha, scan, how = _select_alpha(parts, valid_eq, alphas, energy_weight, stress_weight)
+        full = parts[0].merged(parts[1:])
+        beta = full.solve(alpha, energy_weight, stress_weight)
+        model.coefficients = beta.reshape(len(model.types), model.n_coefficients)
+        metrics, parity = {}, {}
+        for name, images, targets in (("train", train, t_train), ("validation", validation, t_valid)):
+            if images:
+                rows = iter_descriptors(images, model, cache, progress=False)
+                metrics[name], parity[name] = _evaluate(images, model, targets, rows)
+    reference_name = "none" if reference is None else f"{type(reference).__name__}: {reference!r}"
+    report = FitReport(metrics, float(alpha), float(energy_weight), float(stress_weight), how, reference_name,
+                       full, scan, parity)
+    for name, m in metrics.items():
+        log.info("%s: energy %.3f meV/atom, forces %.1f meV/Å, stress %.1f MPa", name, m["energy_rmse"],
+                 m["forces_rmse"], m["stress_rmse"])
+    return model, report

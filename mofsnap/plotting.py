@@ -1,0 +1,100 @@
+"""Shared matplotlib helpers: parity plots and learning curves written straight to PNG files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+
+def parity_axes(ax, series: Mapping[str, tuple[np.ndarray, np.ndarray]], quantity: str, unit: str) -> None:
+    """Draw reference-versus-predicted points of one quantity on ``ax``.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    series : mapping of label -> (reference, predicted)
+        One scatter per label (e.g. ``"train"``, ``"validation"``); the legend shows each RMSE.
+    quantity, unit : str
+        Axis labels, e.g. ``"energy"`` and ``"eV/atom"``.
+    """
+    values = [np.concatenate([np.ravel(r), np.ravel(p)]) for r, p in series.values() if np.size(r)]
+    if not values:
+        ax.set_visible(False)
+        return
+    lo, hi = float(min(v.min() for v in values)), float(max(v.max() for v in values))
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", lw=0.8, zorder=0)
+    for label, (ref, pred) in series.items():
+        ref, pred = np.ravel(ref), np.ravel(pred)
+        if ref.size:
+            rmse = float(np.sqrt(np.mean((pred - ref) ** 2)))
+            ax.scatter(ref, pred, s=4, alpha=0.5, label=f"{label} (RMSE {rmse:.3g} {unit})", rasterized=True)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"reference {quantity} ({unit})")
+    ax.set_ylabel(f"predicted {quantity} ({unit})")
+    ax.legend(fontsize="small", loc="upper left")
+
+
+def parity_figure(panels: Sequence[tuple[str, str, Mapping[str, tuple[np.ndarray, np.ndarray]]]],
+                  path: str | Path, title: str | None = None) -> Path:
+    """Write a row of parity plots, one per ``(quantity, unit, series)`` panel, to ``path`` (PNG)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.6), squeeze=False)
+    for ax, (quantity, unit, series) in zip(axes[0], panels):
+        parity_axes(ax, series, quantity, unit)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[str, Sequence[float]]],
+                          units: Mapping[str, str], path: str | Path, xlabel: str = "training configurations",
+                          labels: Sequence[str] | None = None) -> Path:
+    """Write errors versus training-set size on log-log axes, one panel per quantity.
+
+    Parameters
+    ----------
+    sizes : sequence
+        Training-set sizes (x values).
+    curves : mapping quantity -> (mapping series label -> errors)
+        E.g. ``{"energy": {"train": [...], "validation": [...]}, "forces": {...}}``.
+    units : mapping quantity -> unit
+        Axis units of each quantity.
+    path : path
+        PNG file to write.
+    xlabel : str
+        Label of the x axis.
+    labels : sequence of str, optional
+        Annotations of the points (e.g. the CBAD resolution that produced each training set).
+    """
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.4 * len(curves), 3.8), squeeze=False)
+    for ax, (quantity, series) in zip(axes[0], curves.items()):
+        for name, errors in series.items():
+            ax.plot(sizes, errors, marker="o", label=name)
+        if labels is not None:
+            first = next(iter(series.values()))
+            for x, y, text in zip(sizes, first, labels):
+                ax.annotate(text, (x, y), fontsize="x-small", textcoords="offset points", xytext=(3, 3))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{quantity} RMSE ({units[quantity]})")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path

@@ -1,0 +1,185 @@
+"""SNAP fitting: dense least-squares equality, exact recovery of a known model, learning from GFN1-xTB,
+SNAPCalculator round trip, extrapolation grade, bad input, command line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+from mofsnap.calculator import SNAPCalculator
+from mofsnap.descriptors import SnapDescriptors
+from mofsnap.fit import FitError, NormalEquations, extrapolation_grade, fit_snap
+from mofsnap.model import SNAPModel
+
+TYPES = ["C3a", "H1a", "O2a"]
+
+
+def small_model(**kwargs) -> SNAPModel:
+    options = dict(radii=[0.5, 0.35, 0.45], weights=[1.0, 0.6, 0.8], twojmax=4, rcutfac=3.0, rfac0=0.95)
+    options.update(kwargs)
+    return SNAPModel(TYPES, **options)
+
+
+def random_configuration(seed: int, n: int = 12) -> Atoms:
+    """Random types (so compositions differ) in a triclinic cell, atoms at least 1 Å apart."""
+    rng = np.random.default_rng(seed)
+    cell = np.array([[6.4, 0.3, 0.2], [0.9, 6.6, -0.4], [0.5, 0.8, 6.9]]) * rng.uniform(0.98, 1.02)
+    positions: list[np.ndarray] = []
+    while len(positions) < n:
+        p = rng.random(3) @ cell
+        probe = Atoms(positions=[*positions, p], cell=cell, pbc=True)
+        if not positions or probe.get_distances(len(positions), range(len(positions)), mic=True).min() > 1.0:
+            positions.append(p)
+    labels = rng.choice(TYPES, size=n)
+    atoms = Atoms([t[0] for t in labels], positions=positions, cell=cell, pbc=True)
+    atoms.arrays["atom_types"] = labels
+    return atoms
+
+
+def labelled(atoms: Atoms, calc) -> Atoms:
+    """A copy carrying ``calc``'s energy, forces and stress in a SinglePointCalculator."""
+    atoms = atoms.copy()
+    atoms.calc = calc
+    results = dict(energy=atoms.get_potential_energy(), forces=atoms.get_forces(), stress=atoms.get_stress())
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    return atoms
+
+
+def test_accumulated_solution_equals_dense_weighted_ridge_least_squares():
+    rng = np.random.default_rng(0)
+    ncol, ew, sw, alpha = 7, 3.0, 40.0, 0.05
+    eq = NormalEquations(ncol)
+    dense_a, dense_b = [], []
+    for _ in range(9):
+        n = int(rng.integers(2, 5))
+        rows, target, w = rng.normal(size=(1 + 3 * n + 6, ncol)), rng.normal(size=1 + 3 * n + 6), rng.uniform(0.5, 2)
+        eq.add(rows, target, n, w)
+        scale = np.r_[ew / n, np.ones(3 * n), sw * np.ones(6)] * w
+        dense_a.append(rows * scale[:, None])
+        dense_b.append(target * scale)
+    a, b = np.vstack(dense_a), np.concatenate(dense_b)
+    augmented = np.vstack([a, np.sqrt(alpha) * np.eye(ncol)])
+    expected = np.linalg.lstsq(augmented, np.r_[b, np.zeros(ncol)], rcond=None)[0]
+    np.testing.assert_allclose(eq.solve(alpha, ew, sw), expected, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(eq.gram(ew, sw), a.T @ a, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(eq.rhs(ew, sw), a.T @ b, rtol=1e-11, atol=1e-11)
+
+
+def test_known_snap_model_is_recovered_and_reproduced_by_snap_calculator(tmp_path):
+    rng = np.random.default_rng(1)
+    truth = small_model()
+    truth.coefficients = rng.normal(scale=0.05, size=truth.coefficients.shape)
+    prefix = tmp_path / "truth"
+    truth.write(prefix)
+    calc = SNAPCalculator(str(prefix))
+    train = [labelled(random_configuration(s), calc) for s in range(8)]
+    # SNAPCalculator converts LAMMPS's pressure with ASE's bar, which differs from LAMMPS's own constant by
+    # 8e-8 relative: its stresses are not exact SNAP labels, so the recovery fits energies and forces.
+    model, report = fit_snap(train, model=small_model(), alpha=0.0, stress_weight=0.0, progress=False,
+                             cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(model.coefficients, truth.coefficients, rtol=0, atol=1e-10)
+    assert report.metrics["train"]["forces_rmse"] < 1e-8  # meV/Å
+
+    # the written fit, loaded by SNAPCalculator, reproduces the fit's own predictions to round-off
+    model.write(tmp_path / "fitted")
+    fitted = SNAPCalculator(str(tmp_path / "fitted"))
+    with SnapDescriptors(model) as snap:
+        for atoms in train:
+            n = len(atoms)
+            predicted = snap.rows(atoms) @ model.coefficients.ravel()
+            probe = atoms.copy()
+            probe.calc = fitted
+            assert probe.get_potential_energy() == pytest.approx(predicted[0], abs=1e-9)
+            np.testing.assert_allclose(probe.get_forces(), predicted[1:1 + 3 * n].reshape(n, 3), atol=1e-9)
+            np.testing.assert_allclose(probe.get_stress(), predicted[-6:], rtol=2e-7, atol=1e-13)
+
+
+def test_extrapolation_grade_is_the_leverage():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(30, 5))
+    gram = a.T @ a
+    hat = a @ np.linalg.solve(gram, a.T)
+    grades = [extrapolation_grade(gram, row) for row in a]
+    np.testing.assert_allclose(grades, np.diag(hat), rtol=1e-10)
+    assert sum(grades) == pytest.approx(5.0, rel=1e-10)  # trace of the hat matrix = rank
+    assert extrapolation_grade(gram, 3 * a[:4]) == pytest.approx(9 * max(grades[:4]), rel=1e-10)
+    # an orthonormal training basis: the grade of a row is its squared length
+    assert extrapolation_grade(np.eye(3), np.array([[0.0, 2.0, 0.0], [1.0, 1.0, 0.0]])) == pytest.approx(4.0)
+
+
+METHANOL_TYPES = ["C4a", "O2a", "H1a", "H1b", "H1a", "H1a"]  # ase.build.molecule("CH3OH") order; H1b on O
+
+
+def methanol_model() -> SNAPModel:
+    return SNAPModel(["C4a", "H1a", "H1b", "O2a"], radii=[0.5, 0.4, 0.4, 0.5], weights=[1.0, 0.5, 0.5, 0.9],
+                     twojmax=4, rcutfac=3.0, rfac0=0.95)
+
+
+@pytest.fixture(scope="module")
+def xtb_data():
+    """Randomly perturbed and strained cells of two methanol molecules labelled with GFN1-xTB (tblite)."""
+    from ase.build import molecule
+    from tblite.ase import TBLite
+
+    rng = np.random.default_rng(7)
+    calc = TBLite(method="GFN1-xTB", verbosity=0)
+    first, second = molecule("CH3OH"), molecule("CH3OH")
+    second.rotate(120, "z")
+    second.translate([3.4, 3.6, 3.5])
+    base = first + second
+    base.set_cell([[7.0, 0.0, 0.0], [0.4, 7.2, 0.0], [0.3, -0.2, 7.4]])
+    base.pbc = True
+    base.arrays["atom_types"] = np.array(METHANOL_TYPES * 2)
+    images = []
+    for _ in range(80):
+        atoms = base.copy()
+        strain = np.eye(3) + rng.uniform(-0.03, 0.03, size=(3, 3))
+        atoms.set_cell(base.cell.array @ (strain + strain.T) / 2, scale_atoms=True)
+        atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
+        images.append(labelled(atoms, calc))
+    return images
+
+
+def test_fit_learns_gfn1_xtb_and_improves_with_data(xtb_data, tmp_path):
+    train, valid = xtb_data[:60], xtb_data[60:]
+    model, report = fit_snap(train, valid, model=methanol_model(), progress=False, cache_dir=tmp_path)
+    _, small = fit_snap(train[:6], valid, model=methanol_model(), progress=False, cache_dir=tmp_path)
+    v = report.metrics["validation"]
+    # a constant-energy (training mean), zero-force, zero-stress model
+    energies = np.array([a.get_potential_energy() / len(a) for a in xtb_data])
+    forces = np.concatenate([a.get_forces().ravel() for a in valid])
+    e_const = np.sqrt(np.mean((energies[60:] - energies[:60].mean()) ** 2)) * 1e3
+    assert v["energy_rmse"] < 0.3 * e_const
+    assert v["forces_rmse"] < 0.3 * np.sqrt(np.mean(forces ** 2)) * 1e3
+    assert v["forces_rmse"] < 0.8 * small.metrics["validation"]["forces_rmse"]
+    assert v["energy_rmse"] < small.metrics["validation"]["energy_rmse"]
+    assert report.alpha_selection == "validation set"
+    assert set(v["forces_rmse_by_type"]) == set(model.types)
+    png = report.plot(tmp_path / "parity.png")
+    assert png.stat().st_size > 10_000
+    data = json.loads(report.to_json(tmp_path / "report.json").read_text())
+    assert data["reference_subtracted"] == "none"
+    assert data["metrics"]["validation"]["forces_rmse"] == pytest.approx(v["forces_rmse"])
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda a: setattr(a, "calc", None), r"configuration 2 .*lacks a reference energy"),
+    (lambda a: a.calc.results["forces"].__setitem__((0, 0), np.nan), r"configuration 2 .*NaN"),
+    (lambda a: a.calc.results.__setitem__("forces", a.calc.results["forces"][:-1]), r"configuration 2 .*atoms"),
+    (lambda a: a.calc.results.pop("stress"), r"configuration 2 .*stress"),
+])
+def test_bad_training_data_is_named(spoil, message):
+    calc = SinglePointCalculator
+    images = []
+    for s in range(3):
+        atoms = random_configuration(s)
+        atoms.calc = calc(atoms, energy=1.0, forces=np.zeros((len(atoms), 3)), stress=np.zeros(6))
+        images.append(atoms)
+    spoil(images[2])
+    with pytest.raises(FitError, match=message):
+        fit_snap(images, model=small_model(), alpha=1e-6, progress=False)
