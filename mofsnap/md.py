@@ -30,7 +30,7 @@ from ase.calculators.calculator import Calculator
 from ase.io import read, write
 from ase.io.trajectory import Trajectory
 from ase.md import IsotropicMTKNPT, Langevin, MaskedMTKNPT, MTKNPT, NoseHooverChainNVT, VelocityVerlet
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from tqdm import tqdm
 
 from .exceptions import MofsnapError
@@ -153,15 +153,15 @@ class _FrameWriter:
         self.path = path
         self._traj = Trajectory(str(path), "a") if path.suffix == ".traj" else None
 
-    def write(self, atoms: Atoms) -> None:
+    def write(self, atoms: Atoms, results: bool) -> None:
         if self._traj is not None:
             frame = atoms.copy()
-            frame.calc = atoms.calc
+            frame.calc = atoms.calc if results else None
             if "atom_types" in frame.arrays:
                 frame.info["atom_types"] = frame.arrays["atom_types"].tolist()
             self._traj.write(frame)
         else:
-            write(self.path, atoms, format="extxyz", append=True)
+            write(self.path, atoms, format="extxyz", append=True, write_results=results)
 
     def close(self) -> None:
         if self._traj is not None:
@@ -222,7 +222,7 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
            pressure_MPa: float = ATMOSPHERE_MPA, cell: str = "angles-fixed", timestep_fs: float = 1.0,
            tdamp_fs: float = 100.0, pdamp_fs: float = 200.0, chain: int = 5, friction_per_fs: float = 0.01,
            seed: int = 0, thermalize: bool = True, trajectory: str | Path | None = None, interval: int = 10,
-           resume: bool = True, guard: Guard | None = None, progress: bool = True,
+           frame_results: bool = True, resume: bool = True, guard: Guard | None = None, progress: bool = True,
            calculator: Calculator | None = None) -> MDResult:
     """Run molecular dynamics on ``atoms`` (changed in place) and write a trajectory.
 
@@ -261,6 +261,9 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
         NPT ``md_pressure_MPa``.
     interval : int
         Steps between written frames.
+    frame_results : bool
+        Store energy, forces and stress in the frames (False: positions, momenta, cell and types only, for
+        long VDOS runs).
     resume : bool
         If the trajectory exists, continue from its last frame (positions, momenta, cell, step counter).
         If False, an existing trajectory is an error.
@@ -293,7 +296,7 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
             raise MDError(f"trajectory {path} exists; resume it (resume=True) or remove it")
         start, stopped = _resume_state(atoms, path)
     elif thermalize:
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+        thermalize_momenta(atoms, temperature_K, rng=np.random.default_rng(seed))
         Stationary(atoms)
     if stopped is not None or start >= steps:
         return MDResult(atoms, start, 0, stopped, path, 0.0, timestep_fs)
@@ -316,8 +319,9 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
         atoms.info.update(info, md_step=step, time_fs=step * timestep_fs, temperature_K=atoms.get_temperature())
         if reason is not None:
             atoms.info["md_stop"] = reason
-        atoms.get_forces()  # make sure energy and forces of this state are what gets written
-        writer.write(atoms)
+        if frame_results:
+            atoms.get_forces()  # make sure energy and forces of this state are what gets written
+        writer.write(atoms, frame_results)
         for key in (*info, "md_step", "time_fs", "temperature_K", "md_stop"):
             atoms.info.pop(key, None)
 

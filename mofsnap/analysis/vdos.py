@@ -1,0 +1,452 @@
+"""Vibrational density of states from MD velocities, total and per atom type.
+
+The mass-weighted velocity autocorrelation of each atom type,
+``C_t(τ) = Σ_{i∈t} m_i <v_i(0)·v_i(τ)>`` (averaged over all time origins, computed by FFT with zero
+padding so it is not circular), is multiplied by a lag window, zero padded and cosine transformed. All
+spectra share one scale, chosen so that the total VDOS integrates to the number of degrees of freedom
+``3N - removed`` (equipartition); the partial VDOS of the types therefore add up to the total exactly and
+each integrates to its share of the kinetic energy, ``≈ 3 N_t`` for a thermalised system.
+
+Command::
+
+    python -m mofsnap.analysis.vdos nve.extxyz -o vdos/ --bands 0-600,600-1800,2800-3300
+    python -m mofsnap.analysis.vdos --run zif8.extxyz --model zif8 --d3 -o vdos/   # reference protocol
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from scipy.signal import find_peaks
+
+from ..exceptions import MofsnapError
+from ..md import (ATMOSPHERE_MPA, add_calculator_arguments, add_md_arguments, calculator_from_args, read_structure,
+                  read_trajectory, run_md)
+
+#: 1 THz in cm⁻¹.
+THZ_TO_CM1 = 33.35641
+#: Lag windows: Hann and Blackman halves (1 at lag 0, 0 at the maximum lag) or none (rectangular).
+WINDOWS = ("hann", "blackman", "none")
+
+
+class VDOSError(MofsnapError, ValueError):
+    """The trajectory or the settings do not allow a VDOS (no velocities, too few frames, bad band...)."""
+
+
+@dataclass
+class VDOSResult:
+    """A total VDOS and the partial VDOS per atom type.
+
+    Attributes
+    ----------
+    frequency_cm1 : ndarray
+        Frequencies in cm⁻¹ (from 0 to the Nyquist frequency).
+    total : ndarray
+        Total VDOS in states per cm⁻¹; its integral is :attr:`dof`.
+    partial : dict of str to ndarray
+        VDOS of each atom type, same units; they sum to :attr:`total`.
+    dof : float
+        Number of vibrational degrees of freedom, ``3N`` minus removed ones.
+    counts : dict of str to int
+        Number of atoms of each type.
+    settings : dict
+        Frame interval, maximum lag, window, padding, number of frames.
+    """
+
+    frequency_cm1: np.ndarray
+    total: np.ndarray
+    partial: dict[str, np.ndarray]
+    dof: float
+    counts: dict[str, int]
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def frequency_THz(self) -> np.ndarray:
+        """Frequencies in THz."""
+        return self.frequency_cm1 / THZ_TO_CM1
+
+    def integral(self, spectrum: np.ndarray, band: tuple[float, float] | None = None) -> float:
+        """Number of states of ``spectrum`` (total or a partial) within ``band`` (cm⁻¹; all if None)."""
+        lo, hi = band if band is not None else (-np.inf, np.inf)
+        mask = (self.frequency_cm1 >= lo) & (self.frequency_cm1 <= hi)
+        return float(np.trapezoid(spectrum[mask], self.frequency_cm1[mask]))
+
+    def peaks(self, bands: list[tuple[float, float]], min_prominence: float = 0.05) -> list[dict]:
+        """Peaks of the total and of every partial VDOS within each band.
+
+        Parameters
+        ----------
+        bands : list of (lo, hi)
+            Frequency bands in cm⁻¹.
+        min_prominence : float
+            A local maximum is a peak when its prominence is at least this fraction of the largest value
+            of that spectrum within the band.
+
+        Returns
+        -------
+        list of dict
+            One entry per (spectrum, band): ``type`` ("total" or the type label), ``band_cm1``,
+            ``states`` (integral over the band) and ``peaks``: list of ``{"cm1", "THz", "height"}``
+            sorted by decreasing height.
+        """
+        entries = []
+        for label, spectrum in {"total": self.total, **self.partial}.items():
+            for lo, hi in bands:
+                if not lo < hi:
+                    raise VDOSError(f"band ({lo}, {hi}) cm⁻¹ must have lo < hi")
+                index = np.flatnonzero((self.frequency_cm1 >= lo) & (self.frequency_cm1 <= hi))
+                found = []
+                if index.size >= 3 and spectrum[index].max() > 0:
+                    local, _ = find_peaks(spectrum[index], prominence=min_prominence * spectrum[index].max())
+                    order = local[np.argsort(spectrum[index][local])[::-1]]
+                    found = [{"cm1": float(self.frequency_cm1[index[k]]),
+                              "THz": float(self.frequency_cm1[index[k]] / THZ_TO_CM1),
+                              "height": float(spectrum[index[k]])} for k in order]
+                entries.append({"type": label, "band_cm1": [lo, hi], "states": self.integral(spectrum, (lo, hi)),
+                                "peaks": found})
+        return entries
+
+    def write(self, directory: str | Path, bands: list[tuple[float, float]] | None = None,
+              min_prominence: float = 0.05) -> dict:
+        """Write ``vdos.csv`` (spectra), ``vdos.json`` (settings, integrals, peaks) and ``vdos.png``.
+
+        Returns
+        -------
+        dict
+            The content of ``vdos.json``.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        labels = list(self.partial)
+        with open(out / "vdos.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["frequency_cm1", "frequency_THz", "total", *labels])
+            for k in range(self.frequency_cm1.size):
+                writer.writerow([f"{self.frequency_cm1[k]:.4f}", f"{self.frequency_THz[k]:.6f}",
+                                 f"{self.total[k]:.6e}", *(f"{self.partial[t][k]:.6e}" for t in labels)])
+        summary = {"dof": self.dof, "natoms": int(sum(self.counts.values())), "counts": self.counts,
+                   "settings": self.settings, "states": {"total": self.integral(self.total),
+                                                         **{t: self.integral(self.partial[t]) for t in labels}},
+                   "bands_cm1": [list(b) for b in bands or []],
+                   "peaks": self.peaks(bands, min_prominence) if bands else []}
+        (out / "vdos.json").write_text(json.dumps(summary, indent=2))
+        plot_vdos(self, out / "vdos.png", bands)
+        return summary
+
+
+def _lag_window(name: str, length: int) -> np.ndarray:
+    x = np.arange(length) / length
+    if name == "hann":
+        return 0.5 * (1 + np.cos(np.pi * x))
+    if name == "blackman":
+        return 0.42 + 0.5 * np.cos(np.pi * x) + 0.08 * np.cos(2 * np.pi * x)
+    if name == "none":
+        return np.ones(length)
+    raise VDOSError(f"unknown window {name!r}; choose one of {', '.join(WINDOWS)}")
+
+
+def _autocorrelation(velocities: np.ndarray, masses: np.ndarray, max_lag: int, chunk: int = 64) -> np.ndarray:
+    """Σ_i m_i <v_i(0)·v_i(τ)> for τ < max_lag, averaged over time origins (FFT, zero padded to 2T)."""
+    nframes = velocities.shape[0]
+    nfft = 2 * nframes
+    power = np.zeros(nfft // 2 + 1)
+    for start in range(0, velocities.shape[1], chunk):
+        spectrum = np.fft.rfft(velocities[:, start:start + chunk], n=nfft, axis=0)
+        power += np.einsum("fij,i->f", np.abs(spectrum) ** 2, masses[start:start + chunk])
+    acf = np.fft.irfft(power, n=nfft)[:max_lag]
+    return acf / (nframes - np.arange(max_lag))
+
+
+def vdos_from_velocities(velocities: np.ndarray, masses: np.ndarray, labels: np.ndarray, frame_interval_fs: float,
+                         *, max_lag_fs: float | None = 5000.0, window: str = "hann", padding: int = 4,
+                         removed_dof: float = 3.0) -> VDOSResult:
+    """Total and partial VDOS from a velocity array.
+
+    Parameters
+    ----------
+    velocities : (nframes, natoms, 3) array
+        Velocities (any unit; the normalisation removes it) at equally spaced times.
+    masses : (natoms,) array
+        Atomic masses.
+    labels : (natoms,) array of str
+        Atom type (or element) of each atom; one partial VDOS per distinct label.
+    frame_interval_fs : float
+        Time between frames in fs.
+    max_lag_fs : float or None
+        Longest correlation time used (sets the resolution, about 2/max_lag for the Hann window);
+        capped at half the trajectory, which is also the value for None.
+    window : {"hann", "blackman", "none"}
+        Lag window damping the correlation function to zero at the maximum lag.
+    padding : int
+        Zero padding factor of the transformed correlation function (interpolates the spectrum).
+    removed_dof : float
+        Degrees of freedom removed from ``3N`` (3 for a fixed centre of mass, plus fixed atoms...).
+
+    Returns
+    -------
+    VDOSResult
+    """
+    velocities = np.asarray(velocities, dtype=float)
+    masses = np.asarray(masses, dtype=float)
+    labels = np.asarray(labels, dtype=str)
+    if velocities.ndim != 3 or velocities.shape[2] != 3:
+        raise VDOSError(f"velocities must have shape (nframes, natoms, 3), got {velocities.shape}")
+    nframes, natoms, _ = velocities.shape
+    if masses.shape != (natoms,) or labels.shape != (natoms,):
+        raise VDOSError(f"need one mass and one label per atom ({natoms}), got {masses.shape} and {labels.shape}")
+    if nframes < 8:
+        raise VDOSError(f"a VDOS needs at least 8 frames, got {nframes}")
+    if frame_interval_fs <= 0 or padding < 1:
+        raise VDOSError(f"need frame interval > 0 and padding >= 1 (got {frame_interval_fs} fs, {padding})")
+    if not 0 <= removed_dof < 3 * natoms:
+        raise VDOSError(f"removed degrees of freedom {removed_dof} must be in [0, 3N = {3 * natoms})")
+    max_lag = nframes // 2
+    if max_lag_fs is not None:
+        max_lag = max(2, min(max_lag, int(round(max_lag_fs / frame_interval_fs))))
+    weights = _lag_window(window, max_lag)
+    nfft = 2 * max_lag * padding
+    dt = frame_interval_fs
+    frequency_cm1 = np.fft.rfftfreq(nfft, d=dt) * 1000.0 * THZ_TO_CM1
+
+    spectra = {}
+    for label in dict.fromkeys(labels.tolist()):
+        members = labels == label
+        acf = _autocorrelation(velocities[:, members], masses[members], max_lag) * weights
+        symmetric = np.zeros(nfft)
+        symmetric[:max_lag] = acf
+        symmetric[nfft - max_lag + 1:] = acf[1:][::-1]
+        spectra[label] = np.fft.rfft(symmetric).real
+    total = np.sum(list(spectra.values()), axis=0)
+    dof = 3.0 * natoms - removed_dof
+    scale = dof / np.trapezoid(total, frequency_cm1)
+    settings = {"frame_interval_fs": dt, "max_lag_fs": max_lag * dt, "window": window, "padding": padding,
+                "nframes": nframes, "resolution_cm1": float(1000.0 * THZ_TO_CM1 / (max_lag * dt))}
+    return VDOSResult(frequency_cm1, total * scale, {t: s * scale for t, s in spectra.items()}, dof,
+                      {t: int(np.sum(labels == t)) for t in spectra}, settings)
+
+
+def frame_interval_of(frames: list[Atoms]) -> float:
+    """Time between frames in fs from their ``info["time_fs"]`` (as written by :func:`mofsnap.md.run_md`).
+
+    Raises
+    ------
+    VDOSError
+        If the frames carry no times or are not equally spaced.
+    """
+    if not all("time_fs" in f.info for f in frames):
+        raise VDOSError("the frames carry no 'time_fs'; give the frame interval explicitly")
+    steps = np.diff([float(f.info["time_fs"]) for f in frames])
+    if steps.size == 0 or steps[0] <= 0 or not np.allclose(steps, steps[0], rtol=1e-6):
+        raise VDOSError("the frames are not equally spaced in time; give a trajectory with a fixed frame interval")
+    return float(steps[0])
+
+
+def _labels_of(atoms: Atoms, by_element: bool) -> np.ndarray:
+    if by_element:
+        return np.array(atoms.get_chemical_symbols())
+    if "atom_types" in atoms.arrays:
+        return atoms.arrays["atom_types"].astype(str)
+    from .. import atomtypes
+
+    if not hasattr(atomtypes, "assign_atom_types"):
+        raise VDOSError("the frames carry no atom types and mofsnap.atomtypes cannot assign them; use by_element")
+    return np.asarray(atomtypes.assign_atom_types(atoms), dtype=str)
+
+
+def _removed_dof(frames: list[Atoms], velocities: np.ndarray, masses: np.ndarray) -> float:
+    """3 when the centre of mass does not move (thermostats with fixed COM, NVE), plus constrained ones."""
+    momentum = np.einsum("fij,i->fj", velocities, masses)
+    kinetic = np.einsum("fij,i->f", velocities ** 2, masses)
+    com_kinetic = np.sum(momentum ** 2, axis=1) / masses.sum()
+    fixed_com = bool(np.all(com_kinetic <= 1e-10 * kinetic))
+    constrained = sum(c.get_removed_dof(frames[0]) for c in frames[0].constraints)
+    return 3.0 * fixed_com + constrained
+
+
+def compute_vdos(frames: list[Atoms], *, frame_interval_fs: float | None = None, skip: int = 0,
+                 max_lag_fs: float | None = 5000.0, window: str = "hann", padding: int = 4,
+                 by_element: bool = False, removed_dof: float | None = None) -> VDOSResult:
+    """Total and partial VDOS of a trajectory with velocities.
+
+    Parameters
+    ----------
+    frames : list of Atoms
+        Equally spaced frames with momenta (extxyz ``momenta``/``velocities`` or ``.traj``), e.g. from
+        :func:`mofsnap.md.read_trajectory`.
+    frame_interval_fs : float, optional
+        Time between frames; read from ``info["time_fs"]`` when None.
+    skip : int
+        Frames dropped from the start (equilibration).
+    max_lag_fs, window, padding
+        See :func:`vdos_from_velocities`.
+    by_element : bool
+        Partial VDOS per element instead of per atom type. Otherwise types come from
+        ``arrays["atom_types"]`` or are assigned on the fly.
+    removed_dof : float, optional
+        Degrees of freedom removed from 3N; None detects a fixed centre of mass (3) and ASE constraints.
+
+    Returns
+    -------
+    VDOSResult
+    """
+    frames = frames[skip:]
+    if len(frames) < 8:
+        raise VDOSError(f"a VDOS needs at least 8 frames after skipping {skip}, got {len(frames)}")
+    if any(not f.has("momenta") for f in frames):
+        raise VDOSError("the trajectory has no velocities (extxyz momenta/velocities column or .traj momenta)")
+    dt = frame_interval_of(frames) if frame_interval_fs is None else frame_interval_fs
+    velocities = np.stack([f.get_velocities() for f in frames])
+    masses = frames[0].get_masses()
+    if removed_dof is None:
+        removed_dof = _removed_dof(frames, velocities, masses)
+    return vdos_from_velocities(velocities, masses, _labels_of(frames[0], by_element), dt, max_lag_fs=max_lag_fs,
+                                window=window, padding=padding, removed_dof=removed_dof)
+
+
+def run_vdos_protocol(atoms: Atoms, calculator: Calculator, directory: str | Path, *, temperature_K: float = 300.0,
+                      pressure_MPa: float = ATMOSPHERE_MPA, npt_ps: float = 1.0, nve_ps: float = 500.0,
+                      timestep_fs: float = 1.0, frame_interval_fs: float = 2.0, seed: int = 0,
+                      progress: bool = True, **md_options) -> list[Atoms]:
+    """Reference VDOS protocol: NPT equilibration, then NVE with positions and velocities saved regularly.
+
+    Writes ``DIR/equilibration.extxyz`` (NPT) and ``DIR/nve.extxyz`` (lean frames: positions, momenta,
+    cell, types). Both runs resume from their trajectories when the protocol is restarted.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        Starting structure (with ``atom_types``); changed in place.
+    calculator : Calculator
+        Any ASE calculator with energies, forces and stress (e.g. ``SNAPCalculator``).
+    directory : path
+        Where the trajectories go.
+    temperature_K, pressure_MPa : float
+        NPT conditions; the NVE run starts from the final NPT state.
+    npt_ps, nve_ps : float
+        Lengths of the equilibration and of the NVE production.
+    timestep_fs, frame_interval_fs : float
+        MD time step and time between saved NVE frames (a multiple of the time step).
+    seed : int
+        Seed of the initial velocities.
+    **md_options
+        Further :func:`mofsnap.md.run_md` options of the NPT run (``cell``, ``tdamp_fs``, ``pdamp_fs``,
+        ``chain``).
+
+    Returns
+    -------
+    list of Atoms
+        The NVE frames, ready for :func:`compute_vdos`.
+    """
+    interval = int(round(frame_interval_fs / timestep_fs))
+    if interval < 1 or not np.isclose(interval * timestep_fs, frame_interval_fs):
+        raise VDOSError(f"frame interval {frame_interval_fs} fs must be a multiple of the time step {timestep_fs} fs")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    run_md(atoms, int(round(npt_ps * 1000 / timestep_fs)), ensemble="npt", temperature_K=temperature_K,
+           pressure_MPa=pressure_MPa, timestep_fs=timestep_fs, seed=seed, trajectory=out / "equilibration.extxyz",
+           interval=max(1, int(round(100 / timestep_fs))), progress=progress, calculator=calculator, **md_options)
+    nve = out / "nve.extxyz"
+    run_md(atoms, int(round(nve_ps * 1000 / timestep_fs)), ensemble="nve", timestep_fs=timestep_fs,
+           thermalize=False, trajectory=nve, interval=interval, frame_results=False, progress=progress)
+    return read_trajectory(nve)
+
+
+def plot_vdos(result: VDOSResult, png: str | Path, bands: list[tuple[float, float]] | None = None) -> None:
+    """Total VDOS and partial VDOS per type against frequency (cm⁻¹ below, THz above)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(result.frequency_cm1, result.total, color="black", lw=1.2, label="total")
+    for label, spectrum in result.partial.items():
+        ax.plot(result.frequency_cm1, spectrum, lw=0.9, label=label)
+    for lo, hi in bands or []:
+        ax.axvspan(lo, hi, color="grey", alpha=0.1)
+    top = result.frequency_cm1[np.flatnonzero(result.total > 1e-3 * result.total.max())[-1]]
+    ax.set_xlim(0, min(result.frequency_cm1[-1], 1.1 * top))
+    ax.set_xlabel("frequency (cm$^{-1}$)")
+    ax.set_ylabel("VDOS (states / cm$^{-1}$)")
+    ax.secondary_xaxis("top", functions=(lambda x: x / THZ_TO_CM1, lambda x: x * THZ_TO_CM1)).set_xlabel(
+        "frequency (THz)")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+
+
+def parse_bands(text: str) -> list[tuple[float, float]]:
+    """``"0-600,600-1800"`` -> ``[(0, 600), (600, 1800)]`` (cm⁻¹)."""
+    try:
+        bands = [tuple(float(x) for x in item.split("-")) for item in text.split(",") if item.strip()]
+    except ValueError as error:
+        raise VDOSError(f"bands {text!r} must look like 0-600,600-1800 (cm⁻¹)") from error
+    if any(len(b) != 2 or not b[0] < b[1] for b in bands):
+        raise VDOSError(f"bands {text!r} must be LO-HI pairs with LO < HI")
+    return bands
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mofsnap.analysis.vdos``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mofsnap.analysis.vdos",
+        description="Total and per-atom-type vibrational density of states from the mass-weighted velocity "
+                    "autocorrelation of a trajectory with velocities, or run the reference protocol (NPT "
+                    "equilibration, NVE production) first with --run. Writes vdos.csv, vdos.json, vdos.png.")
+    parser.add_argument("trajectory", nargs="?", help="extxyz (momenta or velocities column) or ASE .traj")
+    parser.add_argument("-o", "--output", default="vdos", metavar="DIR", help="output directory (default ./vdos)")
+    parser.add_argument("--frame-interval", type=float, metavar="FS",
+                        help="time between frames in fs (default: from the frames' time_fs)")
+    parser.add_argument("--skip", type=int, default=0, help="frames dropped from the start (default 0)")
+    parser.add_argument("--max-lag", type=float, default=5000.0, metavar="FS",
+                        help="longest correlation time in fs; sets the resolution (default 5000, capped at half "
+                             "the trajectory)")
+    parser.add_argument("--window", choices=WINDOWS, default="hann", help="lag window (default hann)")
+    parser.add_argument("--padding", type=int, default=4, help="zero-padding factor (default 4)")
+    parser.add_argument("--bands", default="0-600,600-1800,2800-3300", metavar="LO-HI,...",
+                        help="frequency bands in cm⁻¹ for the peak list (default 0-600,600-1800,2800-3300)")
+    parser.add_argument("--prominence", type=float, default=0.05,
+                        help="minimum peak prominence as a fraction of the band maximum (default 0.05)")
+    parser.add_argument("--by-element", action="store_true", help="partial VDOS per element, not per atom type")
+    parser.add_argument("--removed-dof", type=float,
+                        help="degrees of freedom removed from 3N (default: 3 if the centre of mass is fixed, "
+                             "plus constraints)")
+    run = parser.add_argument_group("reference protocol (--run)")
+    run.add_argument("--run", metavar="STRUCTURE", help="run NPT then NVE from this structure with the calculator")
+    run.add_argument("-T", "--temperature", type=float, default=300.0, metavar="K", help="temperature (default 300)")
+    run.add_argument("-P", "--pressure", type=float, default=ATMOSPHERE_MPA, metavar="MPA",
+                     help="NPT pressure in MPa (default 1 atm)")
+    run.add_argument("--npt-ps", type=float, default=1.0, help="NPT equilibration in ps (default 1)")
+    run.add_argument("--nve-ps", type=float, default=500.0, help="NVE production in ps (default 500)")
+    run.add_argument("--save-every", type=float, default=2.0, metavar="FS", help="NVE frame interval (default 2)")
+    add_md_arguments(parser, ensemble=False)
+    add_calculator_arguments(parser)
+    args = parser.parse_args(argv)
+    if (args.trajectory is None) == (args.run is None):
+        parser.error("give either a trajectory or --run STRUCTURE")
+
+    if args.run is not None:
+        frames = run_vdos_protocol(read_structure(args.run), calculator_from_args(args), args.output,
+                                   temperature_K=args.temperature, pressure_MPa=args.pressure, npt_ps=args.npt_ps,
+                                   nve_ps=args.nve_ps, timestep_fs=args.timestep, frame_interval_fs=args.save_every,
+                                   seed=args.seed, progress=not args.no_progress, cell=args.cell,
+                                   tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
+    else:
+        frames = read_trajectory(args.trajectory)
+    result = compute_vdos(frames, frame_interval_fs=args.frame_interval, skip=args.skip, max_lag_fs=args.max_lag,
+                          window=args.window, padding=args.padding, by_element=args.by_element,
+                          removed_dof=args.removed_dof)
+    summary = result.write(args.output, parse_bands(args.bands), args.prominence)
+    print(json.dumps({"dof": summary["dof"], "states": summary["states"], "settings": summary["settings"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""VDOS: known oscillator frequencies, normalisation, time-origin independence, the MD pipeline."""
+
+import numpy as np
+import pytest
+from ase import Atoms, units
+from ase.calculators.emt import EMT
+from ase.calculators.morse import MorsePotential
+from ase.build import bulk
+
+from mofsnap.analysis.vdos import (THZ_TO_CM1, VDOSError, compute_vdos, parse_bands, run_vdos_protocol,
+                                   vdos_from_velocities)
+from mofsnap.md import read_trajectory, run_md
+
+DT_FS = 1.0
+
+
+def oscillators(freqs_cm1, masses, nframes, seed=0, start=0):
+    """Velocities of independent 3-D harmonic oscillators, equal mean kinetic energy per component."""
+    rng = np.random.default_rng(seed)
+    t = (start + np.arange(nframes)) * DT_FS
+    omega = 2 * np.pi * np.asarray(freqs_cm1) / THZ_TO_CM1 / 1000.0  # rad/fs
+    phase = rng.uniform(0, 2 * np.pi, (len(freqs_cm1), 3))
+    amplitude = np.sqrt(2.0 / np.asarray(masses))[:, None]  # m <v^2> = 1 per component
+    return amplitude[None] * np.cos(omega[None, :, None] * t[:, None, None] + phase[None])
+
+
+def peak_cm1(result, spectrum, lo, hi):
+    mask = (result.frequency_cm1 > lo) & (result.frequency_cm1 < hi)
+    return result.frequency_cm1[mask][np.argmax(spectrum[mask])]
+
+
+def test_oscillator_peaks_at_their_frequency_per_type():
+    freqs = [500.0, 500.0, 1500.0, 3000.0]
+    masses = np.array([12.0, 12.0, 1.0, 1.0])
+    labels = np.array(["C3a", "C3a", "H1a", "H1b"])
+    result = vdos_from_velocities(oscillators(freqs, masses, 4000), masses, labels, DT_FS, max_lag_fs=1000,
+                                  removed_dof=0)
+    resolution = result.settings["resolution_cm1"]
+    for label, freq in [("C3a", 500.0), ("H1a", 1500.0), ("H1b", 3000.0)]:
+        assert abs(peak_cm1(result, result.partial[label], 0, 4000) - freq) < resolution / 2
+    # a type has (almost) no weight at another type's frequency
+    assert result.integral(result.partial["C3a"], (1300, 1700)) < 0.02 * result.integral(result.partial["C3a"])
+    peaks = {(p["type"], tuple(p["band_cm1"])): p for p in result.peaks([(0, 1000), (1000, 2000)])}
+    assert abs(peaks[("H1a", (1000, 2000))]["peaks"][0]["cm1"] - 1500) < resolution / 2
+    assert peaks[("H1b", (1000, 2000))]["states"] < 0.05
+
+
+def test_normalisation_partials_sum_and_equipartition():
+    rng = np.random.default_rng(3)
+    n = 12
+    freqs = rng.uniform(300, 3000, n)
+    masses = rng.choice([1.008, 12.011, 65.38], n)
+    labels = np.where(masses < 2, "H", np.where(masses < 20, "C", "Zn"))
+    result = vdos_from_velocities(oscillators(freqs, masses, 6000, seed=1), masses, labels, DT_FS, max_lag_fs=800,
+                                  removed_dof=3)
+    assert result.dof == 3 * n - 3
+    assert result.integral(result.total) == pytest.approx(3 * n - 3, rel=1e-9)
+    np.testing.assert_allclose(sum(result.partial.values()), result.total, rtol=1e-12, atol=1e-12)
+    # every type gets its equipartition share of the states (equal kinetic energy per component)
+    for label, count in result.counts.items():
+        assert result.integral(result.partial[label]) == pytest.approx(3 * count * (3 * n - 3) / (3 * n), rel=0.03)
+
+
+def test_independent_of_time_origin():
+    freqs = [400.0, 900.0, 1700.0, 2900.0]
+    masses = np.array([12.0, 14.0, 1.0, 16.0])
+    labels = np.array(["a", "b", "c", "d"])
+    first = vdos_from_velocities(oscillators(freqs, masses, 3000), masses, labels, DT_FS, max_lag_fs=600)
+    later = vdos_from_velocities(oscillators(freqs, masses, 3000, start=777), masses, labels, DT_FS, max_lag_fs=600)
+    assert np.max(np.abs(first.total - later.total)) < 0.03 * first.total.max()
+
+
+def test_diatomic_md_peak_at_harmonic_frequency(tmp_path):
+    epsilon, rho0, r0 = 2.0, 4.0, 1.1
+    atoms = Atoms("N2", positions=[[0, 0, 0], [0, 0, r0]], cell=[12, 12, 12], pbc=False)
+    atoms.new_array("atom_types", np.array(["N1a", "N1a"]))
+    calc = MorsePotential(epsilon=epsilon, rho0=rho0, r0=r0, rcut1=2.0, rcut2=2.5)
+    run_md(atoms, 2000, ensemble="nve", temperature_K=30, timestep_fs=0.5, trajectory=tmp_path / "n2.extxyz",
+           interval=4, calculator=calc, progress=False, seed=4)
+    result = compute_vdos(read_trajectory(tmp_path / "n2.extxyz"), max_lag_fs=1000)
+    k = 2 * epsilon * rho0 ** 2 / r0 ** 2  # eV/Å^2
+    mu = atoms.get_masses()[0] / 2
+    expected = np.sqrt(k / mu) * units.fs / (2 * np.pi) * 1000 * THZ_TO_CM1
+    assert result.dof == 3  # six coordinates minus the fixed centre of mass
+    assert abs(peak_cm1(result, result.partial["N1a"], 200, 6000) - expected) < result.settings["resolution_cm1"] / 2
+
+
+def test_reference_protocol_helper_runs_npt_then_nve(tmp_path):
+    atoms = bulk("Cu", cubic=True).repeat(2)
+    atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+    frames = run_vdos_protocol(atoms, EMT(), tmp_path, temperature_K=200, npt_ps=0.02, nve_ps=0.1,
+                               timestep_fs=2.0, frame_interval_fs=4.0, progress=False)
+    assert [f.info["md_step"] for f in frames] == list(range(0, 51, 2))
+    assert frames[0].info["md_ensemble"] == "nve"
+    equilibration = read_trajectory(tmp_path / "equilibration.extxyz")
+    np.testing.assert_allclose(frames[0].get_velocities(), equilibration[-1].get_velocities(), atol=1e-6)
+    result = compute_vdos(frames)
+    assert result.settings["frame_interval_fs"] == pytest.approx(4.0)
+    assert result.integral(result.total) == pytest.approx(3 * len(atoms) - 3)
+
+
+def test_bad_input_is_rejected():
+    atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+    with pytest.raises(VDOSError, match="no velocities"):
+        compute_vdos([atoms.copy() for _ in range(10)], frame_interval_fs=1.0)
+    with pytest.raises(VDOSError, match="at least 8 frames"):
+        vdos_from_velocities(np.zeros((4, 2, 3)), np.ones(2), np.array(["H", "H"]), 1.0)
+    with pytest.raises(VDOSError, match="LO < HI"):
+        parse_bands("600-100")
+    with pytest.raises(VDOSError, match="unknown window"):
+        vdos_from_velocities(np.ones((20, 2, 3)), np.ones(2), np.array(["H", "H"]), 1.0, window="tukey")
