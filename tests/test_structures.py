@@ -1,0 +1,183 @@
+"""ZIF-8 and MOF-5 builders: composition, symmetry, connectivity, hydrogen geometry and the published type labels."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import spglib
+from ase.io import read, write
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from mofsnap.atomtypes import assign_atom_types
+from mofsnap.structures import main, mof5, zif8
+from mofsnap.topology import bond_pairs
+
+@pytest.fixture(scope="module")
+def zif():
+    return zif8()
+
+
+@pytest.fixture(scope="module")
+def mof():
+    return mof5()
+
+
+def _neighbours(atoms):
+    i, j, shift, _ = bond_pairs(atoms)
+    return [j[i == a] for a in range(len(atoms))], (i, j, shift)
+
+
+def _symbols_around(atoms, neighbours, a):
+    return sorted(atoms.get_chemical_symbols()[b] for b in neighbours[a])
+
+
+def _molecules(atoms, keep):
+    """Connected pieces of the bond graph restricted to atoms ``keep``: list of (formula, rings)."""
+    i, j, _, _ = bond_pairs(atoms)
+    mask = keep[i] & keep[j]
+    graph = coo_matrix((np.ones(mask.sum()), (i[mask], j[mask])), shape=(len(atoms),) * 2)
+    _, label = connected_components(graph, directed=False)
+    pieces = []
+    for piece in np.unique(label[keep]):
+        members = np.flatnonzero(label == piece)
+        bonds = np.isin(i[mask], members).sum() // 2
+        pieces.append((atoms[members].get_chemical_formula(), bonds - len(members) + 1))
+    return pieces
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:spglib")
+@pytest.mark.parametrize(
+    "build, primitive, natoms, formula, spacegroup",
+    [
+        (zif8, False, 276, "C96H120N48Zn12", "I-43m (217)"),
+        (zif8, True, 138, "C48H60N24Zn6", "I-43m (217)"),
+        (mof5, False, 424, "C192H96O104Zn32", "Fm-3m (225)"),
+        (mof5, True, 106, "C48H24O26Zn8", "Fm-3m (225)"),
+    ],
+)
+def test_composition_and_space_group(build, primitive, natoms, formula, spacegroup):
+    atoms = build(primitive=primitive)
+    assert len(atoms) == natoms
+    assert atoms.get_chemical_formula() == formula
+    cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)
+    assert spglib.get_spacegroup(cell, symprec=1e-3) == spacegroup  # ordered H keep the full symmetry
+    distances = atoms.get_all_distances(mic=True)
+    np.fill_diagonal(distances, np.inf)
+    assert distances.min() > 0.9
+
+
+def test_zif8_zinc_has_four_nitrogens_and_linkers_are_intact(zif):
+    neighbours, _ = _neighbours(zif)
+    for zn in np.flatnonzero(zif.numbers == 30):
+        assert _symbols_around(zif, neighbours, zn) == ["N"] * 4
+    pieces = _molecules(zif, zif.numbers != 30)
+    assert pieces == [("C4H5N2", 1)] * 24  # 2-methylimidazolate, one (five-membered) ring each
+
+
+def test_mof5_zinc_has_four_oxygens_and_linkers_are_intact(mof):
+    neighbours, _ = _neighbours(mof)
+    for zn in np.flatnonzero(mof.numbers == 30):
+        assert _symbols_around(mof, neighbours, zn) == ["O"] * 4
+    central = np.array([_symbols_around(mof, neighbours, a) == ["Zn"] * 4 for a in range(len(mof))])
+    assert central.sum() == 8
+    pieces = _molecules(mof, (mof.numbers != 30) & ~central)
+    assert pieces == [("C8H4O4", 1)] * 24  # terephthalate, one benzene ring each
+
+
+def test_zif8_hydrogen_geometry(zif):
+    neighbours, (i, j, shift) = _neighbours(zif)
+
+    def vector(a, b):
+        k = np.flatnonzero((i == a) & (j == b))[0]
+        return zif.positions[b] + shift[k] @ zif.cell - zif.positions[a]
+
+    for h in np.flatnonzero(zif.numbers == 1):
+        (c,) = neighbours[h]
+        ch = vector(c, h)
+        assert 0.93 - 1e-6 <= np.linalg.norm(ch) <= 1.08
+        others = [b for b in neighbours[c] if b != h]
+        if len(others) == 2:  # ring CH: in the ring plane, equal angles to both ring neighbours
+            u, v = (vector(c, b) / np.linalg.norm(vector(c, b)) for b in others)
+            w = ch / np.linalg.norm(ch)
+            assert abs(np.dot(np.cross(u, v), w)) < 1e-3
+            assert np.isclose(np.dot(u, w), np.dot(v, w), atol=1e-3)
+        else:  # methyl: tetrahedral angles around the methyl carbon
+            for b in others:
+                cosine = np.dot(ch, vector(c, b)) / np.linalg.norm(ch) / np.linalg.norm(vector(c, b))
+                assert np.degrees(np.arccos(cosine)) == pytest.approx(109.47, abs=0.5)
+
+
+def _assert_labels(atoms, roles, counts):
+    """Each label sits where ``roles`` says: the sorted neighbour symbols of the atom (of its C partner for H)."""
+    labels = atoms.arrays["atom_types"]
+    assert sorted(set(labels)) == sorted(counts)
+    neighbours, _ = _neighbours(atoms)
+    around = [_symbols_around(atoms, neighbours, a) for a in range(len(atoms))]
+    for label, symbols in roles.items():
+        for a in np.flatnonzero(labels == label):
+            assert (around[neighbours[a][0]] if atoms.numbers[a] == 1 else around[a]) == symbols, label
+    assert Counter(labels) == counts
+
+
+def test_zif8_published_labels(zif):
+    roles = {
+        "C3a": ["C", "N", "N"],  # ring C between the N, bonded to the methyl
+        "C3b": ["C", "H", "N"],  # ring CH
+        "C4a": ["C", "H", "H", "H"],  # methyl C
+        "H1a": ["C", "H", "N"],  # ring H (on a ring CH)
+        "H1b": ["C", "H", "H", "H"],  # methyl H
+        "N3a": ["C", "C", "Zn"],
+    }
+    counts = {"C3a": 24, "C3b": 48, "C4a": 24, "H1a": 48, "H1b": 72, "N3a": 48, "Zn4a": 12}
+    _assert_labels(zif, roles, counts)
+
+
+def test_mof5_published_labels(mof):
+    roles = {
+        "C3a": ["C", "O", "O"],  # carboxylate C
+        "C3b": ["C", "C", "C"],  # ring C bonded to the carboxylate
+        "C3c": ["C", "C", "H"],  # ring CH
+        "H1a": ["C", "C", "H"],
+        "O2a": ["C", "Zn"],  # carboxylate O
+        "O4a": ["Zn"] * 4,  # central O
+    }
+    counts = {"C3a": 48, "C3b": 48, "C3c": 96, "H1a": 96, "O2a": 96, "O4a": 8, "Zn4a": 32}
+    _assert_labels(mof, roles, counts)
+
+
+@pytest.mark.parametrize("build", [zif8, mof5])
+def test_typing_is_permutation_invariant(build):
+    atoms = build()
+    order = np.random.default_rng(11).permutation(len(atoms))
+    assert np.array_equal(assign_atom_types(atoms[order]), atoms.arrays["atom_types"][order])
+
+
+@pytest.mark.parametrize("build", [zif8, mof5])
+def test_primitive_cell_types_equal_conventional_ones_per_site(build):
+    conventional, primitive = build(), build(primitive=True)
+    for atom in primitive:
+        d = conventional.positions - atom.position
+        d -= np.round(d @ np.linalg.inv(conventional.cell)) @ conventional.cell  # cubic: exact minimum image
+        (same,) = np.flatnonzero(np.linalg.norm(d, axis=1) < 1e-3)
+        assert conventional.numbers[same] == atom.number
+        assert conventional.arrays["atom_types"][same] == primitive.arrays["atom_types"][atom.index]
+
+
+def test_types_survive_extxyz(zif, tmp_path):
+    write(tmp_path / "zif8.extxyz", zif)
+    back = read(tmp_path / "zif8.extxyz")
+    assert back.arrays["atom_types"].tolist() == zif.arrays["atom_types"].tolist()
+    assert np.allclose(back.positions, zif.positions) and np.allclose(back.cell, zif.cell)
+
+
+def test_command_writes_structure_files(tmp_path):
+    main(["mof5", "--primitive", "-o", str(tmp_path)])
+    summary = json.loads((tmp_path / "mof5_primitive.json").read_text())
+    assert summary["natoms"] == 106 and summary["formula"] == "C48H24O26Zn8"
+    assert sum(summary["atom_types"].values()) == 106
+    back = read(tmp_path / "mof5_primitive.extxyz")
+    assert Counter(back.arrays["atom_types"]) == summary["atom_types"]
+    assert len(read(tmp_path / "mof5_primitive.cif")) == 106
+    assert (tmp_path / "mof5_primitive.png").stat().st_size > 0
