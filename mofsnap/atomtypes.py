@@ -128,9 +128,7 @@ def assign_atom_types(
         trees = [roots[a] + (tuple(sorted(trees[b] for b in neighbours[a])),) for a in range(len(atoms))]
         sums.append(np.bincount(i, weights=sums[-1][j], minlength=len(atoms)).astype(np.int64))
 
-    keys = {}
-    for a, tree in enumerate(trees):
-        keys[tree] = (tuple(-s[a] for s in sums[1:]), tree)
+    keys = {tree: (tuple(-s[a] for s in sums[1:]), tree) for a, tree in enumerate(trees)}
     letter = {}
     for root in set(roots):
         environments = sorted((t for t in keys if t[:2] == root), key=keys.__getitem__)
@@ -159,7 +157,9 @@ def _check_overlaps(atoms: Atoms, min_distance: float) -> None:
         )
 
 
-def _check_coordination(atoms: Atoms, coordination: np.ndarray, bond_scale: float, limits: Mapping[str, int]):
+def _check_coordination(
+    atoms: Atoms, coordination: np.ndarray, bond_scale: float, limits: Mapping[str, int]
+) -> None:
     symbols = np.array(atoms.get_chemical_symbols())
     isolated = np.flatnonzero(coordination == 0)
     if isolated.size:
