@@ -1,0 +1,143 @@
+"""Reference specifications: real tblite and CP2K numbers, stress vs finite differences, bad input."""
+
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from mofsnap.reference import CP2K, XTB, ASEReference, ReferenceError, ReferenceUnavailableError
+
+needs_cp2k = pytest.mark.skipif(shutil.which("cp2k.psmp") is None, reason="cp2k.psmp not installed")
+
+
+def strained_energy(atoms, calc, voigt, h):
+    """Energy after a symmetric strain of size h in one Voigt component (positions follow the cell)."""
+    i, j = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)][voigt]
+    eps = np.zeros((3, 3))
+    eps[i, j] += h / (1 if i == j else 2)
+    eps[j, i] += 0 if i == j else h / 2
+    strained = atoms.copy()
+    strained.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    strained.calc = calc
+    return strained.get_potential_energy()
+
+
+def fd_stress(atoms, calc, voigt, h=1e-3):
+    """Central finite-difference stress component (eV/Å³) = dE/dε / V."""
+    return (strained_energy(atoms, calc, voigt, h) - strained_energy(atoms, calc, voigt, -h)) / (
+        2 * h * atoms.get_volume())
+
+
+def silicon():
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.positions[1] += [0.05, -0.03, 0.02]
+    atoms.set_cell(atoms.cell.array @ np.array([[1.0, 0.01, 0.0], [0.0, 0.99, 0.0], [0.0, 0.0, 1.01]]),
+                   scale_atoms=True)
+    return atoms
+
+
+@pytest.mark.parametrize("method", ["GFN1-xTB", "GFN2-xTB"])
+def test_xtb_forces_and_stress_match_finite_differences(method):
+    ref = XTB(method)
+    atoms = silicon()
+    calc = ref.calculator()
+    atoms.calc = calc
+    forces, stress = atoms.get_forces(), atoms.get_stress()
+    assert stress.shape == (6,) and forces.shape == (2, 3)
+    assert np.abs(forces.sum(axis=0)).max() < 1e-6  # translation invariance
+    h = 1e-4
+    for comp in range(3):
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[1, comp] += h
+        minus.positions[1, comp] -= h
+        plus.calc = minus.calc = calc
+        fd = -(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * h)
+        assert fd == pytest.approx(forces[1, comp], abs=2e-4)
+    for voigt in (0, 5):
+        assert fd_stress(atoms, calc, voigt) == pytest.approx(stress[voigt], abs=2e-5)
+
+
+def test_xtb_settings_hash_is_stable_and_sensitive():
+    a, b = XTB(), pickle.loads(pickle.dumps(XTB()))
+    assert a.settings_hash == b.settings_hash and len(a.settings_hash) == 16
+    assert XTB(electronic_temperature=500.0).settings_hash != a.settings_hash
+    assert XTB("GFN2-xTB").settings_hash != a.settings_hash
+
+
+def test_xtb_rejects_unknown_method_and_missing_cell():
+    with pytest.raises(ReferenceError, match="unknown xTB method"):
+        XTB("GFN0-xTB")
+    molecule = Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]])
+    with pytest.raises(ReferenceError, match="periodic method"):
+        XTB().check(molecule)
+    flat = Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], cell=[4, 4, 0], pbc=True)
+    with pytest.raises(ReferenceError, match="no 3D cell"):
+        XTB().check(flat)
+
+
+def test_ase_reference_wraps_any_calculator_and_needs_picklable_factory():
+    ref = ASEReference(EMT, "EMT")
+    atoms = bulk("Cu", cubic=True)
+    atoms.calc = ref.calculator()
+    direct = bulk("Cu", cubic=True)
+    direct.calc = EMT()
+    assert atoms.get_potential_energy() == direct.get_potential_energy()
+    with pytest.raises(ReferenceError, match="cannot be pickled"):
+        ASEReference(lambda: EMT(), "EMT").check_picklable()
+
+
+def test_cp2k_presets_follow_the_reference_protocol_and_resolve_in_the_data_files():
+    training, optimisation = CP2K("training"), CP2K("optimisation")
+    s = training.settings
+    assert (s["xc"], s["cutoff"], s["rel_cutoff"], s["ngrids"], s["eps_scf"], s["d3"]) == (
+        "PBE", 1000.0, 60.0, 5, 1e-7, False)
+    assert optimisation.settings["d3"] and "DFTD3(BJ)" in optimisation.input_template()
+    assert "VDW_POTENTIAL" not in training.input_template()
+    assert s["kinds"]["Zn"][0].startswith("TZV2P-MOLOPT-SR-GTH") and s["kinds"]["C"][0].startswith("TZV2P-MOLOPT-GTH")
+    if os.path.isdir(training.data_dir):  # every basis/potential name of the presets exists in CP2K's files
+        for ref in (training, CP2K("cheap")):
+            text = "".join(open(os.path.join(ref.data_dir, f)).read() for f in ref.settings["basis_files"])
+            pots = open(os.path.join(ref.data_dir, ref.settings["potential_file"])).read()
+            for el, (basis, pot) in ref.settings["kinds"].items():
+                assert f" {basis}" in text, (el, basis)
+                assert f"{el} {pot}" in pots, (el, pot)
+    assert CP2K("training", cutoff=800).settings_hash != training.settings_hash
+    assert CP2K("training", mpi_ranks=4, omp_threads=2).settings_hash == training.settings_hash
+    assert "mpiexec -n 4" in CP2K("training", mpi_ranks=4).command
+
+
+def test_cp2k_bad_input():
+    with pytest.raises(ReferenceError, match="unknown CP2K preset"):
+        CP2K("accurate")
+    with pytest.raises(ReferenceError, match="unknown CP2K setting"):
+        CP2K("cheap", cutof=300)
+    xenon = bulk("Xe", "fcc", a=6.2)
+    with pytest.raises(ReferenceError, match="no basis set/pseudopotential for Xe"):
+        CP2K("training").check(xenon)
+    with pytest.raises(ReferenceError, match="periodic method"):
+        CP2K("cheap").check(Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]]))
+    with pytest.raises(ReferenceUnavailableError, match="apt-get install cp2k"):
+        CP2K("cheap", binary="cp2k-missing.psmp").calculator()
+
+
+@needs_cp2k
+def test_cp2k_energy_forces_stress_in_ase_units_and_stress_matches_finite_differences(tmp_path):
+    ref = CP2K("cheap", workdir=str(tmp_path), cutoff=200.0, rel_cutoff=30.0)
+    atoms = Atoms("H2O", positions=[[0, 0, 0], [0.97, 0, 0], [-0.25, 0.94, 0]],
+                  cell=[[4.0, 0, 0], [0.3, 4.2, 0], [0.1, 0.2, 4.4]], pbc=True)
+    atoms.positions += 1.5
+    with ref.calculator() as calc:
+        atoms.calc = calc
+        energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+        # ASE units: a water molecule in PBE/GTH is about -17.2 Hartree = -468 eV (not Hartree, not kJ/mol)
+        assert -480 < energy < -455
+        assert forces.shape == (3, 3)
+        # the O-H bonds are slightly off equilibrium: forces of order 0.1-10 eV/Å, not Hartree/Bohr
+        assert 0.05 < np.abs(forces).max() < 20
+        for voigt in (0, 5):
+            assert fd_stress(atoms, calc, voigt, h=2e-3) == pytest.approx(stress[voigt], abs=1e-5)  # 1.6 MPa
