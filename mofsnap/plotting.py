@@ -12,6 +12,16 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (PNG, 150 dpi, parent directories created) and close it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
 def parity_axes(ax, series: Mapping[str, tuple[np.ndarray, np.ndarray]], quantity: str, unit: str) -> None:
     """Draw reference-versus-predicted points of one quantity on ``ax``.
 
@@ -51,12 +61,7 @@ def parity_figure(panels: Sequence[tuple[str, str, Mapping[str, tuple[np.ndarray
         parity_axes(ax, series, quantity, unit)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[str, Sequence[float]]],
@@ -92,9 +97,4 @@ def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[s
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{quantity} RMSE ({units[quantity]})")
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -18,21 +18,20 @@ def small_model(**kwargs) -> SNAPModel:
 
 
 def random_configuration(seed: int, n: int = 12) -> Atoms:
-    """A triclinic cell, deliberately not in LAMMPS orientation, with atoms at least 1 Å apart."""
+    """Random types in a triclinic cell, rotated away from the LAMMPS orientation, atoms at least 1 Å apart."""
     rng = np.random.default_rng(seed)
-    cell = np.array([[6.4, 0.3, 0.2], [0.9, 6.6, -0.4], [0.5, 0.8, 6.9]])
+    cell = np.array([[6.4, 0.3, 0.2], [0.9, 6.6, -0.4], [0.5, 0.8, 6.9]]) * rng.uniform(0.98, 1.02)
     rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    rotation *= np.sign(np.linalg.det(rotation))
-    cell = cell @ rotation.T
+    cell = cell @ (rotation * np.sign(np.linalg.det(rotation))).T
     positions: list[np.ndarray] = []
     while len(positions) < n:
         p = rng.random(3) @ cell
-        atoms = Atoms(positions=[*positions, p], cell=cell, pbc=True)
-        if len(positions) == 0 or atoms.get_distances(len(positions), range(len(positions)), mic=True).min() > 1.0:
+        probe = Atoms(positions=[*positions, p], cell=cell, pbc=True)
+        if not positions or probe.get_distances(len(positions), range(len(positions)), mic=True).min() > 1.0:
             positions.append(p)
-    atoms = Atoms("C" * n, positions=positions, cell=cell, pbc=True)
-    atoms.arrays["atom_types"] = np.array([TYPES[i % 3] for i in range(n)])
-    atoms.set_chemical_symbols([t[0] for t in atoms.arrays["atom_types"]])
+    labels = rng.choice(TYPES, size=n)
+    atoms = Atoms([t[0] for t in labels], positions=positions, cell=cell, pbc=True)
+    atoms.arrays["atom_types"] = labels
     return atoms
 
 

@@ -15,31 +15,7 @@ from mofsnap.calculator import SNAPCalculator
 from mofsnap.descriptors import SnapDescriptors
 from mofsnap.fit import FitError, NormalEquations, extrapolation_grade, fit_snap
 from mofsnap.model import SNAPModel
-
-TYPES = ["C3a", "H1a", "O2a"]
-
-
-def small_model(**kwargs) -> SNAPModel:
-    options = dict(radii=[0.5, 0.35, 0.45], weights=[1.0, 0.6, 0.8], twojmax=4, rcutfac=3.0, rfac0=0.95)
-    options.update(kwargs)
-    return SNAPModel(TYPES, **options)
-
-
-def random_configuration(seed: int, n: int = 12) -> Atoms:
-    """Random types (so compositions differ) in a triclinic cell, atoms at least 1 Å apart."""
-    rng = np.random.default_rng(seed)
-    cell = np.array([[6.4, 0.3, 0.2], [0.9, 6.6, -0.4], [0.5, 0.8, 6.9]]) * rng.uniform(0.98, 1.02)
-    positions: list[np.ndarray] = []
-    while len(positions) < n:
-        p = rng.random(3) @ cell
-        probe = Atoms(positions=[*positions, p], cell=cell, pbc=True)
-        if not positions or probe.get_distances(len(positions), range(len(positions)), mic=True).min() > 1.0:
-            positions.append(p)
-    labels = rng.choice(TYPES, size=n)
-    atoms = Atoms([t[0] for t in labels], positions=positions, cell=cell, pbc=True)
-    atoms.arrays["atom_types"] = labels
-    return atoms
-
+from test_descriptors import random_configuration, small_model
 
 def labelled(atoms: Atoms, calc) -> Atoms:
     """A copy carrying ``calc``'s energy, forces and stress in a SinglePointCalculator."""
