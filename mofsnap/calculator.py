@@ -193,14 +193,13 @@ class SNAPCalculator(Calculator):
         lmp.lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types.tolist(), x.ravel().tolist())
         lmp.commands(self._pair_commands(len(atoms), atoms.get_volume()))
         lmp.commands(["compute mofsnap_pea all pe/atom", "compute mofsnap_sumpea all reduce sum c_mofsnap_pea",
-                      "compute mofsnap_virial all pressure NULL virial",
-                      "thermo_style custom step pe c_mofsnap_sumpea c_mofsnap_virial[*]",
-                      "thermo_modify norm no"])
+                      "compute mofsnap_virial all pressure NULL virial"])
         self._lmp = lmp
         self._setup_lower = None
+        self._thermo: tuple[bool, bool] | None = None
 
-    def _set_state(self, atoms: Atoms, box: Box) -> bool:
-        """Write cell and positions into LAMMPS; return whether a full setup is needed.
+    def _set_state(self, atoms: Atoms, box: Box, full: bool) -> bool:
+        """Write cell and positions into LAMMPS; return whether a full setup is needed (or ``full`` asks one).
 
         With an unchanged cell, positions are written continuous with LAMMPS's own periodic wrapping
         (its image flags), so LAMMPS's neighbour-list displacement check stays valid and only a force
@@ -208,8 +207,8 @@ class SNAPCalculator(Calculator):
         """
         lmp = self._lmp.lmp
         n = len(atoms)
-        full = self._setup_lower is None or not np.array_equal(box.lower, self._setup_lower)
-        if full:
+        if self._setup_lower is None or not np.array_equal(box.lower, self._setup_lower):
+            full = True
             xhi, yhi, zhi, xy, xz, yz = box.prism.split()
             self._lmp.command(f"change_box all x final 0 {xhi} y final 0 {yhi} z final 0 {zhi} "
                               f"xy final {xy} xz final {xz} yz final {yz} units box")
@@ -240,8 +239,15 @@ class SNAPCalculator(Calculator):
             self._build(atoms, types)
             self._key = key
         box = Box(atoms.cell.array)
+        # per-atom energies and the virial cost extra in every step: ask LAMMPS only for what is wanted
+        wanted = ("energies" in properties, "stress" in properties)
         try:
-            full = self._set_state(atoms, box)
+            restyle = wanted != self._thermo
+            if restyle:  # a new thermo style needs a full setup (LAMMPS crashes otherwise)
+                extra = " c_mofsnap_sumpea" * wanted[0] + " c_mofsnap_virial[*]" * wanted[1]
+                self._lmp.commands([f"thermo_style custom step pe{extra}", "thermo_modify norm no"])
+                self._thermo = wanted
+            full = self._set_state(atoms, box, restyle)
             self._lmp.command("run 0 post no" if full else "run 1 pre no post no")
         except Exception:
             self._key = None  # the LAMMPS state is unknown after a failure: rebuild next time
@@ -252,13 +258,13 @@ class SNAPCalculator(Calculator):
         n = len(atoms)
         order = np.argsort(lmp.numpy.extract_atom("id")[:n])
         forces = np.array(lmp.numpy.extract_atom("f")[:n])[order]
-        energies = np.array(lmp.numpy.extract_compute("mofsnap_pea", 1, 1))[order]
-        pressure = np.array(lmp.numpy.extract_compute("mofsnap_virial", 0, 1))
-        energy = lmp.get_thermo("pe")
-        self.results["energy"] = self.results["free_energy"] = float(energy)
-        self.results["energies"] = energies
+        self.results["energy"] = self.results["free_energy"] = float(lmp.get_thermo("pe"))
         self.results["forces"] = box.to_ase(forces)
-        self.results["stress"] = -box.tensor_to_ase(pressure) * bar
+        if wanted[0]:
+            self.results["energies"] = np.array(lmp.numpy.extract_compute("mofsnap_pea", 1, 1))[order]
+        if wanted[1]:
+            pressure = np.array(lmp.numpy.extract_compute("mofsnap_virial", 0, 1))
+            self.results["stress"] = -box.tensor_to_ase(pressure) * bar
 
     def __del__(self) -> None:
         if getattr(self, "_lmp", None) is not None:
