@@ -193,9 +193,16 @@ class CBADFilter:
         return self._keys(values), broken
 
     # ------------------------------------------------------------------ state updates
+    def _is_known(self, keys: np.ndarray) -> np.ndarray:
+        """Elementwise: is the key among the known (sorted) keys."""
+        if len(self._known) == 0:
+            return np.zeros(keys.shape, dtype=bool)
+        position = np.minimum(np.searchsorted(self._known, keys), len(self._known) - 1)
+        return self._known[position] == keys
+
     def _add(self, keys: np.ndarray) -> np.ndarray:
         """Add one frame's keys; return the descriptor-type ids that got a new bin."""
-        new = np.unique(keys[~np.isin(keys, self._known)])
+        new = np.unique(keys[~self._is_known(keys)])
         self._known = np.union1d(self._known, new)
         return np.unique(new >> _BIN_BITS)
 
@@ -211,13 +218,13 @@ class CBADFilter:
     def _offer(self, keys: np.ndarray, broken: np.ndarray, stop_after_first: bool = False) -> np.ndarray:
         """Greedy pass over a described batch; returns the accepted mask (frames after a stop stay unoffered)."""
         broken_any = broken.any(axis=1)
-        maybe_new = ~np.isin(keys, self._known).all(axis=1)
+        maybe_new = ~self._is_known(keys).all(axis=1)
         accepted = np.zeros(len(keys), dtype=bool)
         for n in range(len(keys)):
             self.stats["offered"] += 1
             if broken_any[n]:
                 self._count_broken(broken[n])
-            elif maybe_new[n] and not np.isin(keys[n], self._known).all():
+            elif maybe_new[n] and not self._is_known(keys[n]).all():
                 self._accept(keys[n])
                 accepted[n] = True
                 if stop_after_first:
@@ -327,7 +334,7 @@ class CBADFilter:
         for batch in _batches(run, self.batch_size):
             keys, broken = self._describe(batch, start)
             broken_any = broken.any(axis=1)
-            new = ~np.isin(keys, self._known).all(axis=1) & ~broken_any
+            new = ~self._is_known(keys).all(axis=1) & ~broken_any
             for n in np.flatnonzero(broken_any):
                 self._count_broken(broken[n])
             self.stats["rejected_known"] += int((~new & ~broken_any).sum())

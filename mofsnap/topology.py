@@ -298,22 +298,31 @@ class Topology:
         TopologyError
             Wrong number of atoms, non-finite positions or cell, or a singular cell.
         """
+        components, single = self._bond_components(positions, cell)
+        vectors = np.moveaxis(components, 0, -1)
+        return vectors[0] if single else vectors
+
+    def _bond_components(self, positions: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Bond vectors as ``(3, nframe, nbond)`` (component first: fast gathers) and whether one frame was given."""
         positions = np.asarray(positions, dtype=float)
         cell = np.asarray(cell, dtype=float)
-        if positions.shape[-2:] != (len(self.numbers), 3):
+        if positions.shape[-2:] != (len(self.numbers), 3) or positions.ndim not in (2, 3):
             raise TopologyError(f"positions of shape {positions.shape} do not fit {len(self.numbers)} atoms")
+        if cell.shape[-2:] != (3, 3) or cell.ndim > positions.ndim:
+            raise TopologyError(f"cell of shape {cell.shape} does not fit positions of shape {positions.shape}")
         if not (np.isfinite(positions).all() and np.isfinite(cell).all()):
             raise TopologyError("positions or cell contain NaN or infinite values")
-        if cell.ndim == 2 and positions.ndim == 3:
-            cell = np.broadcast_to(cell, (len(positions), 3, 3))
+        single = positions.ndim == 2
+        positions = positions[None] if single else positions
+        cell = np.broadcast_to(cell, (len(positions), 3, 3))
         try:
             inverse = np.linalg.inv(cell)
         except np.linalg.LinAlgError:
             raise TopologyError("cell is singular") from None
-        scaled = positions @ inverse
-        delta = scaled[..., self.bonds[:, 1], :] - scaled[..., self.bonds[:, 0], :]
-        delta += np.round(self.bond_fractional - delta)
-        return delta @ cell
+        scaled = np.einsum("fnk,fkl->lfn", positions, inverse)
+        delta = scaled[:, :, self.bonds[:, 1]] - scaled[:, :, self.bonds[:, 0]]
+        delta += np.round(self.bond_fractional.T[:, None, :] - delta)
+        return np.einsum("kfb,fkl->lfb", delta, cell), single
 
     def measure(self, positions: np.ndarray, cell: np.ndarray, degrees: bool = True) -> dict[str, np.ndarray]:
         """Bond lengths, angles and dihedrals of one frame or a batch (shapes as in :meth:`bond_vectors`).
@@ -324,26 +333,41 @@ class Topology:
             ``"bond"`` (Å), ``"angle"`` in [0, 180] and ``"dihedral"`` in (-180, 180] (degrees, or radians if
             ``degrees=False``); each ``(n,)`` for one frame or ``(nframe, n)`` for a batch.
         """
-        vectors = self.bond_vectors(positions, cell)
-        lengths = np.linalg.norm(vectors, axis=-1)
-        u = vectors[..., self.angle_bonds[:, 0], :] * self.angle_signs[:, :1]
-        v = vectors[..., self.angle_bonds[:, 1], :] * self.angle_signs[:, 1:]
-        angle = np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.einsum("...k,...k->...", u, v))
-        b1, b2, b3 = (vectors[..., self.dihedral_bonds[:, n], :] * self.dihedral_signs[:, n:n + 1] for n in range(3))
-        n1, n2 = np.cross(b1, b2), np.cross(b2, b3)
-        y = np.linalg.norm(b2, axis=-1) * np.einsum("...k,...k->...", b1, n2)
-        dihedral = np.arctan2(y, np.einsum("...k,...k->...", n1, n2))
-        dihedral = np.where(dihedral <= -np.pi, np.pi, dihedral)
+        (x, y, z), single = self._bond_components(positions, cell)
+        lengths = np.sqrt(x * x + y * y + z * z)
+
+        def gather(bonds):
+            return x[:, bonds], y[:, bonds], z[:, bonds]
+
+        def cross(u, v):
+            return u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]
+
+        def dot(u, v):
+            return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+
+        # Bond signs only flip scalar products, so they are applied to the scalars at the end.
+        u, v = gather(self.angle_bonds[:, 0]), gather(self.angle_bonds[:, 1])
+        w = cross(u, v)
+        angle = np.arctan2(np.sqrt(dot(w, w)), np.prod(self.angle_signs, axis=1) * dot(u, v))
+        b1, b2, b3 = (gather(self.dihedral_bonds[:, n]) for n in range(3))
+        n2 = cross(b2, b3)
+        s1, s2, s3 = self.dihedral_signs.T
+        sine = (s1 * s2 * s3) * lengths[:, self.dihedral_bonds[:, 1]] * dot(b1, n2)
+        cosine = (s1 * s3) * dot(cross(b1, b2), n2)
+        dihedral = np.arctan2(sine, cosine)
+        dihedral[dihedral <= -np.pi] = np.pi
         if degrees:
             angle, dihedral = np.degrees(angle), np.degrees(dihedral)
-        return {"bond": lengths, "angle": angle, "dihedral": dihedral}
+        values = {"bond": lengths, "angle": angle, "dihedral": dihedral}
+        return {kind: value[0] for kind, value in values.items()} if single else values
 
     def broken_bonds(self, positions: np.ndarray, cell: np.ndarray,
                      tolerance: float = BROKEN_BOND_TOLERANCE) -> np.ndarray:
         """Mask of bonds longer than ``tolerance`` times their reference length (``(nbond,)`` or
         ``(nframe, nbond)``); ``mask.any(axis=-1)`` flags a blown-up frame."""
-        lengths = np.linalg.norm(self.bond_vectors(positions, cell), axis=-1)
-        return lengths > tolerance * self.reference_bond_lengths
+        (x, y, z), single = self._bond_components(positions, cell)
+        broken = np.sqrt(x * x + y * y + z * z) > tolerance * self.reference_bond_lengths
+        return broken[0] if single else broken
 
     # ------------------------------------------------------------------ saving
     def to_dict(self) -> dict:
