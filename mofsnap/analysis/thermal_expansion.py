@@ -1,0 +1,405 @@
+"""Lattice parameters against temperature and pressure from NPT runs; thermal expansion and bulk modulus.
+
+Each state point (T, P) is sampled by several independent NPT runs. From every run the equilibration is
+discarded and the rest is cut into windows of fixed length; the window means are treated as independent
+samples, so a state point's value is their mean and its error the standard error of that mean.
+
+- linear thermal-expansion coefficient ``α(T) = (1/a) da/dT`` at a chosen T from a weighted polynomial fit
+  of a(T) (error propagated from the fit covariance, i.e. from the window errors);
+- bulk modulus ``K = -V dP/dV`` at a chosen pressure from a weighted polynomial fit of V(P).
+
+Command::
+
+    python -m mofsnap.analysis.thermal_expansion --run mof5.extxyz --model mof5 --d3 \\
+        --temperatures 100,200,300,400 --runs 5 -o te/          # run the MD (resumable), then analyse
+    python -m mofsnap.analysis.thermal_expansion te/*.extxyz -o te/   # analyse existing NPT trajectories
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from ..exceptions import MofsnapError
+from ..md import (ATMOSPHERE_MPA, add_calculator_arguments, add_md_arguments, calculator_from_args, read_structure,
+                  read_trajectory, run_md)
+
+
+class ThermalExpansionError(MofsnapError, ValueError):
+    """Trajectories or settings that do not allow the analysis (too short, unknown T or P, too few points)."""
+
+
+@dataclass
+class StatePoint:
+    """Averages of one (T, P) state point over windows of all its runs.
+
+    Lengths are the cell lengths times the length factor (e.g. 0.5 for a 2x2x2 supercell); ``a`` is the
+    mean of the three; errors are standard errors over the windows.
+    """
+
+    temperature_K: float
+    pressure_MPa: float
+    runs: int
+    windows: int
+    a: float
+    a_err: float
+    lengths: list[float]
+    lengths_err: list[float]
+    angles: list[float]
+    volume: float
+    volume_err: float
+
+
+def frame_times_fs(frames: list[Atoms], frame_interval_fs: float | None = None) -> np.ndarray:
+    """Time of each frame: ``info["time_fs"]`` (from :func:`mofsnap.md.run_md`) or index × interval."""
+    if frame_interval_fs is not None:
+        return np.arange(len(frames)) * frame_interval_fs
+    if not all("time_fs" in f.info for f in frames):
+        raise ThermalExpansionError("the frames carry no 'time_fs' (e.g. a LAMMPS dump); give the frame interval")
+    return np.array([float(f.info["time_fs"]) for f in frames])
+
+
+def window_means(frames: list[Atoms], equilibration_ps: float, window_ps: float, length_factor: float = 1.0,
+                 frame_interval_fs: float | None = None) -> np.ndarray:
+    """Means of (a, b, c, α, β, γ, V) over consecutive windows after the equilibration.
+
+    Returns
+    -------
+    (nwindows, 7) array
+        Lengths scaled by ``length_factor`` (Å), angles (degrees), volume scaled by ``length_factor**3``
+        (Å³). Only complete windows are used.
+    """
+    if window_ps <= 0 or equilibration_ps < 0:
+        raise ThermalExpansionError(f"need window > 0 and equilibration >= 0 (got {window_ps}, {equilibration_ps} ps)")
+    times = frame_times_fs(frames, frame_interval_fs)
+    times = times - times[0]
+    cells = np.array([f.cell.cellpar() for f in frames])
+    cells[:, :3] *= length_factor
+    volumes = np.array([f.get_volume() for f in frames]) * length_factor ** 3
+    data = np.column_stack([cells, volumes])
+    production = times >= equilibration_ps * 1000.0
+    index = np.floor((times[production] - equilibration_ps * 1000.0) / (window_ps * 1000.0)).astype(int)
+    complete = int((times[-1] - equilibration_ps * 1000.0 + 1e-6) // (window_ps * 1000.0))
+    means = [data[production][index == k].mean(axis=0) for k in range(complete) if np.any(index == k)]
+    return np.array(means).reshape(-1, 7)
+
+
+def average_state(runs: list[list[Atoms]], temperature_K: float, pressure_MPa: float, equilibration_ps: float,
+                  window_ps: float, length_factor: float = 1.0, frame_interval_fs: float | None = None) -> StatePoint:
+    """Average one state point over the windows of all its runs.
+
+    Raises
+    ------
+    ThermalExpansionError
+        If fewer than two windows remain after the equilibration.
+    """
+    means = np.vstack([window_means(frames, equilibration_ps, window_ps, length_factor, frame_interval_fs)
+                       for frames in runs])
+    if len(means) < 2:
+        raise ThermalExpansionError(
+            f"T = {temperature_K} K, P = {pressure_MPa} MPa: {len(means)} window(s) of {window_ps} ps after "
+            f"{equilibration_ps} ps equilibration; need at least 2 (longer runs or shorter windows)")
+    a_windows = means[:, :3].mean(axis=1)
+    sem = means.std(axis=0, ddof=1) / np.sqrt(len(means))
+    return StatePoint(temperature_K, pressure_MPa, len(runs), len(means), float(a_windows.mean()),
+                      float(a_windows.std(ddof=1) / np.sqrt(len(means))), means[:, :3].mean(axis=0).tolist(),
+                      sem[:3].tolist(), means[:, 3:6].mean(axis=0).tolist(), float(means[:, 6].mean()),
+                      float(sem[6]))
+
+
+def _weighted_fit(x: np.ndarray, y: np.ndarray, err: np.ndarray, degree: int) -> tuple[np.poly1d, np.ndarray]:
+    x, y, err = (np.asarray(v, dtype=float) for v in (x, y, err))
+    if len(x) < degree + 1:
+        raise ThermalExpansionError(f"a degree-{degree} fit needs at least {degree + 1} state points, got {len(x)}")
+    if np.any(err <= 0):
+        raise ThermalExpansionError("every state point needs a positive error for the weighted fit")
+    coefficients, covariance = np.polyfit(x, y, degree, w=1.0 / err, cov="unscaled")
+    return np.poly1d(coefficients), covariance
+
+
+def _value_and_slope(x, y, err, degree: int, at: float) -> tuple[float, float, np.ndarray]:
+    """Fitted value and slope at ``at`` and their 2x2 covariance."""
+    poly, covariance = _weighted_fit(x, y, err, degree)
+    powers = np.arange(degree, -1, -1)
+    jacobian = np.array([at ** powers, np.where(powers > 0, powers * at ** np.maximum(powers - 1, 0), 0.0)])
+    return float(poly(at)), float(poly.deriv()(at)), jacobian @ covariance @ jacobian.T
+
+
+def expansion_coefficient(temperatures_K, a, a_err, at_K: float = 300.0, degree: int = 2) -> tuple[float, float]:
+    """Linear thermal-expansion coefficient ``α = (1/a) da/dT`` at ``at_K`` from a weighted polynomial fit.
+
+    Parameters
+    ----------
+    temperatures_K, a, a_err : sequences
+        Lattice parameter and its standard error at each temperature.
+    at_K : float
+        Temperature where α is evaluated.
+    degree : int
+        Degree of the polynomial a(T) (lowered to the number of points minus one).
+
+    Returns
+    -------
+    alpha, alpha_err : float
+        In 1/K; the error propagates the fit covariance (from ``a_err``).
+    """
+    degree = min(degree, len(temperatures_K) - 1)
+    if degree < 1:
+        raise ThermalExpansionError("α needs lattice parameters at two temperatures at least")
+    value, slope, covariance = _value_and_slope(temperatures_K, a, a_err, degree, at_K)
+    gradient = np.array([-slope / value ** 2, 1.0 / value])
+    return float(slope / value), float(np.sqrt(gradient @ covariance @ gradient))
+
+
+def bulk_modulus(pressures_MPa, volumes, volume_err, at_MPa: float = ATMOSPHERE_MPA,
+                 degree: int = 1) -> tuple[float, float]:
+    """Isothermal bulk modulus ``K = -V dP/dV`` at ``at_MPa`` from a weighted polynomial fit of V(P).
+
+    Returns
+    -------
+    K, K_err : float
+        In GPa; the error propagates the fit covariance (from ``volume_err``).
+    """
+    degree = min(degree, len(pressures_MPa) - 1)
+    if degree < 1:
+        raise ThermalExpansionError("the bulk modulus needs volumes at two pressures at least")
+    value, slope, covariance = _value_and_slope(pressures_MPa, volumes, volume_err, degree, at_MPa)
+    gradient = np.array([-1.0 / slope, value / slope ** 2])
+    return float(-value / slope / 1000.0), float(np.sqrt(gradient @ covariance @ gradient) / 1000.0)
+
+
+def analyse(points: list[StatePoint], at_K: float = 300.0, at_MPa: float | None = None, degree_T: int = 2,
+            degree_P: int = 1) -> dict:
+    """Temperature scan (at the pressure with most state points) and pressure scan (at the temperature with
+    most state points) of a set of state points: α at ``at_K`` and K at ``at_MPa`` (lowest pressure if None).
+
+    Returns
+    -------
+    dict
+        ``state_points``, and when available ``alpha`` (``per_K``, ``err_per_K``, ``at_K``, ``pressure_MPa``)
+        and ``bulk_modulus`` (``GPa``, ``err_GPa``, ``at_MPa``, ``temperature_K``).
+    """
+    result: dict = {"state_points": [asdict(p) for p in points]}
+    by_pressure, by_temperature = defaultdict(list), defaultdict(list)
+    for p in points:
+        by_pressure[p.pressure_MPa].append(p)
+        by_temperature[p.temperature_K].append(p)
+    pressure, scan = max(by_pressure.items(), key=lambda item: len(item[1]))
+    if len(scan) >= 2:
+        scan = sorted(scan, key=lambda p: p.temperature_K)
+        alpha, err = expansion_coefficient([p.temperature_K for p in scan], [p.a for p in scan],
+                                           [p.a_err for p in scan], at_K, degree_T)
+        result["alpha"] = {"per_K": alpha, "err_per_K": err, "at_K": at_K, "pressure_MPa": pressure,
+                           "degree": min(degree_T, len(scan) - 1)}
+    temperature, scan = max(by_temperature.items(), key=lambda item: len(item[1]))
+    if len(scan) >= 2:
+        scan = sorted(scan, key=lambda p: p.pressure_MPa)
+        where = scan[0].pressure_MPa if at_MPa is None else at_MPa
+        modulus, err = bulk_modulus([p.pressure_MPa for p in scan], [p.volume for p in scan],
+                                    [p.volume_err for p in scan], where, degree_P)
+        result["bulk_modulus"] = {"GPa": modulus, "err_GPa": err, "at_MPa": where, "temperature_K": temperature,
+                                  "degree": min(degree_P, len(scan) - 1)}
+    return result
+
+
+def scan_trajectory_name(temperature_K: float, pressure_MPa: float, run: int) -> str:
+    """File name of one NPT run of :func:`run_npt_scan`."""
+    return f"npt_T{temperature_K:g}K_P{pressure_MPa:g}MPa_run{run}.extxyz"
+
+
+def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, temperatures_K: list[float],
+                 pressures_MPa: list[float] = (ATMOSPHERE_MPA,), runs: int = 5, equilibration_ps: float = 100.0,
+                 production_ps: float = 500.0, timestep_fs: float = 1.0, frame_interval_fs: float = 100.0,
+                 seed: int = 0, progress: bool = True, **md_options) -> dict[tuple[float, float], list[Path]]:
+    """NPT runs at every (T, P) combination, several independent runs each (different velocity seeds).
+
+    Every run starts from ``atoms`` and writes ``DIR/npt_T{T}K_P{P}MPa_run{i}.extxyz``; restarting the scan
+    resumes unfinished runs and skips finished ones.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        Starting structure (not changed).
+    calculator : Calculator
+        Any ASE calculator with stress.
+    temperatures_K, pressures_MPa : lists
+        The grid of state points.
+    runs : int
+        Independent runs per state point.
+    equilibration_ps, production_ps : float
+        Each run lasts their sum.
+    timestep_fs, frame_interval_fs : float
+        MD time step and time between saved frames.
+    seed : int
+        Run ``i`` of state point ``k`` uses seed ``seed + 1000 k + i``.
+    **md_options
+        Further :func:`mofsnap.md.run_md` options (``cell``, ``tdamp_fs``, ``pdamp_fs``, ``chain``).
+
+    Returns
+    -------
+    dict
+        ``(T, P) -> list of trajectory paths``.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = int(round((equilibration_ps + production_ps) * 1000.0 / timestep_fs))
+    interval = max(1, int(round(frame_interval_fs / timestep_fs)))
+    paths: dict[tuple[float, float], list[Path]] = {}
+    points = [(t, p) for p in pressures_MPa for t in temperatures_K]
+    for k, (temperature, pressure) in enumerate(points):
+        paths[(temperature, pressure)] = []
+        for run in range(runs):
+            path = out / scan_trajectory_name(temperature, pressure, run)
+            run_md(atoms.copy(), steps, ensemble="npt", temperature_K=temperature, pressure_MPa=pressure,
+                   timestep_fs=timestep_fs, seed=seed + 1000 * k + run, trajectory=path, interval=interval,
+                   calculator=calculator, progress=progress, **md_options)
+            paths[(temperature, pressure)].append(path)
+    return paths
+
+
+def state_points_from_files(files: list[str], equilibration_ps: float, window_ps: float, length_factor: float = 1.0,
+                            frame_interval_fs: float | None = None) -> list[StatePoint]:
+    """Group NPT trajectories by (T, P) and average them.
+
+    Each entry is ``PATH`` (T and P read from the frames' ``md_target_temperature_K`` /
+    ``md_pressure_MPa``, as written by :func:`mofsnap.md.run_md`), ``PATH:T`` or ``PATH:T:P`` (K, MPa; the
+    form for LAMMPS dumps and other foreign trajectories, P defaulting to 1 atm).
+    """
+    groups: dict[tuple[float, float], list[list[Atoms]]] = defaultdict(list)
+    for entry in files:
+        path, *given = entry.split(":")
+        frames = read_trajectory(path)
+        info = frames[0].info
+        if given:
+            temperature = float(given[0])
+            pressure = float(given[1]) if len(given) > 1 else ATMOSPHERE_MPA
+        elif "md_target_temperature_K" in info and "md_pressure_MPa" in info:
+            temperature, pressure = float(info["md_target_temperature_K"]), float(info["md_pressure_MPa"])
+        else:
+            raise ThermalExpansionError(f"{path}: no NPT temperature/pressure in the frames; write it as {path}:T:P")
+        groups[(temperature, pressure)].append(frames)
+    return [average_state(runs, t, p, equilibration_ps, window_ps, length_factor, frame_interval_fs)
+            for (t, p), runs in sorted(groups.items())]
+
+
+def plot_scans(result: dict, directory: Path) -> list[Path]:
+    """``lattice_vs_T.png`` and ``lattice_vs_P.png`` (with fits) for the scans present in ``result``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [StatePoint(**p) for p in result["state_points"]]
+    written = []
+    for key, label, along, fixed in [("alpha", "T (K)", "temperature_K", "pressure_MPa"),
+                                     ("bulk_modulus", "P (MPa)", "pressure_MPa", "temperature_K")]:
+        if key not in result:
+            continue
+        fit = result[key]
+        scan = sorted((p for p in points if getattr(p, fixed) == fit[fixed]), key=lambda p: getattr(p, along))
+        x = np.array([getattr(p, along) for p in scan])
+        values, errors, ylabel = ((np.array([p.a for p in scan]), np.array([p.a_err for p in scan]), "a (Å)")
+                                  if key == "alpha" else
+                                  (np.array([p.volume for p in scan]), np.array([p.volume_err for p in scan]),
+                                   "V (Å$^3$)"))
+        poly, _ = _weighted_fit(x, values, errors, fit["degree"])
+        grid = np.linspace(x.min(), x.max(), 200)
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        ax.errorbar(x, values, yerr=errors, fmt="o", capsize=3, label="NPT mean ± s.e.")
+        ax.plot(grid, poly(grid), "-", lw=1, label=f"degree-{fit['degree']} fit")
+        if key == "alpha":
+            title = f"α({fit['at_K']:g} K) = {fit['per_K'] * 1e6:.2f} ± {fit['err_per_K'] * 1e6:.2f} × 10⁻⁶ /K"
+        else:
+            title = f"K({fit['at_MPa']:g} MPa) = {fit['GPa']:.2f} ± {fit['err_GPa']:.2f} GPa"
+        ax.set(xlabel=label, ylabel=ylabel, title=title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        png = directory / ("lattice_vs_T.png" if key == "alpha" else "lattice_vs_P.png")
+        fig.savefig(png, dpi=130)
+        plt.close(fig)
+        written.append(png)
+    return written
+
+
+def write_results(result: dict, directory: str | Path) -> None:
+    """``thermal_expansion.json``, ``state_points.csv`` and the plots in ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "thermal_expansion.json").write_text(json.dumps(result, indent=2))
+    with open(out / "state_points.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["T_K", "P_MPa", "runs", "windows", "a_A", "a_err_A", "b_A", "c_A", "alpha_deg",
+                         "beta_deg", "gamma_deg", "V_A3", "V_err_A3"])
+        for p in result["state_points"]:
+            writer.writerow([p["temperature_K"], p["pressure_MPa"], p["runs"], p["windows"], p["a"], p["a_err"],
+                             p["lengths"][1], p["lengths"][2], *p["angles"], p["volume"], p["volume_err"]])
+    plot_scans(result, out)
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mofsnap.analysis.thermal_expansion``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mofsnap.analysis.thermal_expansion",
+        description="Lattice parameter vs temperature and pressure from NPT MD (several runs per state point, "
+                    "equilibration discarded, window averages), linear thermal-expansion coefficient α at a "
+                    "chosen T and bulk modulus from the pressure scan. Analyses existing NPT trajectories or "
+                    "runs them first (--run). Writes thermal_expansion.json, state_points.csv and PNG plots.")
+    parser.add_argument("trajectories", nargs="*", metavar="FILE[:T[:P]]",
+                        help="NPT trajectories (extxyz, ASE .traj, LAMMPS dump, ...); T (K) and P (MPa) are read "
+                             "from frames written by mofsnap or given after colons")
+    parser.add_argument("-o", "--output", default="thermal_expansion", metavar="DIR", help="output directory")
+    parser.add_argument("--equilibration-ps", type=float, default=100.0,
+                        help="time discarded at the start of every run in ps (default 100)")
+    parser.add_argument("--window-ps", type=float, default=10.0, help="averaging window in ps (default 10)")
+    parser.add_argument("--frame-interval", type=float, metavar="FS",
+                        help="time between frames in fs for trajectories without time_fs (e.g. LAMMPS dumps)")
+    parser.add_argument("--length-factor", type=float, default=1.0,
+                        help="multiply cell lengths by this to get the reported lattice parameter (0.5 for a "
+                             "2x2x2 supercell, 1.41421 for the primitive cell of an fcc lattice; default 1)")
+    parser.add_argument("--at", type=float, default=300.0, metavar="K", help="temperature of α (default 300)")
+    parser.add_argument("--at-pressure", type=float, metavar="MPA",
+                        help="pressure of the bulk modulus (default: lowest pressure of the scan)")
+    parser.add_argument("--degree-T", type=int, default=2, help="polynomial degree of the a(T) fit (default 2)")
+    parser.add_argument("--degree-P", type=int, default=1, help="polynomial degree of the V(P) fit (default 1)")
+    run = parser.add_argument_group("running the NPT scan (--run)")
+    run.add_argument("--run", metavar="STRUCTURE", help="run the NPT scan from this structure first (resumable)")
+    run.add_argument("--temperatures", type=_floats, default=[300.0], metavar="T1,T2,...",
+                     help="temperatures in K (default 300)")
+    run.add_argument("--pressures", type=_floats, default=[ATMOSPHERE_MPA], metavar="P1,P2,...",
+                     help="pressures in MPa (default 1 atm)")
+    run.add_argument("--runs", type=int, default=5, help="independent runs per state point (default 5)")
+    run.add_argument("--production-ps", type=float, default=500.0, help="production per run in ps (default 500)")
+    run.add_argument("--save-every", type=float, default=100.0, metavar="FS", help="frame interval (default 100)")
+    add_md_arguments(parser, ensemble=False)
+    add_calculator_arguments(parser)
+    args = parser.parse_args(argv)
+    if bool(args.trajectories) == (args.run is not None):
+        parser.error("give either NPT trajectories or --run STRUCTURE")
+
+    files = args.trajectories
+    if args.run is not None:
+        paths = run_npt_scan(read_structure(args.run), calculator_from_args(args), args.output, args.temperatures,
+                             args.pressures, args.runs, args.equilibration_ps, args.production_ps, args.timestep,
+                             args.save_every, args.seed, not args.no_progress, cell=args.cell,
+                             tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
+        files = [str(p) for group in paths.values() for p in group]
+    points = state_points_from_files(files, args.equilibration_ps, args.window_ps, args.length_factor,
+                                     args.frame_interval)
+    result = analyse(points, args.at, args.at_pressure, args.degree_T, args.degree_P)
+    write_results(result, args.output)
+    print(json.dumps({k: v for k, v in result.items() if k != "state_points"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

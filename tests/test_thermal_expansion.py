@@ -1,0 +1,94 @@
+"""Thermal expansion: α and K from synthetic data with known answers, window averages, an EMT Cu scan."""
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from mofsnap.analysis.thermal_expansion import (ThermalExpansionError, analyse, average_state, bulk_modulus,
+                                                expansion_coefficient, main, run_npt_scan, window_means)
+from mofsnap.md import read_trajectory
+
+
+def test_alpha_exact_for_noise_free_quadratic_lattice():
+    temperatures = np.array([100.0, 200.0, 300.0, 400.0, 500.0])
+    a = 26.0 - 3e-4 * (temperatures - 100) + 2e-7 * (temperatures - 100) ** 2
+    alpha, _ = expansion_coefficient(temperatures, a, np.full(5, 1e-3), at_K=300.0, degree=2)
+    a300 = 26.0 - 3e-4 * 200 + 2e-7 * 200 ** 2
+    assert alpha == pytest.approx((-3e-4 + 4e-7 * 200) / a300, rel=1e-9)
+
+
+def test_alpha_error_matches_the_scatter_of_noisy_repeats():
+    rng = np.random.default_rng(0)
+    temperatures = np.array([100.0, 200.0, 300.0, 400.0, 500.0, 600.0])
+    truth = 17.0 * (1 + 7e-6 * (temperatures - 300))
+    sigma = np.full(6, 5e-4)
+    estimates = [expansion_coefficient(temperatures, truth + rng.normal(0, sigma), sigma, 300.0, degree=1)
+                 for _ in range(400)]
+    values, errors = np.array(estimates).T
+    assert np.mean(values) == pytest.approx(7e-6, abs=3 * np.std(values) / 20)
+    assert np.std(values) == pytest.approx(np.mean(errors), rel=0.12)
+
+
+def test_bulk_modulus_of_linear_and_murnaghan_volumes():
+    pressures = np.array([0.0, 100.0, 200.0, 300.0])
+    k0 = 15.0e3  # MPa
+    linear = 1000.0 * (1 - pressures / k0)
+    modulus, _ = bulk_modulus(pressures, linear, np.full(4, 0.1), at_MPa=0.0, degree=1)
+    assert modulus == pytest.approx(15.0, rel=1e-9)
+    murnaghan = 1000.0 * (1 + 4.0 * pressures / k0) ** (-1 / 4.0)
+    modulus, error = bulk_modulus(pressures, murnaghan, np.full(4, 0.05), at_MPa=0.0, degree=2)
+    assert modulus == pytest.approx(15.0, rel=0.01) and error > 0
+
+
+def synthetic_run(lengths_per_window, points_per_window=5, window_fs=1000.0):
+    """Frames whose cell length is constant within each window (time_fs set as run_md writes it)."""
+    frames = []
+    for k, length in enumerate(lengths_per_window):
+        for j in range(points_per_window):
+            atoms = bulk("Cu", "sc", a=length)
+            atoms.info["time_fs"] = (k * points_per_window + j) * window_fs / points_per_window
+            frames.append(atoms)
+    atoms = bulk("Cu", "sc", a=lengths_per_window[-1])
+    atoms.info["time_fs"] = len(lengths_per_window) * window_fs
+    return frames + [atoms]
+
+
+def test_window_means_discard_equilibration_and_average_runs():
+    run = synthetic_run([9.0, 10.0, 10.2, 9.8])
+    means = window_means(run, equilibration_ps=1.0, window_ps=1.0, length_factor=0.5)
+    np.testing.assert_allclose(means[:, 0], [5.0, 5.1, 4.9])
+    np.testing.assert_allclose(means[:, 6], means[:, 0] ** 3)
+    point = average_state([run, synthetic_run([9.0, 10.1, 9.9, 10.0])], 300, 0.1, 1.0, 1.0)
+    windows = np.array([10.0, 10.2, 9.8, 10.1, 9.9, 10.0])
+    assert point.windows == 6 and point.runs == 2
+    assert point.a == pytest.approx(windows.mean())
+    assert point.a_err == pytest.approx(windows.std(ddof=1) / np.sqrt(6))
+    with pytest.raises(ThermalExpansionError, match="need at least 2"):
+        average_state([run], 300, 0.1, equilibration_ps=3.0, window_ps=1.0)
+
+
+def test_fits_need_enough_points():
+    with pytest.raises(ThermalExpansionError, match="two temperatures"):
+        expansion_coefficient([300.0], [10.0], [0.01])
+    with pytest.raises(ThermalExpansionError, match="positive error"):
+        bulk_modulus([0.0, 100.0], [10.0, 9.9], [0.0, 0.1])
+
+
+def test_emt_copper_scan_expands_on_heating(tmp_path):
+    atoms = bulk("Cu", cubic=True, a=3.59).repeat(2)
+    atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+    paths = run_npt_scan(atoms, EMT(), tmp_path, [100.0, 900.0], runs=1, equilibration_ps=0.2, production_ps=0.8,
+                         timestep_fs=4.0, frame_interval_fs=40.0, progress=False, pdamp_fs=200.0)
+    assert read_trajectory(paths[(100.0, 0.101325)][0])[-1].info["md_step"] == 250
+    main([*(str(p[0]) for p in paths.values()), "-o", str(tmp_path / "out"), "--equilibration-ps", "0.2",
+          "--window-ps", "0.2", "--length-factor", "0.5", "--at", "500", "--degree-T", "1"])
+    result = json.loads((tmp_path / "out" / "thermal_expansion.json").read_text())
+    cold, hot = sorted(result["state_points"], key=lambda p: p["temperature_K"])
+    assert cold["windows"] == 4 and cold["a"] == pytest.approx(3.59, rel=0.02)
+    assert hot["a"] > cold["a"] + 3 * np.hypot(hot["a_err"], cold["a_err"])
+    assert result["alpha"]["per_K"] > 0
+    assert (tmp_path / "out" / "lattice_vs_T.png").exists() and (tmp_path / "out" / "state_points.csv").exists()
+    assert "bulk_modulus" not in result
