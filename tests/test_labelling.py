@@ -1,0 +1,258 @@
+"""Labelling engine: store contents, idempotence, failures, timeouts, executors, crash safety, extxyz I/O."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from mofsnap.labelling import (ExecutorUnavailableError, LabellingError, LabelStore, config_hash, label)
+from mofsnap.reference import XTB, ASEReference, ReferenceError
+
+CALLS = []
+
+
+class SlowEMT(EMT):
+    """EMT that sleeps before computing and records each calculation (thread executors share CALLS)."""
+
+    def __init__(self, delay=0.0):
+        super().__init__()
+        self.delay = delay
+
+    def calculate(self, atoms=None, properties=None, system_changes=None):
+        time.sleep(self.delay)
+        CALLS.append(1)
+        super().calculate(atoms, ["energy", "forces", "stress"], system_changes or [])
+
+
+class FailsOnSeven(EMT):
+    """EMT that refuses configurations with 7 atoms (a stand-in for an SCF that does not converge)."""
+
+    def calculate(self, atoms=None, properties=None, system_changes=None):
+        if len(atoms) == 7:
+            raise RuntimeError("SCF not converged in 50 cycles")
+        super().calculate(atoms, ["energy", "forces", "stress"], system_changes or [])
+
+
+def slow_emt():
+    """Module-level (picklable) factory of an EMT that takes 0.3 s."""
+    return SlowEMT(0.3)
+
+
+def copper(n, seed=0, types=True):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 1, 1))
+        atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        atoms.info["frame"] = i
+        if types:
+            atoms.arrays["atom_types"] = np.array([f"Cu12{'ab'[k % 2]}" for k in range(len(atoms))])
+        frames.append(atoms)
+    return frames
+
+
+def emt_results(atoms):
+    ref = atoms.copy()
+    ref.calc = EMT()
+    return ref.get_potential_energy(), ref.get_forces(), ref.get_stress()
+
+
+def test_labels_equal_direct_calculation_with_types_and_provenance(tmp_path):
+    frames = copper(4)
+    store = LabelStore(tmp_path / "labels.db")
+    summary = label(frames, ASEReference(EMT, "EMT"), store, max_workers=2,
+                    metadata={"generation": 2, "temperature": 300.0, "source": "md.traj"}, progress=False)
+    assert (summary.done, summary.failed, summary.skipped) == (4, 0, 0)
+    for key, atoms in zip(summary.keys, frames):
+        got = store.get(key)
+        energy, forces, stress = emt_results(atoms)
+        assert got.get_potential_energy() == pytest.approx(energy, abs=1e-12)
+        np.testing.assert_allclose(got.get_forces(), forces, atol=1e-12)
+        np.testing.assert_allclose(got.get_stress(), stress, atol=1e-12)
+        np.testing.assert_array_equal(got.arrays["atom_types"], atoms.arrays["atom_types"])
+        np.testing.assert_allclose(got.positions, atoms.positions)
+        assert got.info["generation"] == 2 and got.info["frame"] == atoms.info["frame"]
+        assert got.info["reference"] == "EMT" and got.info["wall_time"] > 0
+    assert len(list(store.select(generation=2))) == 4 and not list(store.select(generation=3))
+
+
+def test_rerun_is_idempotent_and_keyed_by_reference_settings(tmp_path):
+    frames = copper(3)
+    store = LabelStore(tmp_path / "labels.db")
+    ref = ASEReference(SlowEMT, "EMT", {"variant": "slow"})
+    CALLS.clear()
+    with ThreadPoolExecutor(2) as pool:
+        label(frames, ref, store, executor=pool, progress=False)
+        again = label(frames + frames[:1], ref, store, executor=pool, progress=False)
+        assert (again.done, again.skipped, len(CALLS)) == (0, 4, 3)
+        other = label(frames, ASEReference(SlowEMT, "EMT", {"variant": "other"}), store, executor=pool,
+                      progress=False)
+    assert other.done == 3 and len(store) == 6
+    moved = frames[0].copy()
+    moved.positions[0, 0] += 1e-4
+    assert config_hash(moved, ref.settings_hash) != config_hash(frames[0], ref.settings_hash)
+    assert store.integrity_check() == "ok"
+
+
+def test_failures_are_stored_apart_and_retried_on_request(tmp_path):
+    frames = copper(2)
+    odd = frames[0][:7]
+    odd.arrays["atom_types"] = frames[0].arrays["atom_types"][:7]
+    store = LabelStore(tmp_path / "labels.db")
+    failing = ASEReference(FailsOnSeven, "EMT")
+    with ThreadPoolExecutor(2) as pool:
+        summary = label(frames + [odd], failing, store, executor=pool, progress=False)
+        assert (summary.done, summary.failed) == (2, 1)
+        assert len(store) == 2 and store.count_failures() == 1
+        assert "SCF not converged" in store.failures()[0]["error"]
+        assert all(len(a) == 8 for a in store)  # the failure never appears among labels
+        assert label([odd], failing, store, executor=pool, progress=False).skipped == 1
+        fixed = ASEReference(EMT, "EMT")  # same name and settings: same keys, the failure can be retried
+        retried = label([odd], fixed, store, executor=pool, retry_failed=True, progress=False)
+    assert retried.done == 1 and store.count_failures() == 0 and len(store) == 3
+
+
+def test_real_xtb_scf_failure_is_stored_with_its_message(tmp_path):
+    atoms = bulk("Si", "diamond", a=5.43)
+    store = LabelStore(tmp_path / "labels.db")
+    with ThreadPoolExecutor(1) as pool:
+        summary = label([atoms], XTB(max_iterations=1), store, executor=pool, progress=False)
+    assert summary.failed == 1 and "SCF not converged" in store.failures()[0]["error"]
+
+
+@pytest.mark.parametrize("where", ["thread", "process"])
+def test_timeouts_become_failures(tmp_path, where):
+    ref = ASEReference(slow_emt, "EMT", {"variant": "slow"})
+    store = LabelStore(tmp_path / "labels.db")
+    if where == "thread":
+        with ThreadPoolExecutor(1) as pool:
+            summary = label(copper(1), ref, store, executor=pool, timeout=0.1, progress=False)
+    else:  # SIGALRM interrupts the calculation in a pool process
+        summary = label(copper(1), ref, store, max_workers=1, timeout=0.1, progress=False)
+    assert summary.failed == 1 and "time limit" in store.failures()[0]["error"]
+
+
+def test_extxyz_round_trip_keeps_labels_and_types(tmp_path):
+    frames = copper(3)
+    ref = ASEReference(EMT, "EMT")
+    store = LabelStore(tmp_path / "a.db")
+    with ThreadPoolExecutor(2) as pool:
+        label(frames, ref, store, executor=pool, metadata={"generation": 1}, progress=False)
+    assert store.export_extxyz(tmp_path / "a.extxyz") == 3
+    other = LabelStore(tmp_path / "b.db")
+    assert other.import_extxyz(tmp_path / "a.extxyz", ref, generation=0) == 3
+    assert other.import_extxyz(tmp_path / "a.extxyz", ref) == 0  # already there
+    for atoms in frames:
+        key = config_hash(atoms, ref.settings_hash)
+        a, b = store.get(key), other.get(key)
+        assert b.get_potential_energy() == pytest.approx(a.get_potential_energy(), abs=1e-9)
+        np.testing.assert_allclose(b.get_forces(), a.get_forces(), atol=1e-7)
+        np.testing.assert_allclose(b.get_stress(), a.get_stress(), atol=1e-9)
+        np.testing.assert_array_equal(b.arrays["atom_types"], atoms.arrays["atom_types"])
+    with ThreadPoolExecutor(1) as pool:  # imported labels count as done for the same reference
+        assert label(frames, ref, other, executor=pool, progress=False).skipped == 3
+    unlabelled = tmp_path / "raw.extxyz"
+    copper(1)[0].write(unlabelled)
+    with pytest.raises(LabellingError, match="has no energy"):
+        other.import_extxyz(unlabelled, ref)
+
+
+def test_bad_input_is_rejected_clearly(tmp_path):
+    store = LabelStore(tmp_path / "labels.db")
+    molecule = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])
+    with pytest.raises(ReferenceError, match="periodic method"):
+        label([molecule], ASEReference(EMT, "EMT"), store, progress=False)
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()
+    with pytest.raises(ExecutorUnavailableError, match="refuses work"):
+        label(copper(1), ASEReference(EMT, "EMT"), store, executor=pool, progress=False)
+    with pytest.raises(ExecutorUnavailableError, match="cannot reach the Dask scheduler"):
+        label(copper(1), ASEReference(EMT, "EMT"), store, executor="tcp://127.0.0.1:9", probe_timeout=1,
+              progress=False)
+    with pytest.raises(LabellingError, match="2 entries for 1"):
+        label(copper(1), ASEReference(EMT, "EMT"), store, metadata=[{}, {}], progress=False)
+    with pytest.raises(LabellingError, match="must be an SQLite file"):
+        LabelStore(tmp_path / "labels.json")
+    assert len(store) == 0 and store.count_failures() == 0
+
+
+def test_dask_local_cluster_executor(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    frames = copper(4)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        summary = label(frames, ASEReference(EMT, "EMT"), tmp_path / "labels.db", executor=client.get_executor(),
+                        progress=False)
+    store = LabelStore(tmp_path / "labels.db")
+    assert summary.done == 4 and len(store) == 4
+    for key, atoms in zip(summary.keys, frames):
+        assert store.get(key).get_potential_energy() == pytest.approx(emt_results(atoms)[0], abs=1e-12)
+
+
+CRASH_SCRIPT = """
+import sys, time
+import numpy as np
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from mofsnap.labelling import label
+from mofsnap.reference import ASEReference
+
+class Slow(EMT):
+    def calculate(self, *args, **kwargs):
+        time.sleep(0.25)
+        super().calculate(*args, **kwargs)
+
+def frames():
+    out = []
+    for i in range(16):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+        atoms.rattle(0.05, seed=i)
+        out.append(atoms)
+    return out
+
+if __name__ == "__main__":
+    label(frames(), ASEReference(Slow, "EMT", {"variant": "crash"}), sys.argv[1], max_workers=2, progress=False)
+"""
+
+
+def test_sigkill_mid_batch_then_resume_loses_and_repeats_nothing(tmp_path):
+    (tmp_path / "crashjob.py").write_text(textwrap.dedent(CRASH_SCRIPT))
+    db = tmp_path / "labels.db"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "crashjob.py"), str(db)], env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and (not db.exists() or len(LabelStore(db)) < 4):
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the job and its pool workers, mid-batch
+        proc.wait()
+    store = LabelStore(db)
+    assert store.integrity_check() == "ok"
+    before = {a.info["label_hash"]: a.get_potential_energy() for a in store}
+    assert 4 <= len(before) < 16
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import crashjob
+    finally:
+        sys.path.remove(str(tmp_path))
+    CALLS.clear()
+    with ThreadPoolExecutor(2) as pool:  # same name + settings: same keys; SlowEMT counts the real work
+        summary = label(crashjob.frames(), ASEReference(SlowEMT, "EMT", {"variant": "crash"}), store,
+                        executor=pool, progress=False)
+    assert (summary.skipped, summary.done, len(CALLS)) == (len(before), 16 - len(before), 16 - len(before))
+    after = {a.info["label_hash"]: a.get_potential_energy() for a in store}
+    assert len(after) == 16 == len(set(summary.keys)) and store.count_failures() == 0
+    assert all(after[k] == e for k, e in before.items())
+    for key, atoms in zip(summary.keys, crashjob.frames()):
+        assert after[key] == pytest.approx(emt_results(atoms)[0], abs=1e-12)
