@@ -63,8 +63,9 @@ class FitError(MofsnapError, ValueError):
 
 # ----------------------------------------------------------------------------------------------- targets
 
-def reference_targets(atoms: Atoms, index: int = 0, reference: Calculator | None = None) -> np.ndarray:
-    """Target vector ``[E, F_1x .. F_Nz, S_xx S_yy S_zz S_yz S_xz S_xy]`` of one labelled configuration.
+def reference_targets(atoms: Atoms, index: int = 0,
+                      reference: Calculator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Labels ``[E, F_1x .. F_Nz, S_xx S_yy S_zz S_yz S_xz S_xy]`` of a configuration and the reference's part.
 
     Parameters
     ----------
@@ -73,7 +74,12 @@ def reference_targets(atoms: Atoms, index: int = 0, reference: Calculator | None
     index : int
         Position in the data set, for error messages.
     reference : ASE calculator, optional
-        A potential fitted *around*: its energy, forces and stress are subtracted from the labels.
+        A potential fitted *around*: SNAP is fitted to ``labels - reference_part``.
+
+    Returns
+    -------
+    labels, reference_part : arrays of length 1 + 3N + 6
+        ``reference_part`` is zero without a reference.
     """
     name = configuration_name(atoms, index)
     try:
@@ -88,12 +94,20 @@ def reference_targets(atoms: Atoms, index: int = 0, reference: Calculator | None
     values = np.concatenate([[energy], forces.ravel(), stress])
     if not np.all(np.isfinite(values)):
         raise FitError(f"{name} has NaN or infinite energy, forces or stress")
-    if reference is not None:
-        probe = atoms.copy()
-        probe.calc = reference
-        values = values - np.concatenate([[probe.get_potential_energy()], probe.get_forces().ravel(),
-                                          probe.get_stress(voigt=True)])
-    return values
+    if reference is None:
+        return values, np.zeros_like(values)
+    probe = atoms.copy()
+    probe.calc = reference
+    return values, np.concatenate([[probe.get_potential_energy()], probe.get_forces().ravel(),
+                                   probe.get_stress(voigt=True)])
+
+
+def _targets(images: Sequence[Atoms], reference: Calculator | None, progress: bool,
+             desc: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Fit targets (labels minus reference) and reference parts of each configuration."""
+    pairs = [reference_targets(a, i, reference)
+             for i, a in enumerate(tqdm(images, desc=desc, disable=not progress or reference is None))]
+    return [lab - ref for lab, ref in pairs], [ref for _, ref in pairs]
 
 
 def _config_weight(atoms: Atoms, index: int) -> float:
@@ -310,19 +324,20 @@ class FitReport:
 
 
 def _evaluate(images: Sequence[Atoms], model: SNAPModel, targets: Sequence[np.ndarray],
-              descriptors: Iterable[np.ndarray]) -> tuple[dict, dict]:
-    """Metrics and parity data of ``model`` on labelled configurations (targets after any reference)."""
+              offsets: Sequence[np.ndarray], descriptors: Iterable[np.ndarray]) -> tuple[dict, dict]:
+    """Metrics and parity data of ``model`` plus reference (``offsets``) against the labels."""
     beta = model.coefficients.ravel()
     ref = {k: [] for k in KINDS}
     pred = {k: [] for k in KINDS}
     by_type: dict[str, list[np.ndarray]] = {t: [] for t in model.types}
-    for atoms, target, rows in zip(images, targets, descriptors):
+    for atoms, target, offset, rows in zip(images, targets, offsets, descriptors):
         n = len(atoms)
         parts = _split(rows, target, n)
+        shift = _split(rows, offset, n)
         for kind in KINDS:
             a, b = parts[kind]
-            ref[kind].append(b)
-            pred[kind].append(a @ beta)
+            ref[kind].append(b + shift[kind][1])
+            pred[kind].append(a @ beta + shift[kind][1])
         delta = (pred["forces"][-1] - ref["forces"][-1]).reshape(n, 3)
         for label in model.types:
             by_type[label].append(delta[np.asarray(atoms.arrays["atom_types"]) == label].ravel())
@@ -436,9 +451,8 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
     if not train:
         raise FitError("no training configurations")
     model = model_for(train, model, **hyperparameters)
-    t_train = [reference_targets(a, i, reference) for i, a in enumerate(tqdm(
-        train, desc="train labels", disable=not progress or reference is None))]
-    t_valid = [reference_targets(a, i, reference) for i, a in enumerate(validation)]
+    t_train, o_train = _targets(train, reference, progress, "reference on train")
+    t_valid, o_valid = _targets(validation, reference, progress, "reference on validation")
     n_folds = 1 if (alpha is not None or validation) else max(2, min(cv, len(train)))
     folds = np.random.default_rng(seed).permutation(len(train)) % n_folds
     with tempfile.TemporaryDirectory(prefix="mofsnap-descriptors-") as tmp:
@@ -456,10 +470,11 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
         beta = full.solve(alpha, energy_weight, stress_weight)
         model.coefficients = beta.reshape(len(model.types), model.n_coefficients)
         metrics, parity = {}, {}
-        for name, images, targets in (("train", train, t_train), ("validation", validation, t_valid)):
+        for name, images, targets, offsets in (("train", train, t_train, o_train),
+                                               ("validation", validation, t_valid, o_valid)):
             if images:
                 rows = iter_descriptors(images, model, cache, progress=False)
-                metrics[name], parity[name] = _evaluate(images, model, targets, rows)
+                metrics[name], parity[name] = _evaluate(images, model, targets, offsets, rows)
     reference_name = "none" if reference is None else f"{type(reference).__name__}: {reference!r}"
     report = FitReport(metrics, float(alpha), float(energy_weight), float(stress_weight), how, reference_name,
                        full, scan, parity)
@@ -467,3 +482,337 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
         log.info("%s: energy %.3f meV/atom, forces %.1f meV/Å, stress %.1f MPa", name, m["energy_rmse"],
                  m["forces_rmse"], m["stress_rmse"])
     return model, report
+
+
+# --------------------------------------------------------------------------------- hyperparameter search
+
+#: Bounds of the fit weights searched by :func:`optimize_hyperparameters` (log10 of alpha, Ew, Sw).
+WEIGHT_BOUNDS = {"alpha": (-10.0, 1.0), "energy_weight": (-1.0, 5.0), "stress_weight": (-1.0, 5.0)}
+
+
+@dataclass
+class HyperparameterSearch:
+    """Outcome of :func:`optimize_hyperparameters`.
+
+    ``best`` holds the best ``radii`` and ``weights`` (per type), ``rfac0``, ``alpha``, ``energy_weight``,
+    ``stress_weight`` and the validation ``rmse`` (ASE units); ``history`` every evaluation in order.
+    """
+
+    best: dict
+    objective: float
+    history: list[dict]
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the best parameters, objective and history."""
+        path = Path(path)
+        path.write_text(json.dumps({"best": self.best, "objective": self.objective, "history": self.history},
+                                   indent=2) + "\n")
+        return path
+
+
+def _best_weights(train: NormalEquations, valid: NormalEquations, start: tuple[float, float, float]) -> dict:
+    """Minimise the validation objective over log10(alpha, Ew, Sw) within :data:`WEIGHT_BOUNDS`."""
+    bounds = list(WEIGHT_BOUNDS.values())
+
+    def score(x: np.ndarray) -> float:
+        alpha, ew, sw = 10.0 ** np.clip(x, [b[0] for b in bounds], [b[1] for b in bounds])
+        return objective(valid.rmse(train.solve(alpha, ew, sw)))
+
+    x0 = np.clip(np.log10(np.maximum(start, 1e-12)), [b[0] for b in bounds], [b[1] for b in bounds])
+    result = minimize(score, x0, method="Nelder-Mead", bounds=bounds,
+                      options={"maxfev": 150, "xatol": 0.02, "fatol": 1e-4, "initial_simplex":
+                               np.vstack([x0, x0 + np.diag(np.where(x0 + 1 <= [b[1] for b in bounds], 1.0, -1.0))])})
+    alpha, ew, sw = (float(v) for v in 10.0 ** result.x)
+    return {"alpha": alpha, "energy_weight": ew, "stress_weight": sw, "objective": float(result.fun),
+            "rmse": valid.rmse(train.solve(alpha, ew, sw))}
+
+
+def optimize_hyperparameters(train: Sequence[Atoms], validation: Sequence[Atoms], model: SNAPModel | None = None,
+                             *, tune: Sequence[str] = ("radii", "weights", "rfac0"),
+                             bounds: dict[str, tuple[float, float]] | None = None, n_evaluations: int = 30,
+                             seed: int = 0, log_file: str | Path | None = None,
+                             reference: Calculator | None = None, cache_dir: str | Path | None = None,
+                             energy_weight: float = 1250.0, stress_weight: float = 3834.0, alpha: float = 1e-6,
+                             progress: bool = True, **hyperparameters
+                             ) -> tuple[SNAPModel, FitReport, HyperparameterSearch]:
+    """Search SNAP hyperparameters minimising the validation :func:`objective`.
+
+    Two levels: the descriptor hyperparameters named in ``tune`` (per-type ``radii`` and ``weights``,
+    ``rfac0``) are searched by bounded Nelder-Mead from a simplex drawn with ``seed`` around the starting
+    model; for each of their values one descriptor pass over ``train`` and ``validation`` is made and then
+    ``alpha``, ``Ew`` and ``Sw`` are optimised on the accumulated statistics, which needs no descriptor
+    (log-scale bounds :data:`WEIGHT_BOUNDS`). The search is deterministic for a given seed.
+
+    Parameters
+    ----------
+    train, validation : sequences of Atoms
+        Labelled configurations (see :func:`fit_snap`).
+    model : SNAPModel, optional
+        Starting types and hyperparameters; otherwise built from ``train`` and ``hyperparameters``.
+    tune : sequence of {"radii", "weights", "rfac0"}
+        Descriptor hyperparameters to search (``()`` searches only alpha, Ew and Sw).
+    bounds : dict, optional
+        ``{"radii": (lo, hi), "weights": (lo, hi), "rfac0": (lo, hi)}``; radii and weights bounds are
+        relative factors applied to the starting values. Defaults: radii ×(0.8, 1.2), weights ×(0.5, 1.5),
+        rfac0 (0.7, 0.99).
+    n_evaluations : int
+        Budget of descriptor-hyperparameter evaluations (descriptor passes).
+    seed : int
+        Seed of the initial simplex.
+    log_file : path, optional
+        JSON-lines record of every evaluation. An interrupted search re-run with the same log, seed and
+        settings replays the recorded evaluations without recomputing them and continues where it stopped.
+    reference, cache_dir, progress
+        As in :func:`fit_snap`; the cache is used only for the final fit.
+    energy_weight, stress_weight, alpha : float
+        Starting values of the weight search.
+
+    Returns
+    -------
+    model, report
+        The final fit with the best parameters (:func:`fit_snap` on ``train`` and ``validation``).
+    search : HyperparameterSearch
+    """
+    train, validation = list(train), list(validation)
+    if not validation:
+        raise FitError("hyperparameter optimisation needs a validation set")
+    unknown = set(tune) - {"radii", "weights", "rfac0"}
+    if unknown:
+        raise FitError(f"cannot tune {sorted(unknown)}; choose from radii, weights, rfac0")
+    start = model_for(train, model, **hyperparameters)
+    limits = {"radii": (0.8, 1.2), "weights": (0.5, 1.5), "rfac0": (0.7, 0.99), **(bounds or {})}
+    ntypes = len(start.types)
+    lo, hi, names = [], [], []
+    for key in tune:
+        if key == "rfac0":
+            lo.append(limits[key][0])
+            hi.append(limits[key][1])
+            names.append(("rfac0", 0))
+        else:
+            base = getattr(start, key)
+            lo.extend(base * limits[key][0])
+            hi.extend(base * limits[key][1])
+            names.extend((key, i) for i in range(ntypes))
+    lo, hi = np.array(lo), np.array(hi)
+
+    def decode(u: np.ndarray) -> dict:
+        values = {"radii": start.radii.copy(), "weights": start.weights.copy(), "rfac0": float(start.rfac0)}
+        for (key, i), v in zip(names, lo + np.clip(u, 0, 1) * (hi - lo)):
+            if key == "rfac0":
+                values[key] = float(v)
+            else:
+                values[key][i] = float(v)
+        return {"radii": [float(r) for r in values["radii"]], "weights": [float(w) for w in values["weights"]],
+                "rfac0": values["rfac0"]}
+
+    t_train = _targets(train, reference, progress, "reference on train")[0]
+    t_valid = _targets(validation, reference, progress, "reference on validation")[0]
+    done: dict[str, dict] = {}
+    if log_file is not None and Path(log_file).exists():
+        for line in Path(log_file).read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                done[json.dumps(entry["params"], sort_keys=True)] = entry
+    history: list[dict] = []
+    weights0 = (alpha, energy_weight, stress_weight)
+    bar = tqdm(total=n_evaluations, desc="hyperparameters", disable=not progress, unit="eval")
+
+    def evaluate(u: np.ndarray) -> float:
+        params = decode(u)
+        key = json.dumps(params, sort_keys=True)
+        entry = done.get(key)
+        if entry is None:
+            trial = replace(start, radii=np.array(params["radii"]), weights=np.array(params["weights"]),
+                            rfac0=params["rfac0"], coefficients=None)
+            tr = _accumulate(train, trial, t_train, np.zeros(len(train), dtype=int), 1, None, False, "train")[0]
+            va = _accumulate(validation, trial, t_valid, np.zeros(len(validation), dtype=int), 1, None, False,
+                             "validation")[0]
+            entry = {"params": params, **_best_weights(tr, va, weights0)}
+            done[key] = entry
+            if log_file is not None:
+                with Path(log_file).open("a") as handle:
+                    handle.write(json.dumps(entry) + "\n")
+        history.append(entry)
+        bar.update(1)
+        bar.set_postfix(best=f"{min(h['objective'] for h in history):.4g}")
+        return entry["objective"]
+
+    u0 = (np.array([getattr(start, k)[i] if k != "rfac0" else start.rfac0 for k, i in names]) - lo) / (hi - lo)
+    if names:
+        rng = np.random.default_rng(seed)
+        simplex = np.clip(u0 + rng.uniform(-0.25, 0.25, size=(len(names) + 1, len(names))), 0, 1)
+        simplex[0] = np.clip(u0, 0, 1)
+        minimize(evaluate, simplex[0], method="Nelder-Mead", bounds=[(0, 1)] * len(names),
+                 options={"maxfev": n_evaluations, "initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-6})
+    else:
+        evaluate(np.zeros(0))
+    bar.close()
+    best = min(history, key=lambda h: h["objective"])
+    final = replace(start, radii=np.array(best["params"]["radii"]), weights=np.array(best["params"]["weights"]),
+                    rfac0=best["params"]["rfac0"], coefficients=None)
+    fitted, report = fit_snap(train, validation, model=final, alpha=best["alpha"],
+                              energy_weight=best["energy_weight"], stress_weight=best["stress_weight"],
+                              reference=reference, cache_dir=cache_dir, progress=progress)
+    summary = {**best["params"], "types": start.types, "alpha": best["alpha"],
+               "energy_weight": best["energy_weight"], "stress_weight": best["stress_weight"], "rmse": best["rmse"]}
+    return fitted, report, HyperparameterSearch(summary, best["objective"], history)
+
+
+# --------------------------------------------------------------------------------------- learning curve
+
+@dataclass
+class LearningCurve:
+    """Errors of fits on growing training sets; ``metrics[i]`` is the :class:`FitReport` metrics of fit i."""
+
+    sizes: list[int]
+    labels: list[str]
+    metrics: list[dict]
+
+    def plot(self, path: str | Path) -> Path:
+        """RMSE of energy, forces and stress versus training-set size (train and validation) as PNG."""
+        curves = {kind: {name: [m[name][f"{kind}_rmse"] for m in self.metrics]
+                         for name in ("train", "validation") if name in self.metrics[0]} for kind in KINDS}
+        units = {kind: REPORT_UNITS[kind][0] for kind in KINDS}
+        return learning_curve_figure(self.sizes, curves, units, path, labels=self.labels)
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write sizes, labels and metrics."""
+        path = Path(path)
+        path.write_text(json.dumps({"sizes": self.sizes, "labels": self.labels, "metrics": self.metrics},
+                                   indent=2) + "\n")
+        return path
+
+
+def learning_curve(train: Sequence[Atoms] | dict[str, Sequence[Atoms]], validation: Sequence[Atoms],
+                   sizes: Sequence[int] | None = None, *, seed: int = 0, cache_dir: str | Path | None = None,
+                   progress: bool = True, **fit_kwargs) -> LearningCurve:
+    """Fit on growing training sets and collect the errors.
+
+    Parameters
+    ----------
+    train : sequence of Atoms, or dict label -> sequence of Atoms
+        With ``sizes``: one pool from which nested random subsets (seeded) of each size are drawn.
+        Without: ready-made training sets, e.g. ``{"0.10 Å": ..., "0.05 Å": ...}`` from different CBAD
+        resolutions, plotted against their sizes and annotated with their labels.
+    validation : sequence of Atoms
+        Held-out set on which every fit is scored (and alpha chosen, unless given in ``fit_kwargs``).
+    sizes : sequence of int, optional
+        Training-set sizes to draw from the pool.
+    seed : int
+        Seed of the subset order.
+    cache_dir : path, optional
+        Descriptor cache shared by all fits (a temporary one if omitted), so each configuration's
+        descriptors are computed once.
+    **fit_kwargs
+        Passed to :func:`fit_snap` (``model``, weights, ``alpha``...).
+    """
+    if sizes is not None:
+        pool = list(train)
+        if max(sizes) > len(pool):
+            raise FitError(f"size {max(sizes)} exceeds the {len(pool)} configurations available")
+        order = np.random.default_rng(seed).permutation(len(pool))
+        sets = {f"{n}": [pool[i] for i in order[:n]] for n in sorted(sizes)}
+    elif isinstance(train, dict):
+        sets = {str(k): list(v) for k, v in train.items()}
+    else:
+        raise FitError("give sizes with one pool of configurations, or a dict of training sets")
+    metrics = []
+    with tempfile.TemporaryDirectory(prefix="mofsnap-descriptors-") as tmp:
+        for label, images in tqdm(sets.items(), desc="learning curve", disable=not progress):
+            _, report = fit_snap(images, validation, cache_dir=cache_dir or tmp, progress=False, **fit_kwargs)
+            metrics.append(report.metrics)
+    return LearningCurve([len(v) for v in sets.values()], list(sets), metrics)
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+def _per_type(pairs: Sequence[str], option: str) -> dict[str, float]:
+    out = {}
+    for pair in pairs:
+        label, _, value = pair.partition("=")
+        try:
+            out[label] = float(value)
+        except ValueError:
+            raise FitError(f"{option} expects TYPE=VALUE, got {pair!r}") from None
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: fit a SNAP model to labelled extxyz files and write model, report and plots."""
+    from ase.io import read
+
+    parser = argparse.ArgumentParser(prog="python -m mofsnap.fit", description=(
+        "Fit a SNAP potential to labelled configurations (energy, forces, stress and "
+        "atoms.arrays['atom_types'] in extxyz files). Writes <name>.snapcoeff/.snapparam, report.json, "
+        "report.csv and parity.png to the output directory."))
+    parser.add_argument("train", nargs="+", help="training extxyz file(s); every frame is used")
+    parser.add_argument("--valid", nargs="*", default=[], help="validation extxyz file(s): alpha is chosen on "
+                        "them and their errors reported (without them: k-fold cross-validation)")
+    parser.add_argument("-o", "--output", default="snap-fit", help="output directory (default: %(default)s)")
+    parser.add_argument("--name", default="snap", help="model file prefix inside the output directory")
+    parser.add_argument("--twojmax", type=int, default=8, help="2J_max of the bispectrum (default: %(default)s)")
+    parser.add_argument("--rcutfac", type=float, default=4.0, help="cutoff scale in Å (default: %(default)s)")
+    parser.add_argument("--rfac0", type=float, default=0.99363, help="SNAP rfac0 (default: %(default)s)")
+    parser.add_argument("--radius", action="append", default=[], metavar="TYPE=R",
+                        help="per-type radius (repeatable; default: published ZIF-8 values or by element)")
+    parser.add_argument("--weight", action="append", default=[], metavar="TYPE=W",
+                        help="per-type neighbour weight (repeatable; default as for --radius)")
+    parser.add_argument("--energy-weight", type=float, default=1250.0,
+                        help="row weight Ew of per-atom energies (eV/atom) relative to forces (default: %(default)s)")
+    parser.add_argument("--stress-weight", type=float, default=3834.0,
+                        help="row weight Sw of stresses (eV/Å^3) relative to forces (default: %(default)s)")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="ridge parameter (default: chosen on the validation set or by cross-validation)")
+    parser.add_argument("--cv", type=int, default=5, help="folds of the cross-validation without --valid")
+    parser.add_argument("--cache", default=None, help="descriptor cache directory (default: temporary)")
+    parser.add_argument("--optimize", type=int, default=0, metavar="N",
+                        help="search radii, weights, rfac0, alpha, Ew, Sw with N descriptor evaluations "
+                             "(needs --valid; resumable through <output>/hyperparameters.jsonl)")
+    parser.add_argument("--learning-curve", default=None, metavar="N1,N2,...",
+                        help="also fit on random subsets of these sizes and plot learning_curve.png")
+    parser.add_argument("--seed", type=int, default=0, help="seed of folds, subsets and search (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+
+    train = [atoms for path in args.train for atoms in read(path, ":")]
+    valid = [atoms for path in args.valid for atoms in read(path, ":")]
+    start = model_for(train, twojmax=args.twojmax, rcutfac=args.rcutfac, rfac0=args.rfac0)
+    for values, key, option in ((args.radius, "radii", "--radius"), (args.weight, "weights", "--weight")):
+        for label, value in _per_type(values, option).items():
+            if label not in start.types:
+                raise FitError(f"{option}: type {label} does not occur in the training data {start.types}")
+            getattr(start, key)[start.types.index(label)] = value
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    common = dict(cache_dir=args.cache, progress=not args.quiet)
+    if args.optimize:
+        model, report, search = optimize_hyperparameters(
+            train, valid, start, n_evaluations=args.optimize, seed=args.seed,
+            log_file=out / "hyperparameters.jsonl", energy_weight=args.energy_weight,
+            stress_weight=args.stress_weight, **common)
+        search.to_json(out / "hyperparameters.json")
+    else:
+        model, report = fit_snap(train, valid, model=start, energy_weight=args.energy_weight,
+                                 stress_weight=args.stress_weight, alpha=args.alpha, cv=args.cv, seed=args.seed,
+                                 **common)
+    model.write(out / args.name)
+    report.to_json(out / "report.json")
+    report.to_csv(out / "report.csv")
+    report.plot(out / "parity.png")
+    if args.learning_curve:
+        if not valid:
+            raise FitError("--learning-curve needs --valid")
+        sizes = [int(s) for s in args.learning_curve.split(",")]
+        curve = learning_curve(train, valid, sizes, seed=args.seed, model=model, alpha=report.alpha,
+                               energy_weight=report.energy_weight, stress_weight=report.stress_weight, **common)
+        curve.plot(out / "learning_curve.png")
+        curve.to_json(out / "learning_curve.json")
+    for name, m in report.metrics.items():
+        print(f"{name:>10}: energy {m['energy_rmse']:.3f} meV/atom, forces {m['forces_rmse']:.1f} meV/Å, "
+              f"stress {m['stress_rmse']:.1f} MPa (RMSE)")
+    print(f"model written to {out / args.name}.snapcoeff/.snapparam")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,9 @@ from ase.io import write
 
 from mofsnap.calculator import SNAPCalculator
 from mofsnap.descriptors import SnapDescriptors
-from mofsnap.fit import FitError, NormalEquations, extrapolation_grade, fit_snap
+import mofsnap.fit
+from mofsnap.fit import (FitError, NormalEquations, extrapolation_grade, fit_snap, learning_curve,
+                         optimize_hyperparameters)
 from mofsnap.model import SNAPModel
 from test_descriptors import random_configuration, small_model
 
@@ -159,3 +161,64 @@ def test_bad_training_data_is_named(spoil, message):
     spoil(images[2])
     with pytest.raises(FitError, match=message):
         fit_snap(images, model=small_model(), alpha=1e-6, progress=False)
+
+
+def test_cross_validation_and_reference_subtraction(xtb_data):
+    train = xtb_data[:30]
+    base = SNAPModel(["C4a", "H1a", "H1b", "O2a"], twojmax=2, rcutfac=3.0, radii=[0.5, 0.4, 0.4, 0.5])
+    base.coefficients[:, 1:] = 0.01  # any potential will do as the reference
+    reference = SNAPCalculator(base)
+    model, report = fit_snap(train, model=methanol_model(), cv=3, reference=reference, progress=False)
+    assert report.alpha_selection == "3-fold cross-validation"
+    assert report.reference.startswith("SNAPCalculator")
+    # the reported errors are those of SNAP + reference against the labels
+    atoms = train[0].copy()
+    with SnapDescriptors(model) as snap:
+        snap_part = snap.rows(atoms) @ model.coefficients.ravel()
+    atoms.calc = reference
+    total = snap_part[1:-6].reshape(-1, 3) + atoms.get_forces()
+    ref, pred = report.parity["train"]["forces"]
+    np.testing.assert_allclose(pred[:total.size], total.ravel(), atol=1e-10)
+    np.testing.assert_allclose(ref[:total.size], train[0].get_forces().ravel(), atol=1e-12)
+
+
+def test_hyperparameter_search_improves_is_seeded_and_resumes(xtb_data, tmp_path, monkeypatch):
+    train, valid = xtb_data[:30], xtb_data[30:45]
+    start = methanol_model()
+    _, plain = fit_snap(train, valid, model=start, alpha=1e-6, progress=False)
+    calls = []
+    original = mofsnap.fit._accumulate
+    monkeypatch.setattr(mofsnap.fit, "_accumulate", lambda *a, **k: calls.append(1) or original(*a, **k))
+    kwargs = dict(tune=("rfac0", "weights"), n_evaluations=6, seed=3, progress=False)
+    model, report, search = optimize_hyperparameters(train, valid, start, log_file=tmp_path / "log.jsonl", **kwargs)
+    assert len(search.history) == 6
+    assert search.objective <= min(h["objective"] for h in search.history)
+    assert search.objective <= mofsnap.fit.objective({k: plain.metrics["validation"][f"{k}_rmse"] / f
+                                                      for k, (_, f) in mofsnap.fit.REPORT_UNITS.items()}) + 1e-9
+    assert 0.7 <= search.best["rfac0"] <= 0.99
+    n_first = len(calls)
+    again = optimize_hyperparameters(train, valid, start, log_file=tmp_path / "log.jsonl", **kwargs)[2]
+    assert len(calls) - n_first == 2  # only the final fit (train, validation): evaluations came from the log
+    assert again.history == search.history
+
+
+def test_learning_curve_decreases(xtb_data, tmp_path):
+    curve = learning_curve(xtb_data[:60], xtb_data[60:], sizes=[4, 15, 60], model=methanol_model(), progress=False)
+    forces = [m["validation"]["forces_rmse"] for m in curve.metrics]
+    assert curve.sizes == [4, 15, 60] and forces[2] < forces[0]
+    assert curve.plot(tmp_path / "lc.png").stat().st_size > 10_000
+
+
+def test_command_line_writes_model_report_and_plot(xtb_data, tmp_path):
+    write(tmp_path / "train.extxyz", xtb_data[:20])
+    write(tmp_path / "valid.extxyz", xtb_data[60:])
+    out = tmp_path / "model"
+    subprocess.run([sys.executable, "-m", "mofsnap.fit", str(tmp_path / "train.extxyz"), "--valid",
+                    str(tmp_path / "valid.extxyz"), "-o", str(out), "--twojmax", "2", "--rcutfac", "3.0",
+                    "--radius", "C4a=0.5", "--radius", "O2a=0.5", "--quiet"], check=True, capture_output=True)
+    model = SNAPModel.read(out / "snap")
+    assert model.types == ["C4a", "H1a", "H1b", "O2a"] and model.radii[0] == 0.5
+    report = json.loads((out / "report.json").read_text())
+    assert report["metrics"]["validation"]["n_configurations"] == 20
+    assert (out / "parity.png").stat().st_size > 10_000
+    assert "forces,rmse,H1b" in (out / "report.csv").read_text().replace("validation,", "")
