@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2,000 frames instead of 20,000")
     parser.add_argument("--frames", type=int, help="number of frames (overrides --quick)")
-    parser.add_argument("--amplitude", type=float, default=0.08, help="OU amplitude of atomic displacements, Å")
+    parser.add_argument("--amplitude", type=float, default=0.04, help="OU amplitude of atomic displacements, Å "
+                        "(0.04: bond lengths fluctuate by ~5 %%, like MD at a few hundred K)")
     parser.add_argument("--strain", type=float, default=0.005, help="OU amplitude of the diagonal cell strain")
     parser.add_argument("--tau", type=float, default=20.0, help="OU correlation time, frames")
     parser.add_argument("--seed", type=int, default=0, help="seed of the walk")
@@ -94,13 +95,14 @@ def main(argv: list[str] | None = None) -> dict:
     summary = cbad.summary()
     figures = {"frames": frames, "atoms": len(reference), "descriptor_values_per_frame": len(cbad._column_type),
                "read_s": read_s, "descriptors_and_binning_s": binning_s, "select_from_iread_s": total_s,
-               "selected": len(in_memory), "new_bins_by_kind": summary["new_bins_by_kind"],
+               "selected": len(in_memory), "rejected_broken": summary["rejected_broken"], "new_bins_by_kind": summary["new_bins_by_kind"],
                "occupied_bins": int(sum(len(b) for b in cbad.bins().values()))}
     print(f"ZIF-8 {len(reference)} atoms, {frames} frames, {figures['descriptor_values_per_frame']} CBAD values "
           f"per frame, reference resolutions {Resolutions()}")
     print(f"  read (ase.io.iread only)        {read_s:7.2f} s  ({1e3 * read_s / frames:.2f} ms/frame)")
     print(f"  descriptors + binning (memory)  {binning_s:7.2f} s  ({1e3 * binning_s / frames:.2f} ms/frame)")
     print(f"  select(iread(...)) end to end   {total_s:7.2f} s  (target <= 20 s)")
+    print(f"  rejected {summary['rejected_known']} with no new bin, {summary['rejected_broken']} with broken bonds")
     print(f"  selected {len(in_memory)} of {frames}; accepted frames with new bins per kind: "
           + ", ".join(f"{kind} {summary['new_bins_by_kind'][kind]}" for kind in KINDS))
     if args.json:

@@ -430,7 +430,7 @@ def plot_histograms(cbad: CBADFilter, training: Iterable[Atoms], pool: Iterable[
     """Bond, angle and dihedral distributions of a training set against a candidate pool (one PNG, 3 panels).
 
     Histogram bins are the CBAD bins of ``cbad`` (its resolutions), so an empty training bar under a pool bar is
-    a bin the training set does not cover. Both sets are streamed in batches; densities are normalised per set.
+    a bin the training set does not cover; the density axis is logarithmic to show the tails. Both sets are streamed in batches; densities are normalised per set.
 
     Returns
     -------
@@ -460,8 +460,12 @@ def plot_histograms(cbad: CBADFilter, training: Iterable[Atoms], pool: Iterable[
         for label, colour in (("pool", "0.6"), ("training", "C0")):
             total = max(int(counts[label][kind].sum()), 1)
             ax.stairs(counts[label][kind] / (total * np.diff(e)), e, fill=label == "pool", color=colour, label=label)
+        occupied = np.flatnonzero(counts["pool"][kind] + counts["training"][kind])
+        if len(occupied):
+            ax.set_xlim(e[occupied[0]], e[occupied[-1] + 1])
+        ax.set_yscale("log")
         ax.set_xlabel(units[kind])
-        ax.set_ylabel("density")
+        ax.set_ylabel("density (log)")
     axes[0].legend()
     fig.suptitle("CBAD: training set vs candidate pool (bins = CBAD bins)")
     fig.tight_layout()

@@ -228,3 +228,7 @@ def test_command_selects_and_explains(ethane, tmp_path, capsys):
     assert main([str(tmp_path / "pool.extxyz"), "-o", str(out), "--state", str(tmp_path / "state.json"),
                  "--no-plot"]) == 0                                    # resumed: everything is known now
     assert "selected 0 of 42 frames" in capsys.readouterr().out
+    write(tmp_path / "run2.extxyz", pool[:3])
+    assert main([str(tmp_path / "pool.extxyz"), str(tmp_path / "run2.extxyz"), "-o", str(tmp_path / "one.extxyz"),
+                 "--per-run", "first", "--no-plot"]) == 0                # one frame per file: 2 runs, 2 frames
+    assert json.loads((tmp_path / "one.json").read_text())["selected"] == 2
