@@ -170,10 +170,13 @@ class CBADFilter:
                                  np.mod(measured["dihedral"], 360.0)], axis=1)
         return values, broken_bonds
 
+    def bin_indices(self, values: np.ndarray) -> np.ndarray:
+        """``int(value / resolution)`` of every column of :meth:`descriptors` (values are >= 0: the floor)."""
+        return np.floor(values / self._column_resolution).astype(np.int64)
+
     def _keys(self, values: np.ndarray) -> np.ndarray:
-        """One int64 per value: descriptor type in the high bits, ``int(value / resolution)`` in the low bits."""
-        bins = np.floor(values / self._column_resolution).astype(np.int64)
-        return (self._column_type << _BIN_BITS) | bins
+        """One int64 per value: descriptor type in the high bits, its bin index in the low bits."""
+        return (self._column_type << _BIN_BITS) | self.bin_indices(values)
 
     def _describe(self, frames: list[Atoms], first_index: int) -> tuple[np.ndarray, np.ndarray]:
         """Validate a batch and return (keys, broken bond mask)."""

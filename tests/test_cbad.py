@@ -82,7 +82,7 @@ def test_dihedrals_across_the_180_seam_bin_consistently():
     def dihedral_bin(phi):
         frame = butane_skeleton(phi)
         values, _ = cbad.descriptors(frame.positions[None], frame.cell.array[None])
-        return int(cbad._keys(values)[0, column] & 0xFFFFFFFF)
+        return int(cbad.bin_indices(values)[0, column])
 
     sweep = np.arange(-179.5, 180.0, 1.0)
     bins = np.array([dihedral_bin(phi) for phi in sweep])
