@@ -37,8 +37,6 @@ from ._lammps import Box, Lammps
 from .exceptions import MofsnapError
 from .model import SNAPModel
 
-_LAMMPS_TO_ASE_VOIGT = [0, 1, 2, 5, 4, 3]  # compute snap: xx yy zz yz xz xy -> Box: xx yy zz xy xz yz
-
 
 class DescriptorError(MofsnapError, ValueError):
     """A configuration cannot be described by the model (unknown type, too small a cell, bad values)."""
@@ -188,10 +186,13 @@ class SnapDescriptors:
         blocks = raw[:, :-1].reshape(len(raw), ntypes, nb)
         out[:, :, 1:] = blocks
         out[0, :, 0] = np.bincount(types, minlength=ntypes)
+        rot = box.rotation
         forces = out[1:1 + 3 * n].reshape(n, 3, ntypes * k)
-        out[1:1 + 3 * n] = np.einsum("ij,njc->nic", box.rotation, forces).reshape(3 * n, ntypes, k)
-        virial = out[1 + 3 * n:].reshape(6, ntypes * k)[_LAMMPS_TO_ASE_VOIGT]
-        stress = -np.array([box.tensor_to_ase(col) for col in virial.T]).T / atoms.get_volume()
+        out[1:1 + 3 * n] = np.matmul(rot, forces).reshape(3 * n, ntypes, k)  # to_ase of each column
+        xx, yy, zz, yz, xz, xy = out[1 + 3 * n:].reshape(6, ntypes * k)
+        virial = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])  # (3, 3, columns), LAMMPS frame
+        t = np.einsum("ia,abc,jb->ijc", rot, virial, rot)  # rot @ t @ rot.T, as Box.tensor_to_ase
+        stress = -np.array([t[0, 0], t[1, 1], t[2, 2], t[1, 2], t[0, 2], t[0, 1]]) / atoms.get_volume()
         out[1 + 3 * n:] = stress.reshape(6, ntypes, k)
         return out.reshape(1 + 3 * n + 6, ntypes * k)
 

@@ -30,6 +30,7 @@ import csv
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -256,6 +257,8 @@ class FitReport:
     ``metrics[set]`` (``set`` = ``"train"``, ``"validation"``) holds ``energy_rmse``/``energy_mae``
     (meV/atom), ``forces_rmse``/``forces_mae`` (meV/Å, force components), ``forces_rmse_by_type`` /
     ``forces_mae_by_type`` (meV/Å), ``stress_rmse``/``stress_mae`` (MPa) and ``n_configurations``.
+    ``timings`` holds wall seconds of the ``descriptors`` pass (with accumulation), the ``solve`` (alpha
+    selection included) and the ``evaluation`` of the errors.
     """
 
     metrics: dict[str, dict]
@@ -266,6 +269,7 @@ class FitReport:
     reference: str
     equations: NormalEquations
     alpha_scan: list[tuple[float, float]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
     parity: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -285,7 +289,8 @@ class FitReport:
                 "stress_weight": self.stress_weight, "reference_subtracted": self.reference,
                 "objective_scales": {k: v * REPORT_UNITS[k][1] for k, v in OBJECTIVE_SCALES.items()},
                 "units": {k: u for k, (u, _) in REPORT_UNITS.items()}, "metrics": self.metrics,
-                "alpha_scan": [{"alpha": a, "objective": o} for a, o in self.alpha_scan]}
+                "alpha_scan": [{"alpha": a, "objective": o} for a, o in self.alpha_scan],
+                "timings_s": self.timings}
 
     def to_json(self, path: str | Path) -> Path:
         """Write :meth:`as_dict` to ``path``."""
@@ -455,6 +460,7 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
     t_valid, o_valid = _targets(validation, reference, progress, "reference on validation")
     n_folds = 1 if (alpha is not None or validation) else max(2, min(cv, len(train)))
     folds = np.random.default_rng(seed).permutation(len(train)) % n_folds
+    clock = [time.perf_counter()]
     with tempfile.TemporaryDirectory(prefix="mofsnap-descriptors-") as tmp:
         cache = cache_dir if cache_dir is not None else tmp
         parts = _accumulate(train, model, t_train, folds, n_folds, cache, progress, "train descriptors")
@@ -462,6 +468,7 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
         if validation:
             valid_eq = _accumulate(validation, model, t_valid, np.zeros(len(validation), dtype=int), 1, cache,
                                    progress, "validation descriptors")[0]
+        clock.append(time.perf_counter())
         scan: list[tuple[float, float]] = []
         how = "given"
         if alpha is None:
@@ -469,15 +476,18 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
         full = parts[0].merged(parts[1:])
         beta = full.solve(alpha, energy_weight, stress_weight)
         model.coefficients = beta.reshape(len(model.types), model.n_coefficients)
+        clock.append(time.perf_counter())
         metrics, parity = {}, {}
         for name, images, targets, offsets in (("train", train, t_train, o_train),
                                                ("validation", validation, t_valid, o_valid)):
             if images:
                 rows = iter_descriptors(images, model, cache, progress=False)
                 metrics[name], parity[name] = _evaluate(images, model, targets, offsets, rows)
+    clock.append(time.perf_counter())
+    timings = dict(zip(("descriptors", "solve", "evaluation"), np.diff(clock).tolist()))
     reference_name = "none" if reference is None else f"{type(reference).__name__}: {reference!r}"
     report = FitReport(metrics, float(alpha), float(energy_weight), float(stress_weight), how, reference_name,
-                       full, scan, parity)
+                       full, scan, timings, parity)
     for name, m in metrics.items():
         log.info("%s: energy %.3f meV/atom, forces %.1f meV/Å, stress %.1f MPa", name, m["energy_rmse"],
                  m["forces_rmse"], m["stress_rmse"])
