@@ -1,0 +1,756 @@
+"""Temperature-driven active learning of a SNAP model, as one call and one command.
+
+The workflow of the reference work (MOF-5 route):
+
+0. ``n_perturbed`` randomly perturbed copies of the crystal (atom displacements, small cell strains); the
+   CBAD-new ones are labelled with the reference and MLP0 is fitted.
+k. At ``T_k`` (100 K, 200 K, ... by default), ``runs`` independent NPT runs with MLP(k-1), each from its own
+   perturbed start and velocities; from each run at most one frame is picked (CBAD-new by default), the picks
+   are labelled and MLP(k) is fitted on everything labelled so far.
+final. A temperature ramp with the last model gives a test pool; a random subset of it is labelled as the test
+   set (optionally more random frames join the training set); the final model is fitted and every
+   generation's model is scored on the test set (the learning curve).
+
+State lives in the work directory, so a killed run resumes where it stopped and ends with the same result::
+
+    settings.json        the settings (a resume with different settings is refused)
+    labels.db            every label as it arrives (ase.db; provenance: generation, temperature, run, frame)
+    gen000/ ...          per generation: md/run###.extxyz (+ .json, written when the run is complete),
+                         model.snapcoeff/.snapparam, report.json, report.pkl, parity.png, cbad.json
+    final/               ramp trajectory, final model, test report, parity plot
+    summary.json, summary.png, learning_curve.png
+
+Every step is deterministic given the seed and idempotent: finished MD runs are not rerun (an unfinished one
+restarts from its beginning, so the result equals an uninterrupted run), labels already in the store are not
+recomputed, and fitted generations are loaded rather than refitted.
+
+The ZIF-8 route ("select from these trajectories, label, fit") is :func:`learn_from_pool`.
+
+Command line::
+
+    python -m mofsnap.learn config.toml -o WORKDIR       # settings from a TOML file (see LearnSettings)
+    python -m mofsnap.learn --demo -o results/demo       # the embedded demo: MOF-5 cell, GFN1-xTB reference
+    python -m mofsnap.learn --write-config my.toml       # a commented TOML file with every default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pickle
+import sys
+import time
+import tomllib
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, fields, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import ase.io
+import numpy as np
+from ase import Atoms
+
+from .atomtypes import assign_atom_types
+from .calculator import D3, SNAPCalculator
+from .cbad import CBADFilter
+from .descriptors import SnapDescriptors
+from .exceptions import MofsnapError
+from .fit import EV_PER_A3_IN_MPA, FitReport, extrapolation_grade, fit_snap
+from .labelling import LabelStore, label
+from .md import blowup_guard, run_md
+from .model import SNAPModel
+from .plotting import learning_curve_figure, save_figure
+from .reference import Reference
+from .structures import mof5, zif8
+from .topology import Topology
+
+log = logging.getLogger(__name__)
+
+#: Built-in structures a settings file can name.
+STRUCTURES = {"mof5": lambda: mof5(), "mof5-primitive": lambda: mof5(primitive=True),
+              "zif8": lambda: zif8(), "zif8-primitive": lambda: zif8(primitive=True)}
+SELECTIONS = ("cbad", "grade", "random")
+
+
+class LearnError(MofsnapError, ValueError):
+    """Invalid active-learning settings, or a work directory made with other settings."""
+
+
+@dataclass(frozen=True)
+class LearnSettings:
+    """Everything that defines an active-learning campaign (the TOML config file holds these keys).
+
+    Attributes
+    ----------
+    structure : str
+        A built-in name (``mof5``, ``mof5-primitive``, ``zif8``, ``zif8-primitive``) or a structure file.
+    reference : str
+        ``"GFN1-xTB"``/``"GFN2-xTB"`` (tblite) or ``"cp2k:<preset>"`` (``training``, ``cheap``...).
+    seed : int
+        Seed of every random choice (perturbations, velocities, shuffles, picks).
+    n_perturbed, displacement, strain : int, float, float
+        Step 0: number of perturbed copies, uniform atom displacement amplitude (Å) per component, and
+        uniform amplitude of the symmetric cell strain components.
+    temperatures : tuple of float
+        ``T_k`` of the generations (K).
+    runs, md_steps, frame_interval : int
+        MD runs per generation, steps per run (1 fs), steps between the frames offered for selection.
+    pressure_MPa : float
+        NPT pressure.
+    d3 : bool
+        Run the active-learning MD with SNAP + D3 (dispersion is never part of the labels' fit target).
+    selection : str
+        How each run's frame is picked: ``cbad`` (first CBAD-new frame), ``grade`` (the frame of highest
+        extrapolation grade, if above ``grade_threshold``) or ``random``.
+    grade_threshold : float
+        Lowest extrapolation grade worth labelling with ``selection = "grade"``.
+    resolutions : dict
+        CBAD bin widths overriding the defaults (keys of :class:`mofsnap.cbad.Resolutions`).
+    ramp_steps, ramp_segments : int
+        Final test pool: NPT ramp from 10 K to ``max(temperatures)`` in this many steps and segments.
+    test_size, extra_random : int
+        Random ramp frames labelled as test set, and further random ones added to the training set.
+    final_md_steps : int
+        Length of the closing 300 K NPT run with the final SNAP + D3 (0 skips it).
+    twojmax, rcutfac, energy_weight, stress_weight : int, float, float, float
+        SNAP and fit settings (per-type radii and weights: the model defaults).
+    max_force, max_temperature_factor, bond_tolerance : float
+        Blow-up guard of the MD: force (eV/Å), temperature as a multiple of the target, and bond length as a
+        multiple of the reference bond.
+    max_workers : int or None
+        Local process-pool size (default: one per CPU); ignored when an executor is given.
+    executor : str or None
+        Address of a Dask scheduler to run labelling and MD on (e.g. one started by dask-jobqueue).
+    """
+
+    structure: str = "mof5-primitive"
+    reference: str = "GFN1-xTB"
+    seed: int = 0
+    n_perturbed: int = 300
+    displacement: float = 0.12
+    strain: float = 0.005
+    temperatures: tuple[float, ...] = tuple(float(t) for t in range(100, 1001, 100))
+    runs: int = 50
+    md_steps: int = 2000
+    frame_interval: int = 20
+    pressure_MPa: float = 0.101325
+    d3: bool = False
+    selection: str = "cbad"
+    grade_threshold: float = 1.0
+    resolutions: dict = field(default_factory=dict)
+    ramp_steps: int = 20000
+    ramp_segments: int = 20
+    test_size: int = 100
+    extra_random: int = 0
+    final_md_steps: int = 2000
+    twojmax: int = 8
+    rcutfac: float = 4.0
+    energy_weight: float = 1250.0
+    stress_weight: float = 3834.0
+    max_force: float = 20.0
+    max_temperature_factor: float = 3.0
+    bond_tolerance: float = 1.5
+    max_workers: int | None = None
+    executor: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
+        if self.selection not in SELECTIONS:
+            raise LearnError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        for name in ("n_perturbed", "runs", "md_steps", "frame_interval", "ramp_segments"):
+            if getattr(self, name) < 1:
+                raise LearnError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if any(t <= 0 for t in self.temperatures):
+            raise LearnError(f"temperatures must be positive, got {self.temperatures}")
+
+    #: Keys that may change between a run and its resume (they do not change results).
+    RUNTIME_KEYS = ("max_workers", "executor")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "LearnSettings":
+        """Read settings from a TOML file; unknown keys are an error."""
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise LearnError(f"{path}: unknown settings {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def to_toml(self) -> str:
+        """The settings as a TOML document (``None`` values are left out)."""
+        lines = []
+        for key, value in asdict(self).items():
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                body = ", ".join(f"{k} = {v!r}" for k, v in value.items())
+                lines.append(f"{key} = {{{body}}}")
+            elif isinstance(value, tuple):
+                lines.append(f"{key} = [{', '.join(repr(v) for v in value)}]")
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+
+#: The README's main job: a reduced schedule on the 106-atom MOF-5 cell that takes about 20 minutes on 2 cores.
+DEMO = LearnSettings(n_perturbed=80, temperatures=tuple(float(t) for t in range(100, 801, 100)), runs=10,
+                     md_steps=500, frame_interval=10, ramp_steps=2000, ramp_segments=10, test_size=30,
+                     final_md_steps=2000)
+
+
+def make_reference(spec: str) -> Reference:
+    """The reference calculator named in the settings (``GFN1-xTB``, ``GFN2-xTB``, ``cp2k:<preset>``)."""
+    from .reference import CP2K, XTB
+
+    if spec.startswith("cp2k:"):
+        return CP2K(preset=spec.split(":", 1)[1])
+    return XTB(method=spec)
+
+
+def load_structure(spec: str | Atoms) -> Atoms:
+    """A typed structure: Atoms as given, a built-in name, or a file (types assigned if missing)."""
+    if isinstance(spec, Atoms):
+        atoms = spec.copy()
+    elif spec in STRUCTURES:
+        atoms = STRUCTURES[spec]()
+    elif Path(spec).exists():
+        atoms = ase.io.read(spec)
+    else:
+        raise LearnError(f"structure {spec!r} is neither a built-in ({', '.join(STRUCTURES)}) nor a file")
+    if "atom_types" not in atoms.arrays:
+        assign_atom_types(atoms)
+    atoms.calc = None
+    return atoms
+
+
+def perturbed_copies(atoms: Atoms, n: int, displacement: float, strain: float, seed: int) -> list[Atoms]:
+    """``n`` copies with uniform random displacements (±``displacement`` Å) and symmetric cell strains."""
+    rng = np.random.default_rng(seed)
+    copies = []
+    for _ in range(n):
+        eps = rng.uniform(-strain, strain, (3, 3))
+        copy = atoms.copy()
+        copy.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
+        copy.positions += rng.uniform(-displacement, displacement, (len(atoms), 3))
+        copies.append(copy)
+    return copies
+
+
+def prediction_errors(model: SNAPModel, images: list[Atoms]) -> dict[str, float]:
+    """RMSE of a model against labelled configurations: energy meV/atom, forces meV/Å, stress MPa."""
+    if not images:
+        return {"energy_rmse": float("nan"), "forces_rmse": float("nan"), "stress_rmse": float("nan"), "n": 0}
+    calc = SNAPCalculator(model)
+    de, df, ds = [], [], []
+    for atoms in images:
+        probe = atoms.copy()
+        probe.calc = calc
+        de.append((probe.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
+        df.append((probe.get_forces() - atoms.get_forces()).ravel())
+        ds.append(probe.get_stress() - atoms.get_stress())
+    rms = lambda x: float(np.sqrt(np.mean(np.square(np.concatenate([np.ravel(v) for v in x])))))  # noqa: E731
+    return {"energy_rmse": 1e3 * rms(de), "forces_rmse": 1e3 * rms(df), "stress_rmse": EV_PER_A3_IN_MPA * rms(ds),
+            "n": len(images)}
+
+
+# ------------------------------------------------------------------------------------------- MD tasks
+
+
+@dataclass(frozen=True)
+class MDTask:
+    """One MD job of the loop, self-contained so that it runs on any executor worker.
+
+    The trajectory is written to a temporary name and moved to ``trajectory`` with a JSON summary next to it
+    when the run is over; a run whose summary exists is complete.
+    """
+
+    model: str
+    start: Atoms
+    temperatures: tuple[float, ...]
+    steps: int
+    interval: int
+    pressure_MPa: float
+    seed: int
+    trajectory: str
+    topology: dict
+    d3: bool = False
+    max_force: float = 20.0
+    max_temperature_factor: float = 3.0
+    bond_tolerance: float = 1.5
+
+    @property
+    def summary_path(self) -> Path:
+        return Path(self.trajectory).with_suffix(".json")
+
+
+def run_md_task(task: MDTask) -> dict:
+    """Run an :class:`MDTask` (NPT segments at its temperatures) with the blow-up guard; return its summary."""
+    calc = SNAPCalculator(task.model, d3=D3() if task.d3 else None)
+    topology = Topology.from_dict(task.topology)
+    atoms = task.start.copy()
+    atoms.calc = calc
+    path = Path(task.trajectory)
+    part = path.with_name(path.name + ".part")
+    part.unlink(missing_ok=True)
+    frames: list[Atoms] = []
+    stopped, wall = None, 0.0
+    for k, temperature in enumerate(task.temperatures):
+        forces_guard = blowup_guard(task.max_force, task.max_temperature_factor * max(temperature, 100.0))
+
+        def guard(atoms: Atoms, step: int) -> str | None:
+            reason = forces_guard(atoms, step)
+            if reason is None and topology.broken_bonds(atoms.positions, atoms.cell.array,
+                                                        task.bond_tolerance).any():
+                reason = f"bond longer than {task.bond_tolerance} x its reference at step {step}"
+            return reason
+
+        segment = part.with_name(f"{part.name}.{k}.extxyz")
+        result = run_md(atoms, task.steps, temperature_K=temperature, ensemble="npt",
+                        pressure_MPa=task.pressure_MPa, seed=task.seed + k, thermalize=k == 0,
+                        trajectory=segment, interval=task.interval, resume=False, guard=guard, progress=False)
+        frames.extend(ase.io.read(segment, ":")[0 if k == 0 else 1:])
+        segment.unlink()
+        wall += result.wall_seconds
+        atoms = result.atoms
+        atoms.calc = calc
+        if result.stopped:
+            stopped = result.stopped
+            break
+    ase.io.write(part, frames, format="extxyz")
+    os.replace(part, path)
+    summary = {"trajectory": str(path), "frames": len(frames), "stopped": stopped, "wall_seconds": wall,
+               "temperatures": list(task.temperatures)}
+    tmp = task.summary_path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, task.summary_path)
+    return summary
+
+
+def run_tasks(tasks: list[MDTask], executor: Executor, desc: str) -> list[dict]:
+    """Run the MD tasks that are not complete yet through ``executor``; return all summaries in task order."""
+    from tqdm.auto import tqdm
+
+    todo = [t for t in tasks if not t.summary_path.exists()]
+    futures = [executor.submit(run_md_task, t) for t in todo]
+    for future in tqdm(futures, desc=desc, unit="run", disable=not futures):
+        future.result()
+    return [json.loads(t.summary_path.read_text()) for t in tasks]
+
+
+# -------------------------------------------------------------------------------------- the workflow
+
+
+class ActiveLearning:
+    """Temperature-driven active learning (see the module docstring).
+
+    Parameters
+    ----------
+    structure : Atoms or str
+        The crystal (typed Atoms, a built-in name or a file); defaults to ``settings.structure``.
+    workdir : path
+        Where all state and results go; an existing one is resumed.
+    settings : LearnSettings
+        The campaign.
+    reference : Reference, optional
+        Labelling reference; defaults to ``settings.reference``.
+    executor : Executor, optional
+        Runs labelling and MD (e.g. ``distributed.Client(...).get_executor()``); by default a local process
+        pool of ``settings.max_workers``, or a Dask client of ``settings.executor``.
+
+    Examples
+    --------
+    >>> from mofsnap.learn import ActiveLearning, DEMO                 # doctest: +SKIP
+    >>> result = ActiveLearning(workdir="al", settings=DEMO).run()     # doctest: +SKIP
+    """
+
+    def __init__(self, structure: Atoms | str | None = None, workdir: str | Path = "mofsnap-learn",
+                 settings: LearnSettings = LearnSettings(), reference: Reference | None = None,
+                 executor: Executor | None = None) -> None:
+        self.settings = settings
+        self.workdir = Path(workdir)
+        self.structure = load_structure(structure if structure is not None else settings.structure)
+        self.reference = reference or make_reference(settings.reference)
+        self.executor = executor
+        self.topology = Topology.from_atoms(self.structure)
+        self.types = sorted(set(self.structure.arrays["atom_types"]))
+        self._check_workdir()
+        self.store = LabelStore(self.workdir / "labels.db")
+
+    def _check_workdir(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        saved = self.workdir / "settings.json"
+        mine = {k: v for k, v in json.loads(json.dumps(asdict(self.settings))).items()
+                if k not in LearnSettings.RUNTIME_KEYS}
+        mine["reference_settings_hash"] = self.reference.settings_hash
+        mine["structure_hash"] = _structure_hash(self.structure)
+        if saved.exists():
+            old = json.loads(saved.read_text())
+            changed = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+            if changed:
+                raise LearnError(f"{self.workdir} was made with other settings ({', '.join(changed)} differ); "
+                                 "use a new work directory")
+        else:
+            saved.write_text(json.dumps(mine, indent=1))
+            ase.io.write(self.workdir / "structure.extxyz", self.structure)
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _gen_dir(self, k: int) -> Path:
+        return self.workdir / f"gen{k:03d}"
+
+    def _training(self, up_to: int) -> list[Atoms]:
+        """Good training labels of generations ``<= up_to``, in a fixed (hash) order."""
+        images = [a for a in self.store.select(role="train") if a.info["generation"] <= up_to]
+        return sorted(images, key=lambda a: a.info["label_hash"])
+
+    def _label(self, frames: list[Atoms], metadata: list[dict]) -> list[Atoms]:
+        """Label frames (skipping those already stored); return the good labels among them."""
+        if not frames:
+            return []
+        summary = label(frames, self.reference, self.store, self._executor(), metadata=metadata)
+        statuses = self.store.statuses()
+        return [self.store.get(key) for key in summary.keys if statuses.get(key) == "ok"]
+
+    def _executor(self) -> Executor:
+        if self.executor is None:
+            if self.settings.executor:
+                from distributed import Client
+
+                self.executor = Client(self.settings.executor).get_executor()
+            else:
+                self.executor = ProcessPoolExecutor(self.settings.max_workers or os.cpu_count(),
+                                                    mp_context=get_context("forkserver"))
+        return self.executor
+
+    def _fit(self, k: int) -> tuple[SNAPModel, FitReport]:
+        """Fit generation ``k`` on all training labels so far, or load it if it was fitted already."""
+        gen = self._gen_dir(k)
+        prefix = gen / "model"
+        if (gen / "report.pkl").exists():
+            with open(gen / "report.pkl", "rb") as handle:
+                return SNAPModel.read(prefix), pickle.load(handle)
+        train = self._training(k)
+        if not train:
+            raise LearnError(f"generation {k} has no training labels (all failed?); see {self.store.path}")
+        s = self.settings
+        model, report = fit_snap(train, model=SNAPModel(self.types, twojmax=s.twojmax, rcutfac=s.rcutfac),
+                                 energy_weight=s.energy_weight, stress_weight=s.stress_weight,
+                                 cache_dir=self.workdir / "descriptors", seed=s.seed)
+        gen.mkdir(parents=True, exist_ok=True)
+        model.write(prefix)
+        report.to_json(gen / "report.json")
+        report.plot(gen / "parity.png")
+        with open(gen / "report.pkl.part", "wb") as handle:
+            pickle.dump(report, handle)
+        os.replace(gen / "report.pkl.part", gen / "report.pkl")  # the generation's completion mark
+        return model, report
+
+    def _grades(self, model: SNAPModel, report: FitReport, frames: list[Atoms]) -> np.ndarray:
+        """Extrapolation grade of each frame with respect to the training set of ``report``."""
+        with SnapDescriptors(model) as snap:
+            return np.array([extrapolation_grade(report, report.weighted_rows(snap.rows(f), len(f)))
+                             for f in frames])
+
+    # -- the steps ------------------------------------------------------------------------------------
+    def step0(self) -> dict:
+        """Perturbed copies, CBAD selection, labels, MLP0."""
+        s = self.settings
+        copies = perturbed_copies(self.structure, s.n_perturbed, s.displacement, s.strain, s.seed)
+        cbad = CBADFilter(self.topology, s.resolutions or None, bond_tolerance=s.bond_tolerance)
+        selected = cbad.select(copies, shuffle=True, seed=s.seed, progress=False)
+        labelled = self._label(selected, [{"generation": 0, "role": "train", "source": "perturbed",
+                                           "frame": int(a.info.get("cbad_index", i))}
+                                          for i, a in enumerate(selected)])
+        model, report = self._fit(0)
+        cbad.save(self._gen_dir(0) / "cbad.json")
+        return {"generation": 0, "temperature": 0.0, "offered": len(copies), "selected": len(selected),
+                "labelled": len(labelled), "n_train": report.metrics["train"]["n_configurations"],
+                "train": _rmse(report.metrics["train"])}
+
+    def generation(self, k: int, temperature: float) -> dict:
+        """MD at ``temperature`` with MLP(k-1), one pick per run, labels, MLP(k)."""
+        s = self.settings
+        previous = self._gen_dir(k - 1)
+        model, report = self._fit(k - 1)
+        md_dir = self._gen_dir(k) / "md"
+        md_dir.mkdir(parents=True, exist_ok=True)
+        starts = perturbed_copies(self.structure, s.runs, s.displacement, s.strain, s.seed + 7919 * k)
+        tasks = [MDTask(str(previous / "model"), start, (temperature,), s.md_steps, s.frame_interval,
+                        s.pressure_MPa, s.seed + 1000 * k + r, str(md_dir / f"run{r:03d}.extxyz"),
+                        self.topology.to_dict(), s.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)
+                 for r, start in enumerate(starts)]
+        summaries = run_tasks(tasks, self._executor(), f"gen {k}: MD at {temperature:.0f} K")
+        runs = [ase.io.read(t.trajectory, ":")[1:] for t in tasks]  # frame 0 is the perturbed start
+        cbad = CBADFilter(self.topology, s.resolutions or None, bond_tolerance=s.bond_tolerance)
+        cbad.include(self._training(k - 1))
+        picks = self._pick(runs, cbad, model, report, k)
+        chosen = [(r, p) for r, p in enumerate(picks) if p is not None]
+        frames = [p for _, p in chosen]
+        grades = self._grades(model, report, frames) if frames else np.zeros(0)
+        labelled = self._label(frames, [{"generation": k, "role": "train", "temperature": temperature,
+                                         "source": f"gen{k:03d}/md/run{r:03d}.extxyz",
+                                         "frame": int(p.info["pick_index"])} for r, p in chosen])
+        unseen = prediction_errors(model, labelled)  # MLP(k-1) on configurations it had never seen
+        _, new_report = self._fit(k)
+        cbad.save(self._gen_dir(k) / "cbad.json")
+        return {"generation": k, "temperature": temperature, "runs": len(tasks),
+                "stopped": sum(bool(x["stopped"]) for x in summaries), "selected": len(frames),
+                "labelled": len(labelled), "n_train": new_report.metrics["train"]["n_configurations"],
+                "grade_mean": float(grades.mean()) if len(grades) else float("nan"),
+                "grade_max": float(grades.max()) if len(grades) else float("nan"),
+                "previous_model_on_new": unseen, "train": _rmse(new_report.metrics["train"])}
+
+    def _pick(self, runs: list[list[Atoms]], cbad: CBADFilter, model: SNAPModel, report: FitReport,
+              k: int) -> list[Atoms | None]:
+        """At most one frame per run, by the selection rule; ``info["pick_index"]`` is its frame index."""
+        s = self.settings
+        intact = [[f for f in run if not cbad.topology.broken_bonds(f.positions, f.cell.array,
+                                                                    s.bond_tolerance).any()] for run in runs]
+        if s.selection == "cbad":
+            picks = cbad.select_per_run(intact, pick="first")
+            for p in picks:
+                if p is not None:
+                    p.info["pick_index"] = p.info["cbad_index"]
+            return picks
+        rng = np.random.default_rng(s.seed + 104729 * k)
+        picks: list[Atoms | None] = []
+        for frames in intact:
+            if not frames:
+                picks.append(None)
+                continue
+            if s.selection == "random":
+                index = int(rng.integers(len(frames)))
+            else:
+                grades = self._grades(model, report, frames)
+                index = int(np.argmax(grades))
+                if grades[index] < s.grade_threshold:
+                    picks.append(None)
+                    continue
+            frames[index].info["pick_index"] = index
+            picks.append(frames[index])
+        return picks
+
+    def final(self, last: int) -> dict:
+        """Ramp test pool, test labels, final fit, learning curve, closing MD."""
+        s = self.settings
+        out = self.workdir / "final"
+        out.mkdir(exist_ok=True)
+        temps = tuple(np.linspace(10.0, max(s.temperatures), s.ramp_segments))
+        ramp = MDTask(str(self._gen_dir(last) / "model"), self.structure, temps, max(1, s.ramp_steps // s.ramp_segments),
+                      s.frame_interval, s.pressure_MPa, s.seed + 31, str(out / "ramp.extxyz"),
+                      self.topology.to_dict(), s.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)
+        run_tasks([ramp], self._executor(), "final: ramp MD")
+        pool = [f for f in ase.io.read(ramp.trajectory, ":")[1:]
+                if not self.topology.broken_bonds(f.positions, f.cell.array, s.bond_tolerance).any()]
+        order = np.random.default_rng(s.seed + 17).permutation(len(pool))
+        n_test = min(s.test_size, len(pool))
+        test_frames = [pool[i] for i in order[:n_test]]
+        extra = [pool[i] for i in order[n_test:n_test + s.extra_random]]
+        test = self._label(test_frames, [{"generation": last + 1, "role": "test", "source": "final/ramp.extxyz",
+                                          "frame": int(i)} for i in order[:n_test]])
+        self._label(extra, [{"generation": last + 1, "role": "train", "source": "final/ramp.extxyz",
+                             "frame": int(i)} for i in order[n_test:n_test + s.extra_random]])
+        model, report = self._fit(last + 1)
+        model.write(out / "model")
+        test_errors = prediction_errors(model, test)
+        curve = []
+        for k in range(last + 2):
+            gen_model, gen_report = self._fit(k)
+            curve.append({"generation": k, "n_train": gen_report.metrics["train"]["n_configurations"],
+                          "test": prediction_errors(gen_model, test)})
+        learning_curve_figure([c["n_train"] for c in curve],
+                              {q: {"test": [c["test"][f"{q}_rmse"] for c in curve]}
+                               for q in ("energy", "forces", "stress")},
+                              {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"},
+                              self.workdir / "learning_curve.png", xlabel="labelled training configurations")
+        result = {"model": str(out / "model"), "n_train": report.metrics["train"]["n_configurations"],
+                  "n_test": len(test), "train": _rmse(report.metrics["train"]), "test": test_errors,
+                  "learning_curve": curve}
+        if s.final_md_steps:
+            result["md_300K"] = self._closing_md(model, out)
+        return result
+
+    def _closing_md(self, model: SNAPModel, out: Path) -> dict:
+        """A 300 K NPT run with the final SNAP + D3 (the production setting)."""
+        atoms = self.structure.copy()
+        atoms.calc = SNAPCalculator(model, d3=True)
+        path = out / "md_300K_snap_d3.extxyz"
+        done = out / "md_300K_snap_d3.json"
+        if done.exists():
+            return json.loads(done.read_text())
+        result = run_md(atoms, self.settings.final_md_steps, temperature_K=300.0, ensemble="npt",
+                        pressure_MPa=self.settings.pressure_MPa, seed=self.settings.seed, trajectory=path,
+                        interval=10, guard=blowup_guard())
+        frames = ase.io.read(path, ":")
+        half = frames[len(frames) // 2:]
+        summary = {"steps": result.steps, "stopped": result.stopped, "ns_per_day": result.ns_per_day,
+                   "mean_temperature_K": float(np.mean([f.info["temperature_K"] for f in half])),
+                   "mean_volume_A3": float(np.mean([f.get_volume() for f in half])),
+                   "trajectory": str(path)}
+        done.write_text(json.dumps(summary, indent=1))
+        return summary
+
+    def run(self) -> dict:
+        """Run (or resume) the whole campaign; return the summary also written to ``summary.json``."""
+        start = time.perf_counter()
+        records = [self._logged(self.step0())]
+        for k, temperature in enumerate(self.settings.temperatures, start=1):
+            records.append(self._logged(self.generation(k, temperature)))
+        final = self.final(len(self.settings.temperatures))
+        summary = {"generations": records, "final": final, "labels": len(self.store),
+                   "failed_labels": self.store.count_failures(), "wall_seconds_this_call": time.perf_counter() - start}
+        (self.workdir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+        plot_summary(summary, self.workdir / "summary.png")
+        log.info("final model %s: test RMSE %.2f meV/atom, %.0f meV/Å, %.1f MPa", final["model"],
+                 final["test"]["energy_rmse"], final["test"]["forces_rmse"], final["test"]["stress_rmse"])
+        if isinstance(self.executor, ProcessPoolExecutor):
+            self.executor.shutdown()
+        return summary
+
+    def _logged(self, record: dict) -> dict:
+        seen = record.get("previous_model_on_new", {})
+        log.info("generation %d (%.0f K): %s selected, %s labelled, %d training configurations%s; train RMSE "
+                 "%.2f meV/atom %.0f meV/Å %.1f MPa%s", record["generation"], record["temperature"],
+                 record["selected"], record["labelled"], record["n_train"],
+                 f", {record['stopped']}/{record['runs']} runs stopped by the guard" if "runs" in record else "",
+                 *record["train"].values(),
+                 (f"; previous model on the new labels: {seen['energy_rmse']:.2f} meV/atom "
+                  f"{seen['forces_rmse']:.0f} meV/Å {seen['stress_rmse']:.1f} MPa") if seen.get("n") else "")
+        progress = self.workdir / "progress.jsonl"
+        with progress.open("a") as handle:
+            handle.write(json.dumps(record, default=float) + "\n")
+        return record
+
+
+def _rmse(metrics: dict) -> dict[str, float]:
+    return {"energy_rmse": metrics["energy_rmse"], "forces_rmse": metrics["forces_rmse"],
+            "stress_rmse": metrics["stress_rmse"]}
+
+
+def _structure_hash(atoms: Atoms) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in (atoms.numbers, np.round(atoms.positions, 8), np.round(atoms.cell.array, 8)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(" ".join(atoms.arrays["atom_types"]).encode())
+    return digest.hexdigest()[:16]
+
+
+def plot_summary(summary: dict, path: str | Path) -> Path:
+    """Errors per generation: training RMSE and the previous model's error on each generation's new labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = summary["generations"]
+    n_train = [r["n_train"] for r in records]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, (quantity, unit) in zip(axes, (("energy", "meV/atom"), ("forces", "meV/Å"), ("stress", "MPa"))):
+        ax.plot(n_train, [r["train"][f"{quantity}_rmse"] for r in records], "o-", label="training RMSE")
+        unseen = [(r["n_train"], r["previous_model_on_new"][f"{quantity}_rmse"]) for r in records
+                  if r.get("previous_model_on_new", {}).get("n")]
+        if unseen:
+            ax.plot(*zip(*unseen), "s--", label="previous model on new labels")
+        for r in records:
+            ax.annotate(f"{r['temperature']:.0f} K", (r["n_train"], r["train"][f"{quantity}_rmse"]), fontsize=7)
+        ax.set_xlabel("labelled training configurations")
+        ax.set_ylabel(f"{quantity} RMSE ({unit})")
+        ax.set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Temperature-driven active learning")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------------ the ZIF-8 route
+
+
+def learn_from_pool(pool: list[str | Path], structure: Atoms | str, workdir: str | Path,
+                    reference: Reference | None = None, settings: LearnSettings = LearnSettings(),
+                    executor: Executor | None = None, validation_fraction: float = 0.1) -> dict:
+    """Select with CBAD from existing trajectories (e.g. AIMD), label the selection, fit: one call.
+
+    The frames of all trajectories are offered in a seeded shuffle; a random ``validation_fraction`` of the
+    selection is held out for the reported validation errors. Resumable like :class:`ActiveLearning`.
+
+    Returns
+    -------
+    dict
+        Numbers selected and labelled, the model prefix and the fit report's metrics.
+    """
+    learner = ActiveLearning(structure, workdir, settings, reference, executor)
+    frames = [f for path in pool for f in ase.io.iread(str(path))]
+    for f in frames:
+        f.arrays["atom_types"] = learner.structure.arrays["atom_types"]
+        f.calc = None
+    cbad = CBADFilter(learner.topology, settings.resolutions or None, bond_tolerance=settings.bond_tolerance)
+    selected = cbad.select(frames, shuffle=True, seed=settings.seed, progress=True)
+    held_out = np.random.default_rng(settings.seed).random(len(selected)) < validation_fraction
+    labelled = learner._label(selected, [{"generation": 0, "role": "test" if h else "train", "source": "pool",
+                                          "frame": int(a.info.get("cbad_index", i))}
+                                         for i, (a, h) in enumerate(zip(selected, held_out))])
+    validation = sorted(learner.store.select(role="test"), key=lambda a: a.info["label_hash"])
+    model, report = fit_snap(learner._training(0), validation or None,
+                             model=SNAPModel(learner.types, twojmax=settings.twojmax, rcutfac=settings.rcutfac),
+                             energy_weight=settings.energy_weight, stress_weight=settings.stress_weight,
+                             cache_dir=learner.workdir / "descriptors", seed=settings.seed)
+    out = learner.workdir / "model"
+    model.write(out)
+    report.to_json(learner.workdir / "report.json")
+    report.plot(learner.workdir / "parity.png")
+    cbad.save(learner.workdir / "cbad.json")
+    return {"offered": len(frames), "selected": len(selected), "labelled": len(labelled), "model": str(out),
+            "metrics": report.metrics}
+
+
+# ------------------------------------------------------------------------------------------- command
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(prog="python -m mofsnap.learn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", help="TOML settings file (keys of mofsnap.learn.LearnSettings)")
+    parser.add_argument("-o", "--workdir", default="mofsnap-learn", help="work directory (resumed if it exists)")
+    parser.add_argument("--demo", action="store_true", help="the embedded demo schedule (MOF-5 cell, GFN1-xTB)")
+    parser.add_argument("--pool", nargs="+", metavar="TRAJ",
+                        help="ZIF-8 route: select with CBAD from these trajectories, label and fit (no MD loop)")
+    parser.add_argument("--write-config", metavar="FILE", help="write the settings (demo or defaults) and exit")
+    parser.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")
+    parser.add_argument("--executor", help="Dask scheduler address for labelling and MD")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
+    if args.config and args.demo:
+        parser.error("give either a config file or --demo")
+    settings = LearnSettings.from_toml(args.config) if args.config else (DEMO if args.demo else LearnSettings())
+    overrides: dict[str, Any] = {k: v for k, v in (("max_workers", args.workers), ("executor", args.executor))
+                                 if v is not None}
+    settings = replace(settings, **overrides)
+    if args.write_config:
+        Path(args.write_config).write_text(settings.to_toml())
+        print(f"wrote {args.write_config}")
+        return None
+    if args.pool:
+        result = learn_from_pool(args.pool, settings.structure, args.workdir, settings=settings)
+        print(json.dumps({k: v for k, v in result.items() if k != "metrics"}, indent=1))
+        return result
+    summary = ActiveLearning(workdir=args.workdir, settings=settings).run()
+    final = summary["final"]
+    print(f"\nfinal model: {final['model']}.snapcoeff/.snapparam ({final['n_train']} training configurations)")
+    print(f"test RMSE ({final['n_test']} configurations): {final['test']['energy_rmse']:.2f} meV/atom, "
+          f"{final['test']['forces_rmse']:.0f} meV/Å, {final['test']['stress_rmse']:.1f} MPa")
+    if "md_300K" in final:
+        md = final["md_300K"]
+        print(f"300 K NPT with SNAP + D3: {md['steps']} steps, {md['ns_per_day']:.2f} ns/day, "
+              f"<T> = {md['mean_temperature_K']:.0f} K, <V> = {md['mean_volume_A3']:.0f} Å³"
+              + (f", stopped: {md['stopped']}" if md["stopped"] else ""))
+    print(f"results in {args.workdir}: summary.json, summary.png, learning_curve.png, final/")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
