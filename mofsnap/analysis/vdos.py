@@ -113,6 +113,19 @@ class VDOSResult:
                                 "peaks": found})
         return entries
 
+    @classmethod
+    def read(cls, directory: str | Path) -> VDOSResult:
+        """A result written by :meth:`write` (``vdos.csv`` and ``vdos.json`` in ``directory``)."""
+        directory = Path(directory)
+        if not (directory / "vdos.csv").exists() or not (directory / "vdos.json").exists():
+            raise VDOSError(f"{directory} holds no vdos.csv and vdos.json (written by mofsnap.analysis.vdos)")
+        summary = json.loads((directory / "vdos.json").read_text())
+        with open(directory / "vdos.csv", newline="") as handle:
+            header, *rows = list(csv.reader(handle))
+        table = np.array(rows, dtype=float)
+        return cls(table[:, 0], table[:, 2], {t: table[:, 3 + k] for k, t in enumerate(header[3:])},
+                   float(summary["dof"]), summary["counts"], summary["settings"])
+
     def write(self, directory: str | Path, bands: list[tuple[float, float]] | None = None,
               min_prominence: float = 0.05) -> dict:
         """Write ``vdos.csv`` (spectra), ``vdos.json`` (settings, integrals, peaks) and ``vdos.png``.

@@ -1,0 +1,111 @@
+"""Phonons: analytic diatomic chain, EMT Cu against its own finite-difference Hessian, DOS integrals."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.signal import find_peaks
+from ase import Atoms, units
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.morse import MorsePotential
+
+from mofsnap.analysis.phonons import PhononError, compute_phonons, main, plot_vdos_vs_phonon_dos
+from mofsnap.analysis.vdos import THZ_TO_CM1, VDOSResult, compute_vdos
+from mofsnap.md import run_md
+
+EPSILON, RHO0, R0 = 1.0, 5.0, 1.5
+
+
+def to_cm1(omega_ase):
+    """Angular frequency in ASE units -> cm⁻¹."""
+    return omega_ase * units.fs * 1000 / (2 * np.pi) * THZ_TO_CM1
+
+
+def diatomic_chain():
+    """Alternating H and O along x, nearest neighbours only (Morse cut off between 1.2 and 1.3 r0)."""
+    atoms = Atoms("HO", positions=[[0, 0, 0], [R0, 0, 0]], cell=[2 * R0, 15, 15], pbc=True)
+    atoms.new_array("atom_types", np.array(["H1a", "O2a"]))
+    return atoms, MorsePotential(epsilon=EPSILON, rho0=RHO0, r0=R0, rcut1=1.2, rcut2=1.3)
+
+
+def test_diatomic_chain_frequencies_match_analytic_dispersion():
+    atoms, calc = diatomic_chain()
+    m1, m2 = atoms.get_masses()
+    k = 2 * EPSILON * RHO0 ** 2 / R0 ** 2
+    result = compute_phonons(atoms, calc, supercell=(4, 1, 1), progress=False)
+    optical = to_cm1(np.sqrt(2 * k * (1 / m1 + 1 / m2)))
+    gamma = np.sort(result.gamma_cm1)
+    assert gamma[-1] == pytest.approx(optical, rel=1e-3)
+    # acoustic and transverse modes vanish without tension (up to the δ² artefact of finite displacements)
+    np.testing.assert_allclose(gamma[:5], 0.0, atol=20.0)
+    # the 4x supercell mesh holds q = 1/2, where the longitudinal modes are sqrt(2k/m) of each sublattice
+    peaks, _ = find_peaks(result.total)
+    for mass in (m1, m2):
+        expected = to_cm1(np.sqrt(2 * k / mass))  # within the 1 cm⁻¹ grid and the pull of the next branch
+        assert np.min(np.abs(result.frequency_cm1[peaks] - expected)) < 1e-3 * expected
+    assert result.counts == {"H1a": 1, "O2a": 1}
+
+
+def test_emt_copper_gamma_matches_own_finite_differences():
+    atoms = bulk("Cu", cubic=True, a=3.59)
+    atoms.new_array("atom_types", np.array(["Cu12a", "Cu12b", "Cu12a", "Cu12b"]))
+    atoms.calc = EMT()
+    h, n = 0.005, len(atoms)
+    hessian = np.zeros((3 * n, 3 * n))
+    for i in range(3 * n):
+        shifted = []
+        for sign in (1, -1):
+            probe = atoms.copy()
+            probe.calc = EMT()
+            probe.positions[i // 3, i % 3] += sign * h
+            shifted.append(probe.get_forces().ravel())
+        hessian[i] = -(shifted[0] - shifted[1]) / (2 * h)
+    masses = np.repeat(atoms.get_masses(), 3)
+    eigen = np.linalg.eigvalsh(0.5 * (hessian + hessian.T) / np.sqrt(np.outer(masses, masses)))
+    expected = np.sort(np.sign(eigen) * to_cm1(np.sqrt(np.abs(eigen))))
+    result = compute_phonons(atoms, EMT(), supercell=1, progress=False)
+    np.testing.assert_allclose(np.sort(result.gamma_cm1), expected, atol=0.5)
+    assert result.settings["symmetry"] is False  # the labels split equivalent sites
+
+
+def test_dos_integrals_and_partials_sum_to_total():
+    atoms = bulk("Cu", cubic=True, a=3.59)
+    atoms.new_array("atom_types", np.array(["Cu12a", "Cu12a", "Cu12a", "Cu12a"]))
+    result = compute_phonons(atoms, EMT(), supercell=2, mesh=6, sigma_cm1=8.0, progress=False)
+    assert result.settings["symmetry"] is True and result.settings["force_evaluations"] < 10
+    assert np.trapezoid(result.total, result.frequency_cm1) == pytest.approx(3 * len(atoms), rel=1e-3)
+    np.testing.assert_allclose(sum(result.partial.values()), result.total, rtol=1e-10)
+    assert result.imaginary_modes() == 0
+
+
+def test_command_and_vdos_comparison(tmp_path):
+    atoms = bulk("Cu", "fcc", a=3.59)
+    atoms.new_array("atom_types", np.array(["Cu12a"]))
+    atoms.write(tmp_path / "cu.extxyz")
+    main([str(tmp_path / "cu.extxyz"), "--calculator", "emt", "--supercell", "3", "--mesh", "8", "-o",
+          str(tmp_path / "ph"), "--no-progress"])
+    summary = json.loads((tmp_path / "ph" / "phonons.json").read_text())
+    assert summary["dos_integral"] == pytest.approx(3.0, rel=1e-3)
+    assert (tmp_path / "ph" / "phonon_dos.png").exists()
+
+    md = bulk("Cu", cubic=True, a=3.59).repeat(2)
+    md.new_array("atom_types", np.array(["Cu12a"] * len(md)))
+    run_md(md, 240, ensemble="nve", temperature_K=100, timestep_fs=5.0, trajectory=tmp_path / "md.extxyz",
+           interval=2, calculator=EMT(), progress=False, frame_results=False)
+    from mofsnap.md import read_trajectory
+
+    compute_vdos(read_trajectory(tmp_path / "md.extxyz"), max_lag_fs=1000).write(tmp_path / "vdos")
+    vdos = VDOSResult.read(tmp_path / "vdos")
+    assert vdos.integral(vdos.total) == pytest.approx(3 * len(md) - 3, rel=1e-3)
+    main([str(tmp_path / "cu.extxyz"), "--calculator", "emt", "--supercell", "2", "-o", str(tmp_path / "ph2"),
+          "--compare-vdos", str(tmp_path / "vdos"), "--no-progress"])
+    assert (tmp_path / "ph2" / "vdos_vs_phonons.png").exists()
+
+
+def test_non_periodic_structure_is_rejected():
+    with pytest.raises(PhononError, match="periodic"):
+        compute_phonons(Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]), EMT(), progress=False)
+    atoms, calc = diatomic_chain()
+    with pytest.raises(PhononError, match="supercell >= 1"):
+        compute_phonons(atoms, calc, supercell=0, progress=False)
