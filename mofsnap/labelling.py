@@ -204,8 +204,7 @@ class LabelStore:
 
 
 def _bare(atoms: Atoms) -> Atoms:
-    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    return out
+    return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
 
 
 def _type_data(atoms: Atoms) -> dict[str, Any]:
