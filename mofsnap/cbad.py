@@ -108,6 +108,16 @@ class CBADFilter:
     scale : float
         Bond criterion used to build the topology from ``reference`` Atoms.
 
+    Attributes
+    ----------
+    topology : Topology
+    descriptor_types : list of str
+        ``"cell:a"`` ... ``"cell:gamma"``, then ``"bond:..."``, ``"angle:..."``, ``"dihedral:..."`` type keys.
+    stats : dict
+        Counters: frames offered, accepted, rejected with no new bin (``rejected_known``) or with broken bonds
+        (``rejected_broken``, per bond type in ``broken_bond_types``), new but not picked (per-run mode),
+        included training frames, and per descriptor type how many accepted frames had a new bin there.
+
     Examples
     --------
     >>> f = CBADFilter(reference_atoms)                            # doctest: +SKIP
@@ -137,12 +147,10 @@ class CBADFilter:
         self._column_type = np.concatenate([
             np.arange(6), offsets[1] + topo.bond_type_index, offsets[2] + topo.angle_type_index,
             offsets[3] + topo.dihedral_type_index]).astype(np.int64)
-        self._column_resolution = np.concatenate([
-            np.repeat([res.cell_length, res.cell_angle], 3), np.full(len(topo.bonds), res.bond),
-            np.full(len(topo.angles), res.angle), np.full(len(topo.dihedrals), res.dihedral)])
         self._type_resolution = np.concatenate([
             np.repeat([res.cell_length, res.cell_angle], 3), np.full(len(topo.bond_types), res.bond),
             np.full(len(topo.angle_types), res.angle), np.full(len(topo.dihedral_types), res.dihedral)])
+        self._column_resolution = self._type_resolution[self._column_type]
         self._known = np.zeros(0, dtype=np.int64)
         self.stats: dict = {"offered": 0, "accepted": 0, "rejected_known": 0, "rejected_broken": 0,
                             "not_picked": 0, "included": 0,
@@ -161,8 +169,8 @@ class CBADFilter:
         -------
         values : (nframe, ncolumn) array
             Cell parameters, bonds, angles, dihedrals mapped to [0, 360), in this order.
-        broken : (nframe,) bool array
-            Frames with a bond beyond ``bond_tolerance`` times its reference length.
+        broken : (nframe, nbond) bool array
+            Bonds beyond ``bond_tolerance`` times their reference length.
         """
         measured = self.topology.measure(positions, cells)
         broken_bonds = measured["bond"] > self.bond_tolerance * self.topology.reference_bond_lengths
