@@ -206,7 +206,7 @@ class Topology:
         degree = np.bincount(i, minlength=len(atoms))
         start = np.concatenate([[0], np.cumsum(degree)])
 
-        angles, angle_bonds, angle_signs = cls._find_angles(i, j, bond_of_edge, sign_of_edge, degree, start)
+        angles, angle_bonds, angle_signs = cls._find_angles(i, j, bond_of_edge, sign_of_edge, degree)
         swap = labels[angles[:, 0]] > labels[angles[:, 2]]
         angles[swap] = angles[swap][:, ::-1]
         angle_bonds[swap] = angle_bonds[swap][:, ::-1]
@@ -232,7 +232,7 @@ class Topology:
                    dihedral_types=dihedral_types, dihedral_type_index=dihedral_type_index)
 
     @staticmethod
-    def _find_angles(i, j, bond_of_edge, sign_of_edge, degree, start):
+    def _find_angles(i, j, bond_of_edge, sign_of_edge, degree):
         """Every unordered pair of distinct edges leaving the same atom is an angle (vectorised over atoms)."""
         first, second = [], []
         for offset in range(1, int(degree.max())):
