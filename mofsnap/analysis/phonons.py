@@ -220,6 +220,7 @@ def plot_vdos_vs_phonon_dos(vdos: VDOSResult, phonons: PhononResult, png: str | 
 
     vdos_scale = 3.0 / vdos.dof  # the VDOS integrates to 3N - removed
     common = [t for t in phonons.partial if t in vdos.partial]
+    common = common if len(common) > 1 else []  # one type: its panel would repeat the total
     fig, axes = plt.subplots(1 + len(common), 1, figsize=(8, 2.2 * (1 + len(common)) + 0.8), sharex=True,
                              squeeze=False)
     panels = [("total", vdos.total, phonons.total)] + [(t, vdos.partial[t], phonons.partial[t]) for t in common]
