@@ -217,4 +217,8 @@ def iter_descriptors(images: Iterable[Atoms], model: SNAPModel, cache_dir: str |
     images = list(images)
     with SnapDescriptors(model, cache_dir) as snap:
         for i, atoms in enumerate(tqdm(images, desc=desc, disable=not progress, unit="conf")):
-            yield snap.rows(atoms, i)
+            try:
+                rows = snap.rows(atoms, i)
+            except DescriptorError as exc:
+                raise DescriptorError(f"{desc}: {exc}") from None
+            yield rows

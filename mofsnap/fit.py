@@ -31,7 +31,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -202,12 +202,25 @@ class NormalEquations:
 
     def solve(self, alpha: float, energy_weight: float, stress_weight: float) -> np.ndarray:
         """Coefficients minimising the weighted ridge loss (module docstring)."""
+        return self.solve_path([alpha], energy_weight, stress_weight)[0]
+
+    def solve_path(self, alphas: Sequence[float], energy_weight: float, stress_weight: float) -> np.ndarray:
+        """Coefficients for each ridge parameter in ``alphas`` (rows), from one singular value decomposition.
+
+        With ``alpha = 0`` singular values below ``eps * max(shape) * s_max`` are dropped: the minimum-norm
+        least-squares solution, as ``numpy.linalg.lstsq`` gives.
+        """
         if self.n_configurations == 0:
             raise FitError("no training configurations")
         r = self._stack(energy_weight, stress_weight)
-        a = np.vstack([r[:, :-1], np.sqrt(alpha) * np.eye(self.n_columns)])
-        b = np.concatenate([r[:, -1], np.zeros(self.n_columns)])
-        return np.linalg.lstsq(a, b, rcond=None)[0]
+        u, s, vt = np.linalg.svd(r[:, :-1], full_matrices=False)
+        ub = u.T @ r[:, -1]
+        kept = s > np.finfo(float).eps * max(r.shape) * s.max()
+        out = []
+        for alpha in alphas:
+            factor = np.divide(s, s ** 2 + alpha, out=np.zeros_like(s), where=kept | (alpha > 0))
+            out.append(vt.T @ (factor * ub))
+        return np.array(out)
 
     def rmse(self, beta: np.ndarray) -> dict[str, float]:
         """Weighted RMSE of each kind of row for coefficients ``beta`` (ASE units; eV/atom for energy)."""
@@ -389,21 +402,18 @@ def _accumulate(images: Sequence[Atoms], model: SNAPModel, targets: Sequence[np.
 
 def _select_alpha(train_folds: list[NormalEquations], valid: NormalEquations | None, alphas: Sequence[float],
                   energy_weight: float, stress_weight: float) -> tuple[float, list[tuple[float, float]], str]:
-    scores = []
     if valid is not None:
         full = train_folds[0].merged(train_folds[1:])
-        for alpha in alphas:
-            scores.append(objective(valid.rmse(full.solve(alpha, energy_weight, stress_weight))))
+        scores = [objective(valid.rmse(beta)) for beta in full.solve_path(alphas, energy_weight, stress_weight)]
         how = "validation set"
     else:
-        rests = []
-        for k in range(len(train_folds)):
+        per_fold = []
+        for k, held_out in enumerate(train_folds):
             others = [f for j, f in enumerate(train_folds) if j != k]
-            rests.append(others[0].merged(others[1:]))
-        for alpha in alphas:
-            scores.append(float(np.mean([objective(train_folds[k].rmse(rest.solve(alpha, energy_weight,
-                                                                                  stress_weight)))
-                                         for k, rest in enumerate(rests)])))
+            rest = others[0].merged(others[1:])
+            per_fold.append([objective(held_out.rmse(beta))
+                             for beta in rest.solve_path(alphas, energy_weight, stress_weight)])
+        scores = np.mean(per_fold, axis=0).tolist()
         how = f"{len(train_folds)}-fold cross-validation"
     best = int(np.nanargmin(scores))
     return float(alphas[best]), [(float(a), float(s)) for a, s in zip(alphas, scores)], how
@@ -802,6 +812,11 @@ def main(argv: list[str] | None = None) -> None:
             log_file=out / "hyperparameters.jsonl", energy_weight=args.energy_weight,
             stress_weight=args.stress_weight, **common)
         search.to_json(out / "hyperparameters.json")
+        best = search.best
+        print(f"best hyperparameters (objective {search.objective:.4g}): rfac0 {best['rfac0']:.4f}, "
+              f"alpha {best['alpha']:.3g}, Ew {best['energy_weight']:.4g}, Sw {best['stress_weight']:.4g}")
+        for label, r, w in zip(best["types"], best["radii"], best["weights"]):
+            print(f"  {label:>6}: radius {r:.4f}, weight {w:.4f}")
     else:
         model, report = fit_snap(train, valid, model=start, energy_weight=args.energy_weight,
                                  stress_weight=args.stress_weight, alpha=args.alpha, cv=args.cv, seed=args.seed,

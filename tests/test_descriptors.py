@@ -101,10 +101,10 @@ def test_cache_is_keyed_by_configuration_and_hyperparameters(tmp_path):
 
 
 @pytest.mark.parametrize("spoil, message", [
-    (lambda a: a.arrays.__setitem__("atom_types", np.array(["Zn4a"] * len(a))), r"configuration 1 .*unknown"),
-    (lambda a: a.positions.__setitem__((2, 1), np.nan), r"configuration 1 .*NaN"),
-    (lambda a: a.set_cell(a.cell.array * 0.8, scale_atoms=True), r"configuration 1 .*half the shortest cell"),
-    (lambda a: a.arrays.pop("atom_types"), r"configuration 1 .*atom_types"),
+    (lambda a: a.arrays.__setitem__("atom_types", np.array(["Zn4a"] * len(a))), r"descriptors: configuration 1 .*unknown"),
+    (lambda a: a.positions.__setitem__((2, 1), np.nan), r"descriptors: configuration 1 .*NaN"),
+    (lambda a: a.set_cell(a.cell.array * 0.8, scale_atoms=True), r"descriptors: configuration 1 .*half the shortest cell"),
+    (lambda a: a.arrays.pop("atom_types"), r"descriptors: configuration 1 .*atom_types"),
 ])
 def test_bad_configurations_are_named(spoil, message):
     images = [random_configuration(1), random_configuration(2)]
