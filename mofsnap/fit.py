@@ -693,7 +693,8 @@ class LearningCurve:
         curves = {kind: {name: [m[name][f"{kind}_rmse"] for m in self.metrics]
                          for name in ("train", "validation") if name in self.metrics[0]} for kind in KINDS}
         units = {kind: REPORT_UNITS[kind][0] for kind in KINDS}
-        return learning_curve_figure(self.sizes, curves, units, path, labels=self.labels)
+        plain = self.labels == [str(n) for n in self.sizes]  # random subsets: the labels are the sizes
+        return learning_curve_figure(self.sizes, curves, units, path, labels=None if plain else self.labels)
 
     def to_json(self, path: str | Path) -> Path:
         """Write sizes, labels and metrics."""
