@@ -10,9 +10,9 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
 
-from mofsnap.analysis.phonons import PhononError, compute_phonons, main, plot_vdos_vs_phonon_dos
+from mofsnap.analysis.phonons import PhononError, compute_phonons, main
 from mofsnap.analysis.vdos import THZ_TO_CM1, VDOSResult, compute_vdos
-from mofsnap.md import run_md
+from mofsnap.md import read_trajectory, run_md
 
 EPSILON, RHO0, R0 = 1.0, 5.0, 1.5
 
@@ -93,8 +93,6 @@ def test_command_and_vdos_comparison(tmp_path):
     md.new_array("atom_types", np.array(["Cu12a"] * len(md)))
     run_md(md, 240, ensemble="nve", temperature_K=100, timestep_fs=5.0, trajectory=tmp_path / "md.extxyz",
            interval=2, calculator=EMT(), progress=False, frame_results=False)
-    from mofsnap.md import read_trajectory
-
     compute_vdos(read_trajectory(tmp_path / "md.extxyz"), max_lag_fs=1000).write(tmp_path / "vdos")
     vdos = VDOSResult.read(tmp_path / "vdos")
     assert vdos.integral(vdos.total) == pytest.approx(3 * len(md) - 3, rel=1e-3)

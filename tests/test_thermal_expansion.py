@@ -7,7 +7,7 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mofsnap.analysis.thermal_expansion import (ThermalExpansionError, analyse, average_state, bulk_modulus,
+from mofsnap.analysis.thermal_expansion import (ThermalExpansionError, average_state, bulk_modulus,
                                                 expansion_coefficient, main, run_npt_scan, window_means)
 from mofsnap.md import read_trajectory
 

@@ -1,13 +1,16 @@
 """VDOS: known oscillator frequencies, normalisation, time-origin independence, the MD pipeline."""
 
+import json
+
 import numpy as np
 import pytest
 from ase import Atoms, units
 from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
 from ase.build import bulk
+from ase.io import write
 
-from mofsnap.analysis.vdos import (THZ_TO_CM1, VDOSError, compute_vdos, parse_bands, run_vdos_protocol,
+from mofsnap.analysis.vdos import (THZ_TO_CM1, VDOSError, compute_vdos, main, parse_bands, run_vdos_protocol,
                                    vdos_from_velocities)
 from mofsnap.md import read_trajectory, run_md
 
@@ -97,6 +100,15 @@ def test_reference_protocol_helper_runs_npt_then_nve(tmp_path):
     result = compute_vdos(frames)
     assert result.settings["frame_interval_fs"] == pytest.approx(4.0)
     assert result.integral(result.total) == pytest.approx(3 * len(atoms) - 3)
+    # the command on the same trajectory, with the types stripped: assigned on the fly
+    for frame in frames:
+        del frame.arrays["atom_types"]
+    write(tmp_path / "untyped.extxyz", frames)
+    main([str(tmp_path / "untyped.extxyz"), "-o", str(tmp_path / "out"), "--bands", "0-400"])
+    summary = json.loads((tmp_path / "out" / "vdos.json").read_text())
+    assert list(summary["counts"]) == ["Cu12a"] and summary["dof"] == 3 * len(atoms) - 3
+    assert [(p["type"], p["band_cm1"]) for p in summary["peaks"]] == [("total", [0, 400]), ("Cu12a", [0, 400])]
+    assert (tmp_path / "out" / "vdos.png").exists()
 
 
 def test_bad_input_is_rejected():

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..exceptions import MofsnapError
 from ..md import add_calculator_arguments, calculator_from_args, read_structure
-from .vdos import THZ_TO_CM1, VDOSResult
+from .vdos import THZ_TO_CM1, VDOSResult, atom_labels
 
 
 class PhononError(MofsnapError, ValueError):
@@ -87,7 +87,8 @@ class PhononResult:
                    "gamma_THz": (self.gamma_cm1 / THZ_TO_CM1).round(5).tolist(),
                    "imaginary_modes_below_-10cm1": self.imaginary_modes(),
                    "dos_integral": float(np.trapezoid(self.total, self.frequency_cm1)),
-                   "partial_integrals": {t: float(np.trapezoid(s, self.frequency_cm1)) for t, s in self.partial.items()}}
+                   "partial_integrals": {t: float(np.trapezoid(dos, self.frequency_cm1))
+                                         for t, dos in self.partial.items()}}
         (out / "phonons.json").write_text(json.dumps(summary, indent=2))
         plot_phonon_dos(self, out / "phonon_dos.png")
         return summary
@@ -100,23 +101,17 @@ def _phonopy_atoms(atoms: Atoms):
                         scaled_positions=atoms.get_scaled_positions(), masses=atoms.get_masses())
 
 
-def _types_of(atoms: Atoms) -> np.ndarray:
-    if "atom_types" in atoms.arrays:
-        return atoms.arrays["atom_types"].astype(str)
-    return np.array(atoms.get_chemical_symbols())
-
-
 def compute_phonons(atoms: Atoms, calculator: Calculator, *, supercell: int | tuple[int, int, int] = 1,
                     displacement: float = 0.01, mesh: int | tuple[int, int, int] | None = None,
-                    sigma_cm1: float = 5.0, subtract_residual_forces: bool = True,
+                    sigma_cm1: float = 5.0, subtract_residual_forces: bool = True, by_element: bool = False,
                     progress: bool = True) -> PhononResult:
     """Harmonic phonons of a periodic structure with phonopy and an ASE calculator.
 
     Parameters
     ----------
     atoms : Atoms
-        The (relaxed) structure; ``arrays["atom_types"]`` gives the types of the partial DOS (and is
-        passed on to the calculator), else the elements do.
+        The (relaxed) structure; ``arrays["atom_types"]`` gives the types of the partial DOS and is
+        passed on to the calculator (types are assigned on the fly when absent).
     calculator : Calculator
         Any ASE calculator with forces.
     supercell : int or 3 ints
@@ -130,6 +125,8 @@ def compute_phonons(atoms: Atoms, calculator: Calculator, *, supercell: int | tu
     subtract_residual_forces : bool
         Subtract the forces of the undisplaced supercell (removes the error of a not fully relaxed
         structure to first order).
+    by_element : bool
+        Partial DOS per element instead of per atom type.
     progress : bool
         Show a progress bar over the displaced supercells.
 
@@ -146,10 +143,12 @@ def compute_phonons(atoms: Atoms, calculator: Calculator, *, supercell: int | tu
     if np.any(repeat < 1) or np.any(qmesh < 1) or displacement <= 0 or sigma_cm1 <= 0:
         raise PhononError(f"need supercell >= 1, mesh >= 1, displacement > 0 and sigma > 0 "
                           f"(got {repeat.tolist()}, {qmesh.tolist()}, {displacement} Å, {sigma_cm1} cm⁻¹)")
-    types = _types_of(atoms)
+    types = atom_labels(atoms, by_element)
+    calculator_types = atoms.arrays.get("atom_types") if by_element else types  # what the forces depend on
+    sites = types if calculator_types is None else calculator_types
     phonon = Phonopy(_phonopy_atoms(atoms), supercell_matrix=np.diag(repeat), primitive_matrix="P")
     symmetric_sites = phonon.primitive_symmetry.get_map_atoms()
-    use_symmetry = bool(np.all(types == types[symmetric_sites]))
+    use_symmetry = bool(np.all(sites == sites[symmetric_sites]))
     if not use_symmetry:  # atom types distinguish sites that are equivalent by geometry alone
         phonon = Phonopy(_phonopy_atoms(atoms), supercell_matrix=np.diag(repeat), primitive_matrix="P",
                          is_symmetry=False)
@@ -159,7 +158,8 @@ def compute_phonons(atoms: Atoms, calculator: Calculator, *, supercell: int | tu
     def forces_of(structure) -> np.ndarray:
         image = Atoms(structure.symbols, cell=structure.cell, scaled_positions=structure.scaled_positions,
                       pbc=True)
-        image.new_array("atom_types", types[cell_index])
+        if calculator_types is not None:
+            image.new_array("atom_types", np.asarray(calculator_types)[cell_index])
         image.calc = calculator
         return image.get_forces()
 
@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="Gaussian smearing of the DOS in cm⁻¹ (default 5)")
     parser.add_argument("--keep-residual-forces", action="store_true",
                         help="do not subtract the forces of the undisplaced structure")
+    parser.add_argument("--by-element", action="store_true", help="partial DOS per element, not per atom type")
     parser.add_argument("--compare-vdos", metavar="DIR",
                         help="directory with vdos.csv + vdos.json from mofsnap.analysis.vdos: plot both")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
@@ -273,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
 
     result = compute_phonons(read_structure(args.structure), calculator_from_args(args), supercell=args.supercell,
                              displacement=args.displacement, mesh=args.mesh, sigma_cm1=args.sigma,
-                             subtract_residual_forces=not args.keep_residual_forces, progress=not args.no_progress)
+                             subtract_residual_forces=not args.keep_residual_forces, by_element=args.by_element,
+                             progress=not args.no_progress)
     summary = result.write(args.output)
     if args.compare_vdos:
         plot_vdos_vs_phonon_dos(VDOSResult.read(args.compare_vdos), result,

@@ -26,6 +26,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from scipy.signal import find_peaks
 
+from ..atomtypes import assign_atom_types
 from ..exceptions import MofsnapError
 from ..md import (ATMOSPHERE_MPA, add_calculator_arguments, add_md_arguments, calculator_from_args, read_structure,
                   read_trajectory, run_md)
@@ -261,16 +262,14 @@ def frame_interval_of(frames: list[Atoms]) -> float:
     return float(steps[0])
 
 
-def _labels_of(atoms: Atoms, by_element: bool) -> np.ndarray:
+def atom_labels(atoms: Atoms, by_element: bool = False) -> np.ndarray:
+    """Labels of the partial spectra: ``arrays["atom_types"]`` if present, else types assigned by
+    :func:`mofsnap.atomtypes.assign_atom_types`; the chemical symbols when ``by_element``."""
     if by_element:
         return np.array(atoms.get_chemical_symbols())
     if "atom_types" in atoms.arrays:
         return atoms.arrays["atom_types"].astype(str)
-    from .. import atomtypes
-
-    if not hasattr(atomtypes, "assign_atom_types"):
-        raise VDOSError("the frames carry no atom types and mofsnap.atomtypes cannot assign them; use by_element")
-    return np.asarray(atomtypes.assign_atom_types(atoms), dtype=str)
+    return np.asarray(assign_atom_types(atoms.copy()), dtype=str)
 
 
 def _removed_dof(frames: list[Atoms], velocities: np.ndarray, masses: np.ndarray) -> float:
@@ -319,7 +318,7 @@ def compute_vdos(frames: list[Atoms], *, frame_interval_fs: float | None = None,
     masses = frames[0].get_masses()
     if removed_dof is None:
         removed_dof = _removed_dof(frames, velocities, masses)
-    return vdos_from_velocities(velocities, masses, _labels_of(frames[0], by_element), dt, max_lag_fs=max_lag_fs,
+    return vdos_from_velocities(velocities, masses, atom_labels(frames[0], by_element), dt, max_lag_fs=max_lag_fs,
                                 window=window, padding=padding, removed_dof=removed_dof)
 
 
