@@ -1,11 +1,13 @@
 """MD driver: energy conservation, thermostats, barostat cell modes, seeding, resume, guard, errors."""
 
+import json
+
 import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mofsnap.md import MDError, blowup_guard, read_trajectory, run_md
+from mofsnap.md import MDError, blowup_guard, main, read_trajectory, run_md
 
 
 def copper(repeat=2, a=3.6):
@@ -134,3 +136,17 @@ def test_bad_settings_are_rejected(tmp_path):
     molecule.pbc = False
     with pytest.raises(MDError, match="periodic"):
         run_md(molecule, 10, ensemble="npt", calculator=EMT(), progress=False)
+
+
+def test_command_runs_and_resumes(tmp_path):
+    copper().write(tmp_path / "cu.extxyz")
+    args = [str(tmp_path / "cu.extxyz"), "--calculator", "emt", "--ensemble", "npt", "--steps", "20", "--interval",
+            "5", "-o", str(tmp_path / "run"), "--no-progress"]
+    main(args)
+    summary = json.loads((tmp_path / "run" / "md.json").read_text())
+    assert summary["steps"] == 20 and summary["ns_per_day"] > 0 and (tmp_path / "run" / "md.png").exists()
+    main([*args[:6], "30", *args[7:]])
+    summary = json.loads((tmp_path / "run" / "md.json").read_text())
+    assert summary["steps"] == 30 and summary["new_steps"] == 10
+    with pytest.raises(MDError, match="needs --model"):
+        main([str(tmp_path / "cu.extxyz"), "-o", str(tmp_path / "snap"), "--no-progress"])
