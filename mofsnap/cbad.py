@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from tqdm import tqdm
 
 from .exceptions import MofsnapError
 from .topology import BOND_SCALE, BROKEN_BOND_TOLERANCE, Topology, TopologyError, cell_parameters, stack_frames
@@ -279,18 +280,15 @@ class CBADFilter:
         else:
             indexed = enumerate(frames)
         selected = []
-        bar = _progress(progress, total=len(frames) if shuffle else None)
-        for batch in _batches(indexed, self.batch_size):
-            accepted = self._offer(*self._describe([atoms for _, atoms in batch], self.stats["offered"]))
-            for (index, atoms), keep in zip(batch, accepted):
-                if keep:
-                    atoms.info["cbad_index"] = index
-                    selected.append(atoms)
-            if bar is not None:
+        with tqdm(total=len(frames) if shuffle else None, unit="frame", desc="CBAD", disable=not progress) as bar:
+            for batch in _batches(indexed, self.batch_size):
+                accepted = self._offer(*self._describe([atoms for _, atoms in batch], self.stats["offered"]))
+                for (index, atoms), keep in zip(batch, accepted):
+                    if keep:
+                        atoms.info["cbad_index"] = index
+                        selected.append(atoms)
                 bar.update(len(batch))
-                bar.set_postfix(selected=len(selected))
-        if bar is not None:
-            bar.close()
+                bar.set_postfix(selected=len(selected), refresh=False)
         return selected
 
     def select_per_run(self, runs: Iterable[Iterable[Atoms]], pick: str = "first",
@@ -429,12 +427,6 @@ class CBADFilter:
             new.stats[key] = Counter(value) if isinstance(new.stats[key], Counter) else value
         return new
 
-
-def _progress(enabled: bool, total: int | None):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, unit="frame", desc="CBAD")
 
 
 def plot_histograms(cbad: CBADFilter, training: Iterable[Atoms], pool: Iterable[Atoms], path: str | Path) -> dict:
