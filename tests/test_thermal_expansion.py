@@ -92,3 +92,24 @@ def test_emt_copper_scan_expands_on_heating(tmp_path):
     assert result["alpha"]["per_K"] > 0
     assert (tmp_path / "out" / "lattice_vs_T.png").exists() and (tmp_path / "out" / "state_points.csv").exists()
     assert "bulk_modulus" not in result
+
+
+def lammps_dump(path, lengths):
+    """A one-atom LAMMPS text dump, one frame per cell length."""
+    with open(path, "w") as handle:
+        for step, length in enumerate(lengths):
+            handle.write(f"ITEM: TIMESTEP\n{step * 100}\nITEM: NUMBER OF ATOMS\n1\nITEM: BOX BOUNDS pp pp pp\n"
+                         + f"0 {length}\n" * 3 + "ITEM: ATOMS id type x y z\n1 1 0 0 0\n")
+
+
+def test_lammps_dumps_with_temperatures_given_on_the_command_line(tmp_path):
+    # first frame: equilibration; the last one only closes the fourth window
+    lammps_dump(tmp_path / "cold.dump", [9.0, 9.99, 10.01, 9.99, 10.01, 10.0])
+    lammps_dump(tmp_path / "hot.dump", [9.0, 10.19, 10.21, 10.19, 10.21, 10.2])
+    with pytest.raises(ThermalExpansionError, match="no NPT temperature"):
+        main([str(tmp_path / "cold.dump"), "--frame-interval", "100", "-o", str(tmp_path / "x")])
+    main([f"{tmp_path / 'cold.dump'}:200", f"{tmp_path / 'hot.dump'}:400:0.101325", "--frame-interval", "100",
+          "--equilibration-ps", "0.1", "--window-ps", "0.1", "--at", "200", "-o", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "thermal_expansion.json").read_text())
+    assert [p["a"] for p in result["state_points"]] == pytest.approx([10.0, 10.2])
+    assert result["alpha"]["per_K"] == pytest.approx(0.2 / 200 / 10.0, rel=1e-9)
