@@ -93,9 +93,11 @@ def main(argv: list[str] | None = None) -> dict:
     assert [a.info["cbad_index"] for a in streamed] == [a.info["cbad_index"] for a in in_memory]
 
     summary, topo = cbad.summary(), cbad.topology
-    figures = {"frames": frames, "atoms": len(reference), "descriptor_values_per_frame": 6 + sum(map(len, (topo.bonds, topo.angles, topo.dihedrals))),
+    figures = {"frames": frames, "atoms": len(reference),
+               "descriptor_values_per_frame": 6 + sum(map(len, (topo.bonds, topo.angles, topo.dihedrals))),
                "read_s": read_s, "descriptors_and_binning_s": binning_s, "select_from_iread_s": total_s,
-               "selected": len(in_memory), "rejected_broken": summary["rejected_broken"], "new_bins_by_kind": summary["new_bins_by_kind"],
+               "selected": len(in_memory), "rejected_broken": summary["rejected_broken"],
+               "new_bins_by_kind": summary["new_bins_by_kind"],
                "occupied_bins": int(sum(len(b) for b in cbad.bins().values()))}
     print(f"ZIF-8 {len(reference)} atoms, {frames} frames, {figures['descriptor_values_per_frame']} CBAD values "
           f"per frame, reference resolutions {Resolutions()}")

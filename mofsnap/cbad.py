@@ -433,7 +433,8 @@ def plot_histograms(cbad: CBADFilter, training: Iterable[Atoms], pool: Iterable[
     """Bond, angle and dihedral distributions of a training set against a candidate pool (one PNG, 3 panels).
 
     Histogram bins are the CBAD bins of ``cbad`` (its resolutions), so an empty training bar under a pool bar is
-    a bin the training set does not cover; the density axis is logarithmic to show the tails. Both sets are streamed in batches; densities are normalised per set.
+    a bin the training set does not cover; the density axis is logarithmic to show the tails. Both sets are
+    streamed in batches; densities are normalised per set.
 
     Returns
     -------
