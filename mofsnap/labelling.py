@@ -100,7 +100,8 @@ class LabelStore:
         if self.path.suffix != ".db":
             raise LabellingError(f"label store {self.path} must be an SQLite file ending in .db")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = ase.db.connect(str(self.path), type="db", append=True)
+        # SQLite does its own locking; ASE's extra lock file would outlive a killed process and block all others
+        self._db = ase.db.connect(str(self.path), type="db", append=True, use_lock_file=False)
 
     def __repr__(self) -> str:
         return f"LabelStore({str(self.path)!r})"
