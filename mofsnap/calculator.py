@@ -17,7 +17,6 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_masses, atomic_numbers
-from ase.units import bar
 
 from ._lammps import Box, Lammps
 from .exceptions import ModelError
@@ -25,6 +24,8 @@ from .model import SNAPModel
 
 #: Neighbour-list skin in Å (LAMMPS metal default).
 SKIN = 2.0
+#: LAMMPS's own conversion of eV/Å³ to bar in metal units (``force->nktv2p``), used to undo its pressure.
+NKTV2P = 1.6021765e6
 
 
 @dataclass(frozen=True)
@@ -239,8 +240,10 @@ class SNAPCalculator(Calculator):
             self._build(atoms, types)
             self._key = key
         box = Box(atoms.cell.array)
-        # per-atom energies and the virial cost extra in every step: ask LAMMPS only for what is wanted
-        wanted = ("energies" in properties, "stress" in properties)
+        # per-atom energies and the virial cost extra in every step: LAMMPS computes them once they have been
+        # asked for (ASE's NPT asks for forces and stress in turns; switching would need a full setup each time)
+        wanted = tuple(bool(old) or name in properties for old, name in
+                       zip(self._thermo or (False, False), ("energies", "stress")))
         try:
             restyle = wanted != self._thermo
             if restyle:  # a new thermo style needs a full setup (LAMMPS crashes otherwise)
@@ -264,7 +267,7 @@ class SNAPCalculator(Calculator):
             self.results["energies"] = np.array(lmp.numpy.extract_compute("mofsnap_pea", 1, 1))[order]
         if wanted[1]:
             pressure = np.array(lmp.numpy.extract_compute("mofsnap_virial", 0, 1))
-            self.results["stress"] = -box.tensor_to_ase(pressure) * bar
+            self.results["stress"] = -box.tensor_to_ase(pressure) / NKTV2P
 
     def __del__(self) -> None:
         if getattr(self, "_lmp", None) is not None:
