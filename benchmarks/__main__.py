@@ -3,7 +3,7 @@
 Each ``benchmarks/bench_<name>.py`` runs in its own subprocess with a time limit, so a crash or a hang of one
 does not stop the others. A script that offers ``--json FILE`` is asked for it and its figures go into the
 table; from the others the printed output is kept. ``-o``/``--output`` of a script, when it has one, is
-pointed into ``DIR/runs/<name>``.
+pointed into ``DIR/runs/<name>``, emptied before each run (a resumable benchmark must start afresh).
 
 The table is ``DIR/latest.md`` and ``DIR/latest.json`` (default ``DIR`` = ``benchmarks/results``). With
 ``--only`` the named benchmarks replace their entries in an existing table and the others are kept; every
@@ -24,6 +24,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,9 +103,9 @@ def run_benchmark(name: str, script: Path, quick: bool, out: Path, time_limit: f
     """Run one benchmark script in its own process group; return its entry of the table."""
     options = script_options(script)
     run_dir = out / "runs" / name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh start: a resumable benchmark must not resume here
+    run_dir.mkdir(parents=True)
     json_path = run_dir / "figures.json"
-    json_path.unlink(missing_ok=True)
     command = [sys.executable, str(script.relative_to(ROOT))]
     if quick:
         command.append("--quick")
