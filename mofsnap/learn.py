@@ -94,6 +94,15 @@ class LearnSettings:
     n_perturbed, displacement, strain : int, float, float
         Step 0: number of perturbed copies, uniform atom displacement amplitude (Å) per component, and
         uniform amplitude of the symmetric cell strain components.
+    relax_fmax : float or None
+        Relax the atom positions of the structure with the reference (FIRE, to this largest force in eV/Å)
+        before step 0, so that MD starts near the reference's minimum; ``None`` uses the structure as given
+        (e.g. one already relaxed with the reference, as for CP2K).
+    relax_steps : int
+        Step limit of that relaxation.
+    md_displacement : float
+        Displacement amplitude (Å) of the MD starts (the same strain amplitude); smaller than the step-0 one,
+        since a strongly perturbed start turns its excess potential energy into a temperature spike.
     temperatures : tuple of float
         ``T_k`` of the generations (K).
     runs, md_steps, frame_interval : int
@@ -118,8 +127,8 @@ class LearnSettings:
     twojmax, rcutfac, energy_weight, stress_weight : int, float, float, float
         SNAP and fit settings (per-type radii and weights: the model defaults).
     max_force, max_temperature_factor, bond_tolerance : float
-        Blow-up guard of the MD: force (eV/Å), temperature as a multiple of the target, and bond length as a
-        multiple of the reference bond.
+        Blow-up guard of the MD: force (eV/Å), temperature as a multiple of the target (at least the target
+        + 1000 K), and bond length as a multiple of the reference bond.
     max_workers : int or None
         Local process-pool size (default: one per CPU); ignored when an executor is given.
     executor : str or None
@@ -132,6 +141,9 @@ class LearnSettings:
     n_perturbed: int = 300
     displacement: float = 0.12
     strain: float = 0.005
+    relax_fmax: float | None = None
+    relax_steps: int = 200
+    md_displacement: float = 0.03
     temperatures: tuple[float, ...] = tuple(float(t) for t in range(100, 1001, 100))
     runs: int = 50
     md_steps: int = 2000
@@ -197,7 +209,7 @@ class LearnSettings:
 
 
 #: The README's main job: a reduced schedule on the 106-atom MOF-5 cell that takes about 20 minutes on 2 cores.
-DEMO = LearnSettings(n_perturbed=80, temperatures=tuple(float(t) for t in range(100, 801, 100)), runs=10,
+DEMO = LearnSettings(relax_fmax=0.1, n_perturbed=80, temperatures=tuple(float(t) for t in range(100, 801, 100)), runs=10,
                      md_steps=500, frame_interval=10, ramp_steps=2000, ramp_segments=10, test_size=30,
                      final_md_steps=2000)
 
@@ -299,7 +311,7 @@ def run_md_task(task: MDTask) -> dict:
     frames: list[Atoms] = []
     stopped, wall = None, 0.0
     for k, temperature in enumerate(task.temperatures):
-        forces_guard = blowup_guard(task.max_force, task.max_temperature_factor * max(temperature, 100.0))
+        forces_guard = blowup_guard(task.max_force, max(task.max_temperature_factor * temperature, temperature + 1e3))
 
         def guard(atoms: Atoms, step: int) -> str | None:
             reason = forces_guard(atoms, step)
@@ -379,6 +391,8 @@ class ActiveLearning:
         self.types = sorted(set(self.structure.arrays["atom_types"]))
         self._check_workdir()
         self.store = LabelStore(self.workdir / "labels.db")
+        if settings.relax_fmax is not None:
+            self.structure = self._relaxed()
 
     def _check_workdir(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -396,6 +410,23 @@ class ActiveLearning:
         else:
             saved.write_text(json.dumps(mine, indent=1))
             ase.io.write(self.workdir / "structure.extxyz", self.structure)
+
+    def _relaxed(self) -> Atoms:
+        """The structure with its positions relaxed by the reference (computed once, then read back)."""
+        from ase.optimize import FIRE
+
+        path = self.workdir / "structure_relaxed.extxyz"
+        if path.exists():
+            return ase.io.read(path)
+        atoms = self.structure.copy()
+        atoms.calc = self.reference.calculator()
+        log.info("relaxing the positions with %s (fmax %.2f eV/Å)", self.reference.name, self.settings.relax_fmax)
+        FIRE(atoms, logfile=None).run(fmax=self.settings.relax_fmax, steps=self.settings.relax_steps)
+        log.info("relaxed: largest force %.3f eV/Å", np.linalg.norm(atoms.get_forces(), axis=1).max())
+        atoms.calc = None
+        ase.io.write(path.with_suffix(".part.extxyz"), atoms)
+        os.replace(path.with_suffix(".part.extxyz"), path)
+        return atoms
 
     # -- helpers --------------------------------------------------------------------------------------
     def _gen_dir(self, k: int) -> Path:
@@ -477,7 +508,7 @@ class ActiveLearning:
         model, report = self._fit(k - 1)
         md_dir = self._gen_dir(k) / "md"
         md_dir.mkdir(parents=True, exist_ok=True)
-        starts = perturbed_copies(self.structure, s.runs, s.displacement, s.strain, s.seed + 7919 * k)
+        starts = perturbed_copies(self.structure, s.runs, s.md_displacement, s.strain, s.seed + 7919 * k)
         tasks = [MDTask(str(previous / "model"), start, (temperature,), s.md_steps, s.frame_interval,
                         s.pressure_MPa, s.seed + 1000 * k + r, str(md_dir / f"run{r:03d}.extxyz"),
                         self.topology.to_dict(), s.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)

@@ -55,7 +55,8 @@ class XTB(Reference):
 
         return TBLite(method=self.method, accuracy=self.accuracy,
                       electronic_temperature=self.electronic_temperature,
-                      max_iterations=self.max_iterations, charge=self.charge, verbosity=0)
+                      max_iterations=self.max_iterations, charge=self.charge, verbosity=0,
+                      cache_api=False)  # no SCF guess from the previous configuration: labels reproducible
 
     def check(self, atoms: Atoms) -> None:
         super().check(atoms)
