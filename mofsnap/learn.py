@@ -321,18 +321,24 @@ def run_md_task(task: MDTask) -> dict:
             return reason
 
         segment = part.with_name(f"{part.name}.{k}.extxyz")
-        result = run_md(atoms, task.steps, temperature_K=temperature, ensemble="npt",
-                        pressure_MPa=task.pressure_MPa, seed=task.seed + k, thermalize=k == 0,
-                        trajectory=segment, interval=task.interval, resume=False, guard=guard, progress=False)
-        frames.extend(ase.io.read(segment, ":")[0 if k == 0 else 1:])
-        segment.unlink()
-        wall += result.wall_seconds
-        atoms = result.atoms
-        atoms.calc = calc
-        if result.stopped:
-            stopped = result.stopped
+        start = time.perf_counter()
+        try:
+            result = run_md(atoms, task.steps, temperature_K=temperature, ensemble="npt",
+                            pressure_MPa=task.pressure_MPa, seed=task.seed + k, thermalize=k == 0,
+                            trajectory=segment, interval=task.interval, resume=False, guard=guard, progress=False)
+            stopped, atoms = result.stopped, result.atoms
+        except Exception as exc:  # noqa: BLE001  (an exploding model can break the integrator or LAMMPS)
+            stopped = f"MD failed: {type(exc).__name__}: {exc}"
+        wall += time.perf_counter() - start
+        frames.extend(ase.io.read(segment, ":")[0 if k == 0 else 1:] if segment.exists() else [])
+        segment.unlink(missing_ok=True)
+        if stopped:
             break
-    ase.io.write(part, frames, format="extxyz")
+        atoms.calc = calc
+    if frames:
+        ase.io.write(part, frames, format="extxyz")
+    else:
+        part.write_text("")
     os.replace(part, path)
     summary = {"trajectory": str(path), "frames": len(frames), "stopped": stopped, "wall_seconds": wall,
                "temperatures": list(task.temperatures)}
@@ -340,6 +346,11 @@ def run_md_task(task: MDTask) -> dict:
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, task.summary_path)
     return summary
+
+
+def read_run(path: str | Path) -> list[Atoms]:
+    """The frames of a finished MD task (none if it failed before its first frame)."""
+    return ase.io.read(path, ":") if Path(path).stat().st_size else []
 
 
 def run_tasks(tasks: list[MDTask], executor: Executor, desc: str) -> list[dict]:
@@ -514,7 +525,7 @@ class ActiveLearning:
                         self.topology.to_dict(), s.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)
                  for r, start in enumerate(starts)]
         summaries = run_tasks(tasks, self._executor(), f"gen {k}: MD at {temperature:.0f} K")
-        runs = [ase.io.read(t.trajectory, ":")[1:] for t in tasks]  # frame 0 is the perturbed start
+        runs = [read_run(t.trajectory)[1:] for t in tasks]  # frame 0 is the perturbed start
         cbad = CBADFilter(self.topology, s.resolutions or None, bond_tolerance=s.bond_tolerance)
         cbad.include(self._training(k - 1))
         picks = self._pick(runs, cbad, model, report, k)
@@ -574,7 +585,7 @@ class ActiveLearning:
                       s.frame_interval, s.pressure_MPa, s.seed + 31, str(out / "ramp.extxyz"),
                       self.topology.to_dict(), s.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)
         run_tasks([ramp], self._executor(), "final: ramp MD")
-        pool = [f for f in ase.io.read(ramp.trajectory, ":")[1:]
+        pool = [f for f in read_run(ramp.trajectory)[1:]
                 if not self.topology.broken_bonds(f.positions, f.cell.array, s.bond_tolerance).any()]
         order = np.random.default_rng(s.seed + 17).permutation(len(pool))
         n_test = min(s.test_size, len(pool))
