@@ -3,11 +3,12 @@
 Each ``benchmarks/bench_<name>.py`` runs in its own subprocess with a time limit, so a crash or a hang of one
 does not stop the others. A script that offers ``--json FILE`` is asked for it and its figures go into the
 table; from the others the printed output is kept. ``-o``/``--output`` of a script, when it has one, is
-pointed into ``DIR/runs/<name>``, emptied before each run (a resumable benchmark must start afresh).
+pointed into ``DIR/runs/<name>-<mode>``, emptied before each run (a resumable benchmark must start afresh).
 
-The table is ``DIR/latest.md`` and ``DIR/latest.json`` (default ``DIR`` = ``benchmarks/results``). With
-``--only`` the named benchmarks replace their entries in an existing table and the others are kept; every
-entry records its own date, wall time and the load average when it started (the machine may be shared).
+The table is ``DIR/latest.md`` and ``DIR/latest.json`` (default ``DIR`` = ``benchmarks/results``), one entry
+per benchmark and mode (quick or full). A run replaces the entries of what it ran and keeps the others, so
+``--only`` updates part of the table; every entry records its own date, git commit, wall time and the load
+average when it started (the machine may be shared).
 
 Examples::
 
@@ -105,7 +106,7 @@ def _environment() -> dict[str, str]:
 def run_benchmark(name: str, script: Path, quick: bool, out: Path, time_limit: float) -> dict[str, Any]:
     """Run one benchmark script in its own process group; return its entry of the table."""
     options = script_options(script)
-    run_dir = out / "runs" / name
+    run_dir = out / "runs" / f"{name}-{'quick' if quick else 'full'}"
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh start: a resumable benchmark must not resume here
     run_dir.mkdir(parents=True)
     json_path = run_dir / "figures.json"
@@ -165,8 +166,13 @@ def _tail(text: str, limit: int) -> str:
 
 
 def write_table(table: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    """Write ``latest.json`` and ``latest.md`` in ``out``."""
+    """Write ``latest.json`` and ``latest.md`` in ``out``, keeping the entries of the existing table that this
+    run did not replace (those of benchmarks that no longer exist are dropped)."""
     json_path, md_path = out / "latest.json", out / "latest.md"
+    kept = json.loads(json_path.read_text())["benchmarks"] if json_path.exists() else {}
+    scripts = {str(p.relative_to(ROOT)) for p in discover().values()}
+    table = {**table, "benchmarks": {**{k: e for k, e in kept.items() if e["script"] in scripts},
+                                     **table["benchmarks"]}}
     json_path.write_text(json.dumps(table, indent=1, default=str) + "\n")
     md_path.write_text(markdown(table))
     return md_path, json_path
@@ -177,21 +183,21 @@ def markdown(table: dict[str, Any]) -> str:
     m = table["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     lines = ["# mofsnap benchmarks", "",
-             f"Written {table['date']} by `python -m benchmarks{' --quick' if table['quick'] else ''}` "
-             f"(git {m['git_commit']}).", "",
+             f"Last updated {table['date']} by `python -m benchmarks{table['arguments']}` (git {m['git_commit']}).",
+             "",
              f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory_GB']} GB memory",
              f"- OS: {m['os']}; Python {m['python']}", f"- Packages: {packages}", "",
              "Wall times include each script's start-up; the load average shows how busy the (shared) machine "
              "was when the benchmark started.", "",
              "| benchmark | mode | status | wall (s) | load at start | date | git |", "|---|---|---|---|---|---|---|"]
     entries = table["benchmarks"]
-    for name in sorted(entries):
-        e = entries[name]
-        lines.append(f"| [{name}](#{name}) | {'quick' if e['quick'] else 'full'} | {e['status']} | "
+    for key in sorted(entries):
+        e = entries[key]
+        lines.append(f"| [{e['name']}](#{_anchor(key)}) | {'quick' if e['quick'] else 'full'} | {e['status']} | "
                      f"{e['wall_seconds']} | {e['load_average_at_start']} | {e['date']} | {e['git_commit']} |")
-    for name in sorted(entries):
-        e = entries[name]
-        lines += ["", f"## {name}", "", f"`python {e['command']}` — {e['status']}, {e['wall_seconds']} s", ""]
+    for key in sorted(entries):
+        e = entries[key]
+        lines += ["", f"## {key}", "", f"`python {e['command']}` — {e['status']}, {e['wall_seconds']} s", ""]
         figures = flatten(e["figures"]) if "figures" in e else []
         if 0 < len(figures) <= MAX_FIGURE_ROWS:
             lines += ["Figures (from `--json`):", "", "| figure | value |", "|---|---|"]
@@ -201,6 +207,11 @@ def markdown(table: dict[str, Any]) -> str:
             lines += [f"{len(figures)} figures from `--json` are in `latest.json`; the script's summary:", ""]
         lines += ["Output:", "", "```", e["output"].rstrip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _anchor(heading: str) -> str:
+    """The link target markdown renderers give a heading (``learn (quick)`` -> ``learn-quick``)."""
+    return re.sub(r"[^a-z0-9_ -]", "", heading.lower()).replace(" ", "-")
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -238,15 +249,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     time_limit = args.time_limit or (900.0 if args.quick else 3600.0)
-    previous = out / "latest.json"
-    entries = json.loads(previous.read_text())["benchmarks"] if args.only and previous.exists() else {}
     names = args.only or list(benchmarks)
-    table = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick, "machine": machine(),
+    arguments = (" --quick" if args.quick else "") + (f" --only {' '.join(args.only)}" if args.only else "")
+    entries: dict[str, Any] = {}
+    table = {"date": dt.datetime.now().isoformat(timespec="seconds"), "arguments": arguments, "machine": machine(),
              "benchmarks": entries}
     for i, name in enumerate(names, start=1):
         print(f"[{i}/{len(names)}] {name} ...", flush=True)
         entry = run_benchmark(name, benchmarks[name], args.quick, out, time_limit)
-        entries[name] = entry
+        entries[f"{name} ({'quick' if args.quick else 'full'})"] = entry
         print(f"[{i}/{len(names)}] {name}: {entry['status']} in {entry['wall_seconds']} s", flush=True)
         write_table(table, out)  # after every benchmark, so a killed suite keeps what it measured
     md_path, json_path = write_table(table, out)

@@ -59,7 +59,7 @@ SCHEDULES = {
                             twojmax=6),
               4),
     "full": (LearnSettings(n_perturbed=40, displacement=0.05,
-                           temperatures=tuple(float(t) for t in range(100, 701, 100)), runs=6, md_steps=400,
+                           temperatures=tuple(float(t) for t in range(100, 701, 100)), runs=10, md_steps=400,
                            frame_interval=5, ramp_steps=1400, ramp_segments=14, final_md_steps=0),
              10),
 }
@@ -207,7 +207,7 @@ def report(curves: dict[str, list[dict]], plateau: dict[str, dict], tolerance: f
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="3 generations x 3 runs x 200 steps, 12 test frames (~3 min) instead of 7 x 6 x 400, 30")
+                        help="3 generations x 3 runs x 200 steps, 12 test frames (~3 min) instead of 7 x 10 x 400, 30")
     parser.add_argument("-o", "--output", default="results/bench_learn",
                         help="directory of the three work directories, the test set and the figures (resumed)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
