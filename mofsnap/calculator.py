@@ -59,7 +59,8 @@ class D3:
         if self.damping not in ("bj", "zero", "zerom", "bjm"):
             raise ModelError(f"unknown D3 damping {self.damping!r}; use bj, zero, zerom or bjm")
         if not 0 < self.cn_cutoff <= self.cutoff:
-            raise ModelError(f"D3 coordination-number cutoff {self.cn_cutoff} Å must be in (0, cutoff = {self.cutoff} Å]")
+            raise ModelError(f"D3 coordination-number cutoff {self.cn_cutoff} Å must be in "
+                             f"(0, cutoff = {self.cutoff} Å]")
 
 
 @dataclass(frozen=True)

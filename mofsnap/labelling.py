@@ -25,7 +25,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -42,7 +42,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
 from .exceptions import MofsnapError
-from .reference import CP2K, XTB, Reference, ReferenceError
+from .reference import NAMES, Reference, reference_by_name
 
 log = logging.getLogger(__name__)
 
@@ -565,15 +565,6 @@ def _store_result(store: LabelStore, item: _Item, result: dict[str, Any], summar
 
 # ------------------------------------------------------------------------------------------------ command
 
-REFERENCES: dict[str, Callable[[argparse.Namespace], Reference]] = {
-    "gfn1": lambda a: XTB("GFN1-xTB"),
-    "gfn2": lambda a: XTB("GFN2-xTB"),
-    "cp2k-training": lambda a: CP2K("training", mpi_ranks=a.mpi_ranks, omp_threads=a.omp_threads),
-    "cp2k-optimisation": lambda a: CP2K("optimisation", mpi_ranks=a.mpi_ranks, omp_threads=a.omp_threads),
-    "cp2k-cheap": lambda a: CP2K("cheap", mpi_ranks=a.mpi_ranks, omp_threads=a.omp_threads),
-}
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mofsnap.labelling",
@@ -584,7 +575,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", help="structure files readable by ase.io (all frames are used); "
                         "the file name and frame index are stored as provenance")
     parser.add_argument("-o", "--output", required=True, help="output directory (store, JSON, PNG)")
-    parser.add_argument("--reference", choices=sorted(REFERENCES), default="gfn1",
+    parser.add_argument("--reference", choices=NAMES, default="gfn1",
                         help="reference method: GFN1/GFN2-xTB (tblite) or a CP2K preset (default: gfn1)")
     parser.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: one per CPU); ignored with --scheduler")
@@ -612,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             configs.append(atoms)
             metadata.append({"source": str(path), "frame": frame, "generation": args.generation,
                              "temperature": args.temperature})
-    reference = REFERENCES[args.reference](args)
+    reference = reference_by_name(args.reference, args.mpi_ranks, args.omp_threads)
     store = LabelStore(out / "labels.db")
     summary = label(configs, reference, store, executor=args.scheduler, metadata=metadata,
                     timeout=args.timeout, retry_failed=args.retry_failed, max_workers=args.workers)

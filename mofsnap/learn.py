@@ -63,7 +63,7 @@ from .labelling import LabelStore, label
 from .md import blowup_guard, run_md
 from .model import SNAPModel
 from .plotting import learning_curve_figure, save_figure
-from .reference import Reference
+from .reference import Reference, reference_by_name
 from .structures import mof5, zif8
 from .topology import Topology
 
@@ -88,7 +88,8 @@ class LearnSettings:
     structure : str
         A built-in name (``mof5``, ``mof5-primitive``, ``zif8``, ``zif8-primitive``) or a structure file.
     reference : str
-        ``"GFN1-xTB"``/``"GFN2-xTB"`` (tblite) or ``"cp2k:<preset>"`` (``training``, ``cheap``...).
+        A name of :data:`mofsnap.reference.NAMES`: ``gfn1``/``gfn2`` (GFN-xTB by tblite) or ``cp2k-training``,
+        ``cp2k-optimisation``, ``cp2k-cheap`` (CP2K presets; pass a ``CP2K`` object for MPI ranks).
     seed : int
         Seed of every random choice (perturbations, velocities, shuffles, picks).
     n_perturbed, displacement, strain : int, float, float
@@ -136,7 +137,7 @@ class LearnSettings:
     """
 
     structure: str = "mof5-primitive"
-    reference: str = "GFN1-xTB"
+    reference: str = "gfn1"
     seed: int = 0
     n_perturbed: int = 300
     displacement: float = 0.12
@@ -209,18 +210,9 @@ class LearnSettings:
 
 
 #: The README's main job: a reduced schedule on the 106-atom MOF-5 cell that takes about 20 minutes on 2 cores.
-DEMO = LearnSettings(relax_fmax=0.1, n_perturbed=80, temperatures=tuple(float(t) for t in range(100, 801, 100)), runs=10,
-                     md_steps=500, frame_interval=10, ramp_steps=2000, ramp_segments=10, test_size=30,
+DEMO = LearnSettings(relax_fmax=0.1, n_perturbed=80, temperatures=tuple(float(t) for t in range(100, 801, 100)),
+                     runs=10, md_steps=500, frame_interval=10, ramp_steps=2000, ramp_segments=10, test_size=30,
                      final_md_steps=2000)
-
-
-def make_reference(spec: str) -> Reference:
-    """The reference calculator named in the settings (``GFN1-xTB``, ``GFN2-xTB``, ``cp2k:<preset>``)."""
-    from .reference import CP2K, XTB
-
-    if spec.startswith("cp2k:"):
-        return CP2K(preset=spec.split(":", 1)[1])
-    return XTB(method=spec)
 
 
 def load_structure(spec: str | Atoms) -> Atoms:
@@ -299,6 +291,25 @@ class MDTask:
         return Path(self.trajectory).with_suffix(".json")
 
 
+def npt_cell(atoms: Atoms) -> str:
+    """NPT cell mode with the cell angles fixed: lengths free for an orthogonal cell, else the volume only."""
+    cell = atoms.cell.array
+    return "angles-fixed" if np.allclose(cell, np.diag(np.diag(cell))) else "isotropic"
+
+
+def _blowup_guard(task: MDTask, topology: Topology, temperature: float):
+    """Stop a run on huge forces, a temperature runaway or a broken bond."""
+    forces_guard = blowup_guard(task.max_force, max(task.max_temperature_factor * temperature, temperature + 1e3))
+
+    def guard(atoms: Atoms, step: int) -> str | None:
+        reason = forces_guard(atoms, step)
+        if reason is None and topology.broken_bonds(atoms.positions, atoms.cell.array, task.bond_tolerance).any():
+            reason = f"bond longer than {task.bond_tolerance} x its reference at step {step}"
+        return reason
+
+    return guard
+
+
 def run_md_task(task: MDTask) -> dict:
     """Run an :class:`MDTask` (NPT segments at its temperatures) with the blow-up guard; return its summary."""
     calc = SNAPCalculator(task.model, d3=D3() if task.d3 else None)
@@ -311,26 +322,19 @@ def run_md_task(task: MDTask) -> dict:
     frames: list[Atoms] = []
     stopped, wall = None, 0.0
     for k, temperature in enumerate(task.temperatures):
-        forces_guard = blowup_guard(task.max_force, max(task.max_temperature_factor * temperature, temperature + 1e3))
-
-        def guard(atoms: Atoms, step: int) -> str | None:
-            reason = forces_guard(atoms, step)
-            if reason is None and topology.broken_bonds(atoms.positions, atoms.cell.array,
-                                                        task.bond_tolerance).any():
-                reason = f"bond longer than {task.bond_tolerance} x its reference at step {step}"
-            return reason
-
+        guard = _blowup_guard(task, topology, temperature)
         segment = part.with_name(f"{part.name}.{k}.extxyz")
         start = time.perf_counter()
         try:
-            result = run_md(atoms, task.steps, temperature_K=temperature, ensemble="npt",
+            result = run_md(atoms, task.steps, temperature_K=temperature, ensemble="npt", cell=npt_cell(atoms),
                             pressure_MPa=task.pressure_MPa, seed=task.seed + k, thermalize=k == 0,
                             trajectory=segment, interval=task.interval, resume=False, guard=guard, progress=False)
             stopped, atoms = result.stopped, result.atoms
         except Exception as exc:  # noqa: BLE001  (an exploding model can break the integrator or LAMMPS)
             stopped = f"MD failed: {type(exc).__name__}: {exc}"
         wall += time.perf_counter() - start
-        frames.extend(ase.io.read(segment, ":")[0 if k == 0 else 1:] if segment.exists() else [])
+        written = ase.io.read(segment, ":")[0 if k == 0 else 1:] if segment.exists() else []
+        frames.extend(f for f in written if "md_stop" not in f.info)  # the stopping frame is not physical
         segment.unlink(missing_ok=True)
         if stopped:
             break
@@ -396,7 +400,7 @@ class ActiveLearning:
         self.settings = settings
         self.workdir = Path(workdir)
         self.structure = load_structure(structure if structure is not None else settings.structure)
-        self.reference = reference or make_reference(settings.reference)
+        self.reference = reference or reference_by_name(settings.reference)
         self.executor = executor
         self.topology = Topology.from_atoms(self.structure)
         self.types = sorted(set(self.structure.arrays["atom_types"]))
@@ -581,9 +585,10 @@ class ActiveLearning:
         out = self.workdir / "final"
         out.mkdir(exist_ok=True)
         temps = tuple(np.linspace(10.0, max(s.temperatures), s.ramp_segments))
-        ramp = MDTask(str(self._gen_dir(last) / "model"), self.structure, temps, max(1, s.ramp_steps // s.ramp_segments),
-                      s.frame_interval, s.pressure_MPa, s.seed + 31, str(out / "ramp.extxyz"),
-                      self.topology.to_dict(), s.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)
+        ramp = MDTask(str(self._gen_dir(last) / "model"), self.structure, temps,
+                      max(1, s.ramp_steps // s.ramp_segments), s.frame_interval, s.pressure_MPa, s.seed + 31,
+                      str(out / "ramp.extxyz"), self.topology.to_dict(), s.d3, s.max_force,
+                      s.max_temperature_factor, s.bond_tolerance)
         run_tasks([ramp], self._executor(), "final: ramp MD")
         pool = [f for f in read_run(ramp.trajectory)[1:]
                 if not self.topology.broken_bonds(f.positions, f.cell.array, s.bond_tolerance).any()]
@@ -624,8 +629,8 @@ class ActiveLearning:
         if done.exists():
             return json.loads(done.read_text())
         result = run_md(atoms, self.settings.final_md_steps, temperature_K=300.0, ensemble="npt",
-                        pressure_MPa=self.settings.pressure_MPa, seed=self.settings.seed, trajectory=path,
-                        interval=10, guard=blowup_guard())
+                        cell=npt_cell(atoms), pressure_MPa=self.settings.pressure_MPa, seed=self.settings.seed,
+                        trajectory=path, interval=10, guard=blowup_guard())
         frames = ase.io.read(path, ":")
         half = frames[len(frames) // 2:]
         summary = {"steps": result.steps, "stopped": result.stopped, "ns_per_day": result.ns_per_day,

@@ -200,6 +200,11 @@ def _check_settings(ensemble: str, cell: str, steps: int, interval: int, timeste
                       f"(got {steps}, {interval}, {timestep_fs} fs, {temperature_K} K)")
     if ensemble == "npt" and not atoms.pbc.all():
         raise MDError("NPT needs a structure periodic in all three directions")
+    cell_matrix = atoms.cell.array
+    if ensemble == "npt" and cell == "angles-fixed" and \
+            np.abs(cell_matrix - np.diag(np.diag(cell_matrix))).max() > 1e-8 * np.abs(cell_matrix).max():
+        raise MDError("NPT with cell='angles-fixed' scales the x, y and z axes, which keeps the cell angles only "
+                      "for a cell with vectors along x, y and z; use cell='isotropic' (or 'full') for this cell")
     if atoms.calc is None:
         raise MDError("the atoms have no calculator; pass calculator= or set atoms.calc")
 

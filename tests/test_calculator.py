@@ -1,7 +1,5 @@
 """SNAPCalculator: finite differences, agreement with plain LAMMPS and dftd3, invariances, bad input."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from ase import Atoms, units

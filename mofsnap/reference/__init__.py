@@ -133,4 +133,24 @@ class ASEReference(Reference):
 from .cp2k import CP2K  # noqa: E402  (the subclasses need the base class above)
 from .xtb import XTB  # noqa: E402
 
-__all__ = ["ASEReference", "CP2K", "Reference", "ReferenceError", "ReferenceUnavailableError", "XTB"]
+#: Names of the ready references, as commands and settings files spell them.
+NAMES = ("gfn1", "gfn2", "cp2k-training", "cp2k-optimisation", "cp2k-cheap")
+
+
+def reference_by_name(name: str, mpi_ranks: int = 1, omp_threads: int = 1) -> Reference:
+    """A ready reference by name (:data:`NAMES`): GFN1/GFN2-xTB, or a CP2K preset with its parallel layout.
+
+    Raises
+    ------
+    ReferenceError
+        For a name not in :data:`NAMES`.
+    """
+    if name in ("gfn1", "gfn2"):
+        return XTB(f"{name.upper()}-xTB")
+    if name in NAMES:
+        return CP2K(name.removeprefix("cp2k-"), mpi_ranks=mpi_ranks, omp_threads=omp_threads)
+    raise ReferenceError(f"unknown reference {name!r}; choose one of {', '.join(NAMES)}")
+
+
+__all__ = ["ASEReference", "CP2K", "NAMES", "Reference", "ReferenceError", "ReferenceUnavailableError", "XTB",
+           "reference_by_name"]
