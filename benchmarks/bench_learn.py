@@ -42,8 +42,8 @@ import ase.io
 import numpy as np
 
 from mofsnap.labelling import LabelStore, label
-from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings, MDTask, make_reference, prediction_errors, \
-    run_tasks
+from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings, MDTask, prediction_errors, run_tasks
+from mofsnap.reference import reference_by_name
 from mofsnap.model import SNAPModel
 from mofsnap.plotting import save_figure
 
@@ -80,7 +80,7 @@ def seed_from(source: ActiveLearning, workdir: Path) -> None:
 
 def run_campaigns(settings: LearnSettings, out: Path, executor: ProcessPoolExecutor) -> dict[str, dict]:
     """The three campaigns, generation by generation; per strategy the records of its generations."""
-    reference = make_reference(settings.reference)
+    reference = reference_by_name(settings.reference)
     first, *others = SELECTIONS
     learners = {first: ActiveLearning(workdir=out / first, settings=replace(settings, selection=first),
                                       reference=reference, executor=executor)}
