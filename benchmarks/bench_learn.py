@@ -38,27 +38,27 @@ from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-import ase.io
 import numpy as np
 
 from mofsnap.labelling import LabelStore, label
-from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings, MDTask, prediction_errors, run_tasks
-from mofsnap.reference import reference_by_name
+from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings, MDTask, prediction_errors, read_run, run_tasks
 from mofsnap.model import SNAPModel
 from mofsnap.plotting import save_figure
+from mofsnap.reference import reference_by_name
 
 QUANTITIES = {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"}
 
 #: Reduced schedules: (campaign settings, frames labelled from each strategy's ramp for the common test set).
-#: Step 0 displaces atoms by up to 0.05 Å (not the 0.12 Å default): with only 16-40 perturbed copies, MLP0
-#: fitted on 0.12 Å copies broke bonds within 5-10 MD steps at 100-200 K, so no run offered a single frame;
-#: a frame every 5 steps lets a run that stops early still offer the frames that precede its blow-up.
+#: The structure is first relaxed with the reference (once; the other work directories get a copy). Step 0
+#: displaces atoms by up to 0.05 Å (not the 0.12 Å default): with only 16-40 perturbed copies of the
+#: unrelaxed cell, MLP0 fitted on 0.12 Å copies broke bonds within 5-10 MD steps at 100-200 K and no run
+#: offered a frame; a frame every 5 steps lets a run that stops early offer those before its blow-up.
 SCHEDULES = {
-    "quick": (LearnSettings(n_perturbed=16, displacement=0.05, temperatures=(200.0, 400.0, 600.0), runs=3,
-                            md_steps=200, frame_interval=5, ramp_steps=300, ramp_segments=6, final_md_steps=0,
-                            twojmax=6),
+    "quick": (LearnSettings(relax_fmax=0.1, n_perturbed=16, displacement=0.05, temperatures=(200.0, 400.0, 600.0),
+                            runs=3, md_steps=200, frame_interval=5, ramp_steps=300, ramp_segments=6,
+                            final_md_steps=0, twojmax=6),
               4),
-    "full": (LearnSettings(n_perturbed=40, displacement=0.05,
+    "full": (LearnSettings(relax_fmax=0.1, n_perturbed=40, displacement=0.05,
                            temperatures=tuple(float(t) for t in range(100, 701, 100)), runs=10, md_steps=400,
                            frame_interval=5, ramp_steps=1400, ramp_segments=14, final_md_steps=0),
              10),
@@ -73,6 +73,7 @@ def seed_from(source: ActiveLearning, workdir: Path) -> None:
         return
     with sqlite3.connect(source.store.path) as src, sqlite3.connect(target) as dst:
         src.backup(dst)  # consistent copy of the SQLite file, whatever its journal state
+    shutil.copy2(source.workdir / "structure_relaxed.extxyz", workdir)  # the reference relaxation, done once
     for name in ("gen000", "descriptors"):
         if (source.workdir / name).exists():
             shutil.copytree(source.workdir / name, workdir / name, dirs_exist_ok=True)
@@ -82,16 +83,25 @@ def run_campaigns(settings: LearnSettings, out: Path, executor: ProcessPoolExecu
     """The three campaigns, generation by generation; per strategy the records of its generations."""
     reference = reference_by_name(settings.reference)
     first, *others = SELECTIONS
-    learners = {first: ActiveLearning(workdir=out / first, settings=replace(settings, selection=first),
-                                      reference=reference, executor=executor)}
+
+    def learner(selection: str) -> ActiveLearning:
+        return ActiveLearning(workdir=out / selection, settings=replace(settings, selection=selection),
+                              reference=reference, executor=executor)
+
+    # ActiveLearning relaxes on its first construction and keeps the unrounded positions, but reads the
+    # rounded ones back from structure_relaxed.extxyz when resumed; constructing it twice makes the first
+    # campaign use the same (file) structure as the seeded ones and as any resume.
+    learner(first)
+    learners = {first: learner(first)}
     records: dict[str, list[dict]] = {first: [learners[first].step0()]}
     for selection in others:
         seed_from(learners[first], out / selection)
-        learners[selection] = ActiveLearning(workdir=out / selection, settings=replace(settings, selection=selection),
-                                             reference=reference, executor=executor)
+        learners[selection] = learner(selection)
+        seeded = len(learners[selection].store)
         records[selection] = [learners[selection].step0()]
-        if records[selection][0]["n_train"] != records[first][0]["n_train"]:
-            raise RuntimeError(f"step 0 of {selection} differs from {first}: {records[selection][0]}")
+        if len(learners[selection].store) != seeded:
+            raise RuntimeError(f"step 0 of {selection} labelled {len(learners[selection].store) - seeded} "
+                               f"configurations that {first} did not: the step-0 sets differ")
     print(f"step 0: {records[first][0]['labelled']} labels shared by {', '.join(SELECTIONS)}", flush=True)
     for k, temperature in enumerate(settings.temperatures, start=1):
         for selection, learner in learners.items():
@@ -124,7 +134,7 @@ def common_test_set(learners: dict[str, ActiveLearning], settings: LearnSettings
     rng = np.random.default_rng(settings.seed + 17)
     frames, metadata = [], []
     for (name, task), summary in zip(tasks.items(), summaries):
-        pool = [(i, f) for i, f in enumerate(ase.io.read(task.trajectory, ":")[1:], start=1)
+        pool = [(i, f) for i, f in enumerate(read_run(task.trajectory)[1:], start=1)
                 if not any_learner.topology.broken_bonds(f.positions, f.cell.array, settings.bond_tolerance).any()]
         chosen = rng.choice(len(pool), size=min(per_strategy, len(pool)), replace=False)
         print(f"test set: ramp of the {name} model: {summary['frames']} frames"
@@ -216,7 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tolerance", type=float, default=0.1,
                         help="a strategy has reached the plateau within this relative margin of the lowest error")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("mofsnap.learn").setLevel(logging.INFO)  # the reference relaxation's progress
     settings, per_strategy = SCHEDULES["quick" if args.quick else "full"]
     settings = replace(settings, seed=args.seed)
     out = Path(args.output)
