@@ -608,11 +608,14 @@ class ActiveLearning:
             gen_model, gen_report = self._fit(k)
             curve.append({"generation": k, "n_train": gen_report.metrics["train"]["n_configurations"],
                           "test": prediction_errors(gen_model, test)})
-        learning_curve_figure([c["n_train"] for c in curve],
-                              {q: {"test": [c["test"][f"{q}_rmse"] for c in curve]}
-                               for q in ("energy", "forces", "stress")},
-                              {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"},
-                              self.workdir / "learning_curve.png", xlabel="labelled training configurations")
+        if test:
+            learning_curve_figure([c["n_train"] for c in curve],
+                                  {q: {"test": [c["test"][f"{q}_rmse"] for c in curve]}
+                                   for q in ("energy", "forces", "stress")},
+                                  {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"},
+                                  self.workdir / "learning_curve.png", xlabel="labelled training configurations")
+        else:
+            log.warning("the ramp MD gave no intact frame to test on: no test errors, no learning curve")
         result = {"model": str(out / "model"), "n_train": report.metrics["train"]["n_configurations"],
                   "n_test": len(test), "train": _rmse(report.metrics["train"]), "test": test_errors,
                   "learning_curve": curve}
@@ -707,7 +710,8 @@ def plot_summary(summary: dict, path: str | Path) -> Path:
             ax.annotate(f"{r['temperature']:.0f} K", (r["n_train"], r["train"][f"{quantity}_rmse"]), fontsize=7)
         ax.set_xlabel("labelled training configurations")
         ax.set_ylabel(f"{quantity} RMSE ({unit})")
-        ax.set_yscale("log")
+        if all(r["train"][f"{quantity}_rmse"] > 0 for r in records):
+            ax.set_yscale("log")
     axes[0].legend(fontsize=8)
     fig.suptitle("Temperature-driven active learning")
     fig.tight_layout()

@@ -42,24 +42,30 @@ def _config(tmp: Path, structure: Path, settings: LearnSettings = TINY) -> Path:
     return path
 
 
-#: The campaign with EMT labels: deterministic to the last bit, unlike an SCF method whose converged numbers
-#: vary in the last digits from run to run (and MD is chaotic), so that a resumed run can equal an
-#: uninterrupted one exactly.
+#: The campaign labelled by harmonic bond springs (tests/springs.py): deterministic to the last bit, unlike an
+#: SCF method whose converged numbers vary in the last digits from run to run (and MD is chaotic), so that a
+#: resumed run can equal an uninterrupted one exactly.
 SCRIPT = """
 import sys
-from ase.calculators.emt import EMT
+from functools import partial
+
+import ase.io
+
+sys.path.insert(0, {tests!r})
+from springs import BondSprings
 from mofsnap.learn import ActiveLearning, LearnSettings
 from mofsnap.reference import ASEReference
 
 if __name__ == "__main__":
-    ActiveLearning(workdir=sys.argv[2], settings=LearnSettings.from_toml(sys.argv[1]),
-                   reference=ASEReference(EMT, "EMT")).run()
+    settings = LearnSettings.from_toml(sys.argv[1])
+    reference = ASEReference(partial(BondSprings, ase.io.read(settings.structure)), "springs", {{"k": 20.0}})
+    ActiveLearning(workdir=sys.argv[2], settings=settings, reference=reference).run()
 """
 
 
 def _learn(config: Path, workdir: Path) -> subprocess.Popen:
     script = config.with_name("learn_emt.py")
-    script.write_text(SCRIPT)
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(script), str(config), str(workdir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
@@ -147,14 +153,17 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, ethanol_fil
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, ethanol_file, uninterrupted):
-    from ase.calculators.emt import EMT
+    from functools import partial
+
+    from springs import BondSprings
 
     from mofsnap.learn import ActiveLearning
     from mofsnap.reference import ASEReference
 
+    reference = ASEReference(partial(BondSprings, ase.io.read(ethanol_file)), "springs", {"k": 20.0})
     with pytest.raises(LearnError, match="runs differ"):
         ActiveLearning(str(ethanol_file), uninterrupted, replace(TINY, runs=4, structure=str(ethanol_file)),
-                       ASEReference(EMT, "EMT"))
+                       reference)
 
 
 def test_pool_route_selects_labels_and_fits_with_gfn1_xtb(tmp_path, ethanol_file, uninterrupted):
