@@ -45,15 +45,15 @@ class D3:
 
     Notes
     -----
-    Against 50/25 Å cutoffs, the default 20/15 Å is off by < 0.1 meV/atom, < 0.15 meV/Å and < 1.5 MPa for
-    ZIF-8 and MOF-5; 12/10 Å (2-4 times cheaper) by < 0.6 meV/atom, 1.5 meV/Å and 8 MPa
-    (``benchmarks/bench_calculator.py``).
+    D3 dominates the cost of an MD step. Against 50/25 Å cutoffs, the default 12/10 Å is off by < 0.6 meV/atom,
+    < 1.5 meV/Å and < 8 MPa for ZIF-8 and MOF-5 (far below SNAP's own errors) at a quarter of the cost of
+    20/15 Å, which is off by < 0.1 meV/atom, 0.15 meV/Å and 1.5 MPa (``benchmarks/bench_calculator.py``).
     """
 
     functional: str = "pbe"
     damping: str = "bj"
-    cutoff: float = 20.0
-    cn_cutoff: float = 15.0
+    cutoff: float = 12.0
+    cn_cutoff: float = 10.0
 
     def __post_init__(self) -> None:
         if self.damping not in ("bj", "zero", "zerom", "bjm"):
