@@ -256,9 +256,12 @@ def prediction_errors(model: SNAPModel, images: list[Atoms]) -> dict[str, float]
         de.append((probe.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
         df.append((probe.get_forces() - atoms.get_forces()).ravel())
         ds.append(probe.get_stress() - atoms.get_stress())
-    rms = lambda x: float(np.sqrt(np.mean(np.square(np.concatenate([np.ravel(v) for v in x])))))  # noqa: E731
-    return {"energy_rmse": 1e3 * rms(de), "forces_rmse": 1e3 * rms(df), "stress_rmse": EV_PER_A3_IN_MPA * rms(ds),
+    return {"energy_rmse": 1e3 * _rms(de), "forces_rmse": 1e3 * _rms(df), "stress_rmse": EV_PER_A3_IN_MPA * _rms(ds),
             "n": len(images)}
+
+
+def _rms(values: list) -> float:
+    return float(np.sqrt(np.mean(np.square(np.concatenate([np.ravel(v) for v in values])))))
 
 
 # ------------------------------------------------------------------------------------------- MD tasks
@@ -513,7 +516,8 @@ class ActiveLearning:
         model, report = self._fit(0)
         cbad.save(self._gen_dir(0) / "cbad.json")
         return {"generation": 0, "temperature": 0.0, "offered": len(copies), "selected": len(selected),
-                "labelled": len(labelled), "n_train": report.metrics["train"]["n_configurations"],
+                "labelled": len(labelled), "failed": self.store.count_failures(generation=0),
+                "n_train": report.metrics["train"]["n_configurations"],
                 "train": _rmse(report.metrics["train"])}
 
     def generation(self, k: int, temperature: float) -> dict:
@@ -544,7 +548,8 @@ class ActiveLearning:
         cbad.save(self._gen_dir(k) / "cbad.json")
         return {"generation": k, "temperature": temperature, "runs": len(tasks),
                 "stopped": sum(bool(x["stopped"]) for x in summaries), "selected": len(frames),
-                "labelled": len(labelled), "n_train": new_report.metrics["train"]["n_configurations"],
+                "labelled": len(labelled), "failed": self.store.count_failures(generation=k),
+                "n_train": new_report.metrics["train"]["n_configurations"],
                 "grade_mean": float(grades.mean()) if len(grades) else float("nan"),
                 "grade_max": float(grades.max()) if len(grades) else float("nan"),
                 "previous_model_on_new": unseen, "train": _rmse(new_report.metrics["train"])}
@@ -662,9 +667,9 @@ class ActiveLearning:
 
     def _logged(self, record: dict) -> dict:
         seen = record.get("previous_model_on_new", {})
-        log.info("generation %d (%.0f K): %s selected, %s labelled, %d training configurations%s; train RMSE "
-                 "%.2f meV/atom %.0f meV/Å %.1f MPa%s", record["generation"], record["temperature"],
-                 record["selected"], record["labelled"], record["n_train"],
+        log.info("generation %d (%.0f K): %s selected, %s labelled, %s failed, %d training configurations%s; "
+                 "train RMSE %.2f meV/atom %.0f meV/Å %.1f MPa%s", record["generation"], record["temperature"],
+                 record["selected"], record["labelled"], record["failed"], record["n_train"],
                  f", {record['stopped']}/{record['runs']} runs stopped by the guard" if "runs" in record else "",
                  *record["train"].values(),
                  (f"; previous model on the new labels: {seen['energy_rmse']:.2f} meV/atom "
