@@ -56,10 +56,7 @@ def test_known_snap_model_is_recovered_and_reproduced_by_snap_calculator(tmp_pat
     truth.write(prefix)
     calc = SNAPCalculator(str(prefix))
     train = [labelled(random_configuration(s), calc) for s in range(8)]
-    # SNAPCalculator converts LAMMPS's pressure with ASE's bar, which differs from LAMMPS's own constant by
-    # 8e-8 relative: its stresses are not exact SNAP labels, so the recovery fits energies and forces.
-    model, report = fit_snap(train, model=small_model(), alpha=0.0, stress_weight=0.0, progress=False,
-                             cache_dir=tmp_path / "cache")
+    model, report = fit_snap(train, model=small_model(), alpha=0.0, progress=False, cache_dir=tmp_path / "cache")
     np.testing.assert_allclose(model.coefficients, truth.coefficients, rtol=0, atol=1e-10)
     assert report.metrics["train"]["forces_rmse"] < 1e-8  # meV/Å
 
@@ -74,7 +71,7 @@ def test_known_snap_model_is_recovered_and_reproduced_by_snap_calculator(tmp_pat
             probe.calc = fitted
             assert probe.get_potential_energy() == pytest.approx(predicted[0], abs=1e-9)
             np.testing.assert_allclose(probe.get_forces(), predicted[1:1 + 3 * n].reshape(n, 3), atol=1e-9)
-            np.testing.assert_allclose(probe.get_stress(), predicted[-6:], rtol=2e-7, atol=1e-13)
+            np.testing.assert_allclose(probe.get_stress(), predicted[-6:], rtol=1e-9, atol=1e-13)
 
 
 def test_extrapolation_grade_is_the_leverage():
