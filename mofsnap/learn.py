@@ -57,7 +57,7 @@ from .atomtypes import assign_atom_types
 from .calculator import D3, SNAPCalculator
 from .cbad import CBADFilter
 from .descriptors import SnapDescriptors
-from .exceptions import MofsnapError
+from .exceptions import LammpsError, ModelError, MofsnapError
 from .fit import EV_PER_A3_IN_MPA, FitReport, extrapolation_grade, fit_snap
 from .labelling import LabelStore, label
 from .md import blowup_guard, run_md
@@ -294,6 +294,10 @@ class MDTask:
         return Path(self.trajectory).with_suffix(".json")
 
 
+#: Errors by which an MD run with an extrapolating model fails (they end the run like the blow-up guard).
+EXPLOSIONS = (np.linalg.LinAlgError, LammpsError, ModelError, FloatingPointError, OverflowError)
+
+
 def npt_cell(atoms: Atoms) -> str:
     """NPT cell mode with the cell angles fixed: lengths free for an orthogonal cell, else the volume only."""
     cell = atoms.cell.array
@@ -327,13 +331,14 @@ def run_md_task(task: MDTask) -> dict:
     for k, temperature in enumerate(task.temperatures):
         guard = _blowup_guard(task, topology, temperature)
         segment = part.with_name(f"{part.name}.{k}.extxyz")
+        segment.unlink(missing_ok=True)  # left by a killed attempt: the run restarts from its beginning
         start = time.perf_counter()
         try:
             result = run_md(atoms, task.steps, temperature_K=temperature, ensemble="npt", cell=npt_cell(atoms),
                             pressure_MPa=task.pressure_MPa, seed=task.seed + k, thermalize=k == 0,
                             trajectory=segment, interval=task.interval, resume=False, guard=guard, progress=False)
             stopped, atoms = result.stopped, result.atoms
-        except Exception as exc:  # noqa: BLE001  (an exploding model can break the integrator or LAMMPS)
+        except EXPLOSIONS as exc:  # an exploding model can break the barostat, LAMMPS or the cell
             stopped = f"MD failed: {type(exc).__name__}: {exc}"
         wall += time.perf_counter() - start
         written = ase.io.read(segment, ":")[0 if k == 0 else 1:] if segment.exists() else []

@@ -67,7 +67,7 @@ def _learn(config: Path, workdir: Path) -> subprocess.Popen:
     script = config.with_name("learn_emt.py")
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(script), str(config), str(workdir)],
+    return subprocess.Popen([sys.executable, str(script), str(config), str(workdir)], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
 
 
@@ -83,7 +83,7 @@ def _kill_when(process: subprocess.Popen, condition, timeout: float = 120.0) -> 
         assert process.poll() is None, "the run ended before the kill point"
         assert time.time() < deadline, "kill point never reached"
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)  # the run and its worker processes, as a batch system would
     process.wait()
 
 
