@@ -34,18 +34,21 @@ import sqlite3
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
-from mofsnap.labelling import LabelStore, label
+from mofsnap.labelling import ExecutorUnavailableError, LabelStore, label
 from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings, MDTask, prediction_errors, read_run, run_tasks
 from mofsnap.model import SNAPModel
 from mofsnap.plotting import save_figure
 from mofsnap.reference import reference_by_name
 
+#: Times the campaigns are resumed with a fresh process pool after a worker died.
+ATTEMPTS = 3
 QUANTITIES = {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"}
 
 #: Reduced schedules: (campaign settings, frames labelled from each strategy's ramp for the common test set).
@@ -232,13 +235,21 @@ def main(argv: list[str] | None = None) -> dict:
     settings = replace(settings, seed=args.seed)
     out = Path(args.output)
     start = time.perf_counter()
-    executor = ProcessPoolExecutor(args.workers, mp_context=get_context("forkserver"))
-    try:
-        campaigns = run_campaigns(settings, out, executor)
-        learners = campaigns["learners"]
-        test = common_test_set(learners, settings, per_strategy, out, executor)
-    finally:
-        executor.shutdown()
+    for attempt in range(1, ATTEMPTS + 1):
+        executor = ProcessPoolExecutor(args.workers, mp_context=get_context("forkserver"))
+        try:
+            campaigns = run_campaigns(settings, out, executor)
+            learners = campaigns["learners"]
+            test = common_test_set(learners, settings, per_strategy, out, executor)
+            break
+        except (BrokenProcessPool, ExecutorUnavailableError) as error:
+            # a worker died (an exploding model can crash LAMMPS): resume with a fresh pool; finished MD runs,
+            # labels and fits are kept on disk
+            if attempt == ATTEMPTS:
+                raise
+            print(f"worker pool broken ({error}); resuming with a new pool (attempt {attempt + 1})", flush=True)
+        finally:
+            executor.shutdown()
     curves = learning_curves(learners, len(settings.temperatures), test)
     plateau = labels_to_plateau(curves, args.tolerance)
     report(curves, plateau, args.tolerance)
