@@ -200,11 +200,10 @@ class SNAPCalculator(Calculator):
         x = box.wrap(box.to_lammps(atoms.positions))
         lmp.lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types.tolist(), x.ravel().tolist())
         lmp.commands(self._pair_commands(len(atoms), atoms.get_volume()))
-        lmp.commands(["compute mofsnap_pea all pe/atom", "compute mofsnap_sumpea all reduce sum c_mofsnap_pea",
-                      "compute mofsnap_virial all pressure NULL virial"])
         self._lmp = lmp
         self._setup_lower = None
-        self._thermo: tuple[bool, bool] | None = None
+        self._thermo: tuple[bool, bool, bool] | None = None
+        self._without_energy = 0  # configurations computed since the energy was last asked for
 
     def _set_state(self, atoms: Atoms, box: Box, full: bool) -> bool:
         """Write cell and positions into LAMMPS; return whether a full setup is needed (or ``full`` asks one).
@@ -235,6 +234,44 @@ class SNAPCalculator(Calculator):
             x[:] = unwrapped
         return full
 
+    def _wanted(self, properties, system_changes) -> tuple[bool, bool, bool]:
+        """Whether LAMMPS evaluates (energy, per-atom energies, stress) in this and the following calls.
+
+        Each costs extra in every step (the SNAP energy needs the bispectrum itself, not only its
+        derivatives), and switching one on or off costs a full setup. Per-atom energies and stress stay on
+        once asked for (ASE's NPT asks for forces and stress in turns). The energy stays on while it is
+        asked for at least every other configuration (optimisers ask for it every step) and goes off
+        otherwise (MD asks only for forces, and for the energy at its logging steps).
+        """
+        energy_now = "energy" in properties or "free_energy" in properties
+        if energy_now:
+            self._without_energy = 0
+        elif system_changes:
+            self._without_energy += 1
+        old = self._thermo or (False, False, False)
+        energies = old[1] or "energies" in properties
+        stress = old[2] or "stress" in properties
+        energy = energy_now or energies or (old[0] and self._without_energy < 2)
+        return energy, energies, stress
+
+    def _restyle(self, wanted: tuple[bool, bool, bool]) -> list[str]:
+        """LAMMPS commands evaluating (energy, per-atom energies, stress) from the next run on.
+
+        An energy or pressure compute that merely exists is evaluated at every thermo output, i.e. in every
+        ``run 1``, so they exist only while wanted (LAMMPS's own ``thermo_pe`` included).
+        """
+        old = self._thermo or (True, False, False)  # a new LAMMPS instance has thermo_pe
+        cmds = ["thermo_style custom step"]
+        if wanted[0] != old[0]:
+            cmds += ["compute thermo_pe all pe"] if wanted[0] else ["uncompute thermo_pe"]
+        if wanted[1] != old[1]:
+            cmds += (["compute mofsnap_pea all pe/atom", "compute mofsnap_sumpea all reduce sum c_mofsnap_pea"]
+                     if wanted[1] else ["uncompute mofsnap_sumpea", "uncompute mofsnap_pea"])
+        if wanted[2] != old[2]:
+            cmds += ["compute mofsnap_virial all pressure NULL virial"] if wanted[2] else ["uncompute mofsnap_virial"]
+        extra = " pe" * wanted[0] + " c_mofsnap_sumpea" * wanted[1] + " c_mofsnap_virial[*]" * wanted[2]
+        return cmds + [f"thermo_style custom step{extra}", "thermo_modify norm no"]
+
     # -- ASE interface ------------------------------------------------------------------------------
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
@@ -247,15 +284,11 @@ class SNAPCalculator(Calculator):
             self._build(atoms, types)
             self._key = key
         box = Box(atoms.cell.array)
-        # per-atom energies and the virial cost extra in every step: LAMMPS computes them once they have been
-        # asked for (ASE's NPT asks for forces and stress in turns; switching would need a full setup each time)
-        wanted = tuple(bool(old) or name in properties for old, name in
-                       zip(self._thermo or (False, False), ("energies", "stress")))
+        wanted = self._wanted(properties, system_changes)
         try:
             restyle = wanted != self._thermo
             if restyle:  # a new thermo style needs a full setup (LAMMPS crashes otherwise)
-                extra = " c_mofsnap_sumpea" * wanted[0] + " c_mofsnap_virial[*]" * wanted[1]
-                self._lmp.commands([f"thermo_style custom step pe{extra}", "thermo_modify norm no"])
+                self._lmp.commands(self._restyle(wanted))
                 self._thermo = wanted
             full = self._set_state(atoms, box, restyle)
             self._lmp.command("run 0 post no" if full else "run 1 pre no post no")
@@ -268,11 +301,12 @@ class SNAPCalculator(Calculator):
         n = len(atoms)
         order = np.argsort(lmp.numpy.extract_atom("id")[:n])
         forces = np.array(lmp.numpy.extract_atom("f")[:n])[order]
-        self.results["energy"] = self.results["free_energy"] = float(lmp.get_thermo("pe"))
         self.results["forces"] = box.to_ase(forces)
         if wanted[0]:
-            self.results["energies"] = np.array(lmp.numpy.extract_compute("mofsnap_pea", 1, 1))[order]
+            self.results["energy"] = self.results["free_energy"] = float(lmp.get_thermo("pe"))
         if wanted[1]:
+            self.results["energies"] = np.array(lmp.numpy.extract_compute("mofsnap_pea", 1, 1))[order]
+        if wanted[2]:
             pressure = np.array(lmp.numpy.extract_compute("mofsnap_virial", 0, 1))
             self.results["stress"] = -box.tensor_to_ase(pressure) / NKTV2P
 

@@ -150,6 +150,22 @@ def test_position_updates_across_the_boundary_are_exact(model, atoms):
         assert atoms.get_potential_energy() == pytest.approx(_fresh(model, atoms)[0], abs=1e-10)
 
 
+def test_any_order_of_property_requests_gives_fresh_results(model, atoms):
+    """Energy, stress and per-atom energies switch on and off inside LAMMPS as ASE asks; values never go stale."""
+    terms = dict(d3=D3(cutoff=10.0, cn_cutoff=8.0))
+    atoms.calc = SNAPCalculator(model, **terms)
+    rng = np.random.default_rng(4)
+    for ask in ("forces", "energy", "forces", "forces", "forces", "energy", "energy", "stress", "forces",
+                "energies", "forces"):
+        atoms.positions += rng.normal(0.0, 0.02, atoms.positions.shape)
+        energy, forces, stress = _fresh(model, atoms, **terms)
+        value = {"forces": atoms.get_forces, "energy": atoms.get_potential_energy, "stress": atoms.get_stress,
+                 "energies": lambda: atoms.get_potential_energies().sum()}[ask]()
+        expected = {"forces": forces, "energy": energy, "stress": stress, "energies": energy}[ask]
+        assert np.allclose(value, expected, rtol=0, atol=1e-9)
+    assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-9)  # the last one, asked afterwards
+
+
 def test_nve_conserves_energy(model, atoms):
     atoms.calc = SNAPCalculator(model, zbl=ZBL([("H1a", "N3a")], 1.5, 2.5))
     MaxwellBoltzmannDistribution(atoms, temperature_K=100, rng=np.random.default_rng(2))
