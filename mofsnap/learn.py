@@ -43,7 +43,7 @@ import pickle
 import sys
 import time
 import tomllib
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -354,9 +354,7 @@ def run_md_task(task: MDTask) -> dict:
     os.replace(part, path)
     summary = {"trajectory": str(path), "frames": len(frames), "stopped": stopped, "wall_seconds": wall,
                "temperatures": list(task.temperatures)}
-    tmp = task.summary_path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, task.summary_path)
+    _write_summary(task, summary)
     return summary
 
 
@@ -365,14 +363,38 @@ def read_run(path: str | Path) -> list[Atoms]:
     return ase.io.read(path, ":") if Path(path).stat().st_size else []
 
 
+def _write_summary(task: MDTask, summary: dict) -> None:
+    tmp = task.summary_path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, task.summary_path)
+
+
 def run_tasks(tasks: list[MDTask], executor: Executor, desc: str) -> list[dict]:
-    """Run the MD tasks that are not complete yet through ``executor``; return all summaries in task order."""
+    """Run the MD tasks that are not complete yet through ``executor``; return all summaries in task order.
+
+    An exploding model can crash LAMMPS and with it the worker process, which breaks a process pool for
+    every task in it. The tasks caught in a broken pool are rerun one at a time, each in a fresh process,
+    and the one that kills its process again is recorded as a stopped run without frames.
+    """
     from tqdm.auto import tqdm
 
     todo = [t for t in tasks if not t.summary_path.exists()]
     futures = [executor.submit(run_md_task, t) for t in todo]
-    for future in tqdm(futures, desc=desc, unit="run", disable=not futures):
-        future.result()
+    broken = []
+    for task, future in zip(todo, tqdm(futures, desc=desc, unit="run", disable=not futures)):
+        try:
+            future.result()
+        except BrokenExecutor:
+            broken.append(task)
+    for task in broken:
+        with ProcessPoolExecutor(1, mp_context=get_context("forkserver")) as single:
+            try:
+                single.submit(run_md_task, task).result()
+            except BrokenExecutor as exc:
+                Path(task.trajectory).write_text("")
+                _write_summary(task, {"trajectory": task.trajectory, "frames": 0, "wall_seconds": 0.0,
+                                      "stopped": f"the MD process died ({type(exc).__name__})",
+                                      "temperatures": list(task.temperatures)})
     return [json.loads(t.summary_path.read_text()) for t in tasks]
 
 
@@ -410,6 +432,7 @@ class ActiveLearning:
         self.structure = load_structure(structure if structure is not None else settings.structure)
         self.reference = reference or reference_by_name(settings.reference)
         self.executor = executor
+        self._own_executor = False  # a local pool made here (shut down at the end, replaced when broken)
         self.topology = Topology.from_atoms(self.structure)
         self.types = sorted(set(self.structure.arrays["atom_types"]))
         self._check_workdir()
@@ -469,7 +492,11 @@ class ActiveLearning:
         return [self.store.get(key) for key in summary.keys if statuses.get(key) == "ok"]
 
     def _executor(self) -> Executor:
+        if self._own_executor and not _usable(self.executor):
+            self.executor.shutdown(wait=False)  # our pool, broken by a crashed MD process: take a fresh one
+            self.executor = None
         if self.executor is None:
+            self._own_executor = not self.settings.executor
             if self.settings.executor:
                 from distributed import Client
 
@@ -666,8 +693,9 @@ class ActiveLearning:
         plot_summary(summary, self.workdir / "summary.png")
         log.info("final model %s: test RMSE %.2f meV/atom, %.0f meV/Å, %.1f MPa", final["model"],
                  final["test"]["energy_rmse"], final["test"]["forces_rmse"], final["test"]["stress_rmse"])
-        if isinstance(self.executor, ProcessPoolExecutor):
+        if self._own_executor:
             self.executor.shutdown()
+            self.executor, self._own_executor = None, False
         return summary
 
     def _logged(self, record: dict) -> dict:
@@ -683,6 +711,14 @@ class ActiveLearning:
         with progress.open("a") as handle:
             handle.write(json.dumps(record, default=float) + "\n")
         return record
+
+
+def _usable(pool: ProcessPoolExecutor) -> bool:
+    try:
+        pool.submit(int).result()
+    except BrokenExecutor:
+        return False
+    return True
 
 
 def _rmse(metrics: dict) -> dict[str, float]:

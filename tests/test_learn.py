@@ -178,6 +178,30 @@ def test_pool_route_selects_labels_and_fits_with_gfn1_xtb(tmp_path, ethanol_file
     assert SNAPModel.read(result["model"]).coefficients.any()
 
 
+def test_md_tasks_lost_to_a_broken_pool_are_rerun(tmp_path, ethanol_file):
+    """A crashed MD process breaks a process pool for all its tasks; they are rerun one by one and complete."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mofsnap.learn import MDTask, run_tasks
+    from mofsnap.topology import Topology
+
+    class BrokenPool:
+        def submit(self, fn, *args):
+            future = Future()
+            future.set_exception(BrokenProcessPool("a worker died"))
+            return future
+
+    structure = ase.io.read(ethanol_file)
+    model = SNAPModel(sorted(set(structure.arrays["atom_types"])), twojmax=2)
+    model.write(tmp_path / "model")
+    tasks = [MDTask(str(tmp_path / "model"), structure, (50.0,), 5, 5, 0.1, seed, str(tmp_path / f"run{seed}.extxyz"),
+                    Topology.from_atoms(structure).to_dict()) for seed in range(2)]
+    summaries = run_tasks(tasks, BrokenPool(), "test")
+    assert [s["frames"] for s in summaries] == [2, 2]  # start and step 5 of each run
+    assert all(s["stopped"] is None for s in summaries)
+
+
 def test_settings_toml_round_trip(tmp_path):
     settings = replace(TINY, resolutions={"bond": 0.02}, executor="tcp://127.0.0.1:8786")
     path = tmp_path / "s.toml"
