@@ -16,7 +16,6 @@ Command::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from tqdm import tqdm
 
 from ..exceptions import MofsnapError
 from ..md import add_calculator_arguments, calculator_from_args, read_structure
-from .vdos import THZ_TO_CM1, VDOSResult, atom_labels
+from .vdos import THZ_TO_CM1, VDOSResult, atom_labels, write_spectra_csv
 
 
 class PhononError(MofsnapError, ValueError):
@@ -75,13 +74,7 @@ class PhononResult:
         """Write ``phonons.json``, ``phonon_dos.csv`` and ``phonon_dos.png``; return the JSON content."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        labels = list(self.partial)
-        with open(out / "phonon_dos.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["frequency_cm1", "frequency_THz", "total", *labels])
-            for k in range(self.frequency_cm1.size):
-                writer.writerow([f"{self.frequency_cm1[k]:.4f}", f"{self.frequency_cm1[k] / THZ_TO_CM1:.6f}",
-                                 f"{self.total[k]:.6e}", *(f"{self.partial[t][k]:.6e}" for t in labels)])
+        write_spectra_csv(out / "phonon_dos.csv", self.frequency_cm1, self.total, self.partial)
         summary = {"natoms": self.natoms, "counts": self.counts, "settings": self.settings,
                    "gamma_cm1": self.gamma_cm1.round(3).tolist(),
                    "gamma_THz": (self.gamma_cm1 / THZ_TO_CM1).round(5).tolist(),

@@ -37,6 +37,18 @@ THZ_TO_CM1 = 33.35641
 WINDOWS = ("hann", "blackman", "none")
 
 
+def write_spectra_csv(path: str | Path, frequency_cm1: np.ndarray, total: np.ndarray,
+                      partial: dict[str, np.ndarray]) -> None:
+    """Write a density of states as CSV: frequency in cm⁻¹ and THz, the total, one column per atom type."""
+    labels = list(partial)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["frequency_cm1", "frequency_THz", "total", *labels])
+        for k in range(frequency_cm1.size):
+            writer.writerow([f"{frequency_cm1[k]:.4f}", f"{frequency_cm1[k] / THZ_TO_CM1:.6f}",
+                             f"{total[k]:.6e}", *(f"{partial[t][k]:.6e}" for t in labels)])
+
+
 class VDOSError(MofsnapError, ValueError):
     """The trajectory or the settings do not allow a VDOS (no velocities, too few frames, bad band...)."""
 
@@ -139,12 +151,7 @@ class VDOSResult:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         labels = list(self.partial)
-        with open(out / "vdos.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["frequency_cm1", "frequency_THz", "total", *labels])
-            for k in range(self.frequency_cm1.size):
-                writer.writerow([f"{self.frequency_cm1[k]:.4f}", f"{self.frequency_THz[k]:.6f}",
-                                 f"{self.total[k]:.6e}", *(f"{self.partial[t][k]:.6e}" for t in labels)])
+        write_spectra_csv(out / "vdos.csv", self.frequency_cm1, self.total, self.partial)
         summary = {"dof": self.dof, "natoms": int(sum(self.counts.values())), "counts": self.counts,
                    "settings": self.settings, "states": {"total": self.integral(self.total),
                                                          **{t: self.integral(self.partial[t]) for t in labels}},
