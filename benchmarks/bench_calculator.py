@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 from ase import units
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
 from mofsnap.calculator import D3, SNAPCalculator
@@ -39,7 +39,7 @@ def ms_per_step(atoms, model, d3: D3 | None, steps: int) -> tuple[float, float]:
     atoms = atoms.copy()
     calc = SNAPCalculator(model, d3=d3)
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
+    thermalize_momenta(atoms, 300, rng=np.random.default_rng(1))
     md = VelocityVerlet(atoms, 1.0 * units.fs)
     md.run(2)  # builds LAMMPS and the neighbour lists
     start = time.perf_counter()

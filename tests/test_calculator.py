@@ -7,7 +7,7 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 from ase.filters import FrechetCellFilter
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import MTKNPT, NoseHooverChainNVT
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import FIRE
 from scipy.spatial.transform import Rotation
@@ -127,7 +127,7 @@ def test_reused_lammps_state_stays_exact_in_dynamics(model, atoms, dynamics):
     """After MD steps (atoms crossing the cell boundary, cell changes in NPT) results equal a new calculator."""
     terms = dict(d3=D3(cutoff=10.0, cn_cutoff=8.0))
     atoms.calc = SNAPCalculator(model, **terms)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(5))
+    thermalize_momenta(atoms, 300, rng=np.random.default_rng(5))
     dt = 0.5 * units.fs
     md = {"nvt": lambda: NoseHooverChainNVT(atoms, dt, temperature_K=300, tdamp=100 * dt),
           "npt": lambda: MTKNPT(atoms, dt, temperature_K=300, pressure_au=0.0, tdamp=100 * dt, pdamp=200 * dt),
@@ -168,7 +168,7 @@ def test_any_order_of_property_requests_gives_fresh_results(model, atoms):
 
 def test_nve_conserves_energy(model, atoms):
     atoms.calc = SNAPCalculator(model, zbl=ZBL([("H1a", "N3a")], 1.5, 2.5))
-    MaxwellBoltzmannDistribution(atoms, temperature_K=100, rng=np.random.default_rng(2))
+    thermalize_momenta(atoms, 100, rng=np.random.default_rng(2))
     total = [atoms.get_total_energy()]
     md = VelocityVerlet(atoms, 0.25 * units.fs)
     md.attach(lambda: total.append(atoms.get_total_energy()), interval=10)
