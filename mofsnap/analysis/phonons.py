@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..exceptions import MofsnapError
 from ..md import add_calculator_arguments, calculator_from_args, read_structure
-from .vdos import THZ_TO_CM1, VDOSResult, atom_labels, write_spectra_csv
+from .vdos import THZ_TO_CM1, VDOSResult, atom_labels, plot_spectra, write_spectra_csv
 
 
 class PhononError(MofsnapError, ValueError):
@@ -182,23 +182,7 @@ def compute_phonons(atoms: Atoms, calculator: Calculator, *, supercell: int | tu
 
 def plot_phonon_dos(result: PhononResult, png: str | Path) -> None:
     """Phonon DOS and partial DOS per type (cm⁻¹ below, THz above)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(result.frequency_cm1, result.total, color="black", lw=1.2, label="total")
-    for label, dos in result.partial.items():
-        ax.plot(result.frequency_cm1, dos, lw=0.9, label=label)
-    ax.set_xlabel("frequency (cm$^{-1}$)")
-    ax.set_ylabel("phonon DOS (states / cm$^{-1}$ / cell)")
-    ax.secondary_xaxis("top", functions=(lambda x: x / THZ_TO_CM1, lambda x: x * THZ_TO_CM1)).set_xlabel(
-        "frequency (THz)")
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    plot_spectra(result.frequency_cm1, result.total, result.partial, "phonon DOS (states / cm$^{-1}$ / cell)", png)
 
 
 def plot_vdos_vs_phonon_dos(vdos: VDOSResult, phonons: PhononResult, png: str | Path) -> None:

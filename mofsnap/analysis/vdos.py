@@ -379,21 +379,29 @@ def run_vdos_protocol(atoms: Atoms, calculator: Calculator, directory: str | Pat
 
 def plot_vdos(result: VDOSResult, png: str | Path, bands: list[tuple[float, float]] | None = None) -> None:
     """Total VDOS and partial VDOS per type against frequency (cm⁻¹ below, THz above)."""
+    top = result.frequency_cm1[np.flatnonzero(result.total > 1e-3 * result.total.max())[-1]]
+    plot_spectra(result.frequency_cm1, result.total, result.partial, "VDOS (states / cm$^{-1}$)", png, bands,
+                 xmax=min(result.frequency_cm1[-1], 1.1 * top))
+
+
+def plot_spectra(frequency_cm1: np.ndarray, total: np.ndarray, partial: dict[str, np.ndarray], ylabel: str,
+                 png: str | Path, bands: list[tuple[float, float]] | None = None, xmax: float | None = None) -> None:
+    """A density of states and its partial densities per atom type (cm⁻¹ below, THz above), as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(result.frequency_cm1, result.total, color="black", lw=1.2, label="total")
-    for label, spectrum in result.partial.items():
-        ax.plot(result.frequency_cm1, spectrum, lw=0.9, label=label)
+    ax.plot(frequency_cm1, total, color="black", lw=1.2, label="total")
+    for label, spectrum in partial.items():
+        ax.plot(frequency_cm1, spectrum, lw=0.9, label=label)
     for lo, hi in bands or []:
         ax.axvspan(lo, hi, color="grey", alpha=0.1)
-    top = result.frequency_cm1[np.flatnonzero(result.total > 1e-3 * result.total.max())[-1]]
-    ax.set_xlim(0, min(result.frequency_cm1[-1], 1.1 * top))
+    if xmax is not None:
+        ax.set_xlim(0, xmax)
     ax.set_xlabel("frequency (cm$^{-1}$)")
-    ax.set_ylabel("VDOS (states / cm$^{-1}$)")
+    ax.set_ylabel(ylabel)
     ax.secondary_xaxis("top", functions=(lambda x: x / THZ_TO_CM1, lambda x: x * THZ_TO_CM1)).set_xlabel(
         "frequency (THz)")
     ax.legend(fontsize=8, ncol=2)
