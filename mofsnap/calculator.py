@@ -134,21 +134,24 @@ class SNAPCalculator(Calculator):
         self._tmp = tempfile.TemporaryDirectory(prefix="mofsnap-")
         self._files = self.model.write(Path(self._tmp.name) / "model")
         self._key: tuple | None = None  # what the LAMMPS state was built for
+        self._type_numbers = np.array([atomic_numbers[e] for e in self.model.elements])
         self._setup_lower: np.ndarray | None = None  # box at the last full setup
 
     # -- input checks -------------------------------------------------------------------------------
     def _lammps_types(self, atoms: Atoms) -> np.ndarray:
         if "atom_types" not in atoms.arrays:
             raise ModelError("the Atoms have no atom types: call mofsnap.assign_atom_types(atoms) first")
-        labels = atoms.arrays["atom_types"]
-        index = {t: k + 1 for k, t in enumerate(self.model.types)}
-        missing = sorted(set(labels) - set(index))
+        labels, inverse = np.unique(atoms.arrays["atom_types"], return_inverse=True)
+        missing = sorted(set(labels) - set(self.model.types))
         if missing:
             raise ModelError(f"atom types {missing} are not in the model (model types: {self.model.types})")
-        for label, z in zip(labels, atoms.numbers):
-            if atomic_numbers[self.model.elements[index[label] - 1]] != z:
-                raise ModelError(f"atom type {label} does not match element number {z}")
-        return np.array([index[t] for t in labels], dtype=np.int32)
+        types = np.array([self.model.types.index(t) + 1 for t in labels], dtype=np.int32)[inverse]
+        wrong = np.flatnonzero(self._type_numbers[types - 1] != atoms.numbers)
+        if wrong.size:
+            i = wrong[0]
+            raise ModelError(f"atom type {atoms.arrays['atom_types'][i]} does not match element number "
+                             f"{atoms.numbers[i]} (atom {i})")
+        return types
 
     @staticmethod
     def _check_geometry(atoms: Atoms) -> None:

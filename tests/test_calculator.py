@@ -131,7 +131,8 @@ def test_reused_lammps_state_stays_exact_in_dynamics(model, atoms, dynamics):
     dt = 0.5 * units.fs
     md = {"nvt": lambda: NoseHooverChainNVT(atoms, dt, temperature_K=300, tdamp=100 * dt),
           "npt": lambda: MTKNPT(atoms, dt, temperature_K=300, pressure_au=0.0, tdamp=100 * dt, pdamp=200 * dt),
-          "langevin": lambda: Langevin(atoms, dt, temperature_K=300, friction=0.01, rng=np.random.default_rng(1)),
+          "langevin": lambda: Langevin(atoms, dt, temperature_K=300, friction=0.01, fixcm=False,
+                                          rng=np.random.default_rng(1)),
           }[dynamics]()
     start = atoms.get_scaled_positions(wrap=False)
     md.run(30)
