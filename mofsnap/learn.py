@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 STRUCTURES = {"mof5": lambda: mof5(), "mof5-primitive": lambda: mof5(primitive=True),
               "zif8": lambda: zif8(), "zif8-primitive": lambda: zif8(primitive=True)}
 SELECTIONS = ("cbad", "grade", "random")
+CBAD_PICKS = ("first", "last", "random")
 
 
 class LearnError(MofsnapError, ValueError):
@@ -113,8 +114,10 @@ class LearnSettings:
     d3 : bool
         Run the active-learning MD with SNAP + D3 (dispersion is never part of the labels' fit target).
     selection : str
-        How each run's frame is picked: ``cbad`` (first CBAD-new frame), ``grade`` (the frame of highest
-        extrapolation grade, if above ``grade_threshold``) or ``random``.
+        How each run's frame is picked: ``cbad`` (a CBAD-new frame, see ``cbad_pick``), ``grade`` (the frame
+        of highest extrapolation grade, if above ``grade_threshold``) or ``random``.
+    cbad_pick : str
+        Which CBAD-new frame of a run: ``first`` (the reference work), ``last`` or ``random``.
     grade_threshold : float
         Lowest extrapolation grade worth labelling with ``selection = "grade"``.
     resolutions : dict
@@ -152,6 +155,7 @@ class LearnSettings:
     pressure_MPa: float = 0.101325
     d3: bool = False
     selection: str = "cbad"
+    cbad_pick: str = "first"
     grade_threshold: float = 1.0
     resolutions: dict = field(default_factory=dict)
     ramp_steps: int = 20000
@@ -173,6 +177,8 @@ class LearnSettings:
         object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
         if self.selection not in SELECTIONS:
             raise LearnError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.cbad_pick not in CBAD_PICKS:
+            raise LearnError(f"cbad_pick must be one of {CBAD_PICKS}, got {self.cbad_pick!r}")
         for name in ("n_perturbed", "runs", "md_steps", "frame_interval", "ramp_segments"):
             if getattr(self, name) < 1:
                 raise LearnError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -597,7 +603,7 @@ class ActiveLearning:
         intact = [[f for f in run if not cbad.topology.broken_bonds(f.positions, f.cell.array,
                                                                     s.bond_tolerance).any()] for run in runs]
         if s.selection == "cbad":
-            picks = cbad.select_per_run(intact, pick="first")
+            picks = cbad.select_per_run(intact, pick=s.cbad_pick, seed=s.seed + 104729 * k)
             for p in picks:
                 if p is not None:
                     p.info["pick_index"] = p.info["cbad_index"]

@@ -214,6 +214,7 @@ def test_settings_toml_round_trip(tmp_path):
     ("selection = 'best'\n", "selection must be one of"),
     ("runs = 0\n", "runs must be at least 1"),
     ("temperatures = [100, -5]\n", "temperatures must be positive"),
+    ("cbad_pick = 'best'\n", "cbad_pick must be one of"),
 ])
 def test_bad_settings_are_rejected(tmp_path, text, message):
     path = tmp_path / "bad.toml"
