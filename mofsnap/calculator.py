@@ -20,12 +20,11 @@ from ase.data import atomic_masses, atomic_numbers
 
 from ._lammps import Box, Lammps
 from .exceptions import ModelError
+from .units import LAMMPS_EV_PER_A3_IN_BAR
 from .model import SNAPModel
 
 #: Neighbour-list skin in Å (LAMMPS metal default).
 SKIN = 2.0
-#: LAMMPS's own conversion of eV/Å³ to bar in metal units (``force->nktv2p``), used to undo its pressure.
-NKTV2P = 1.6021765e6
 
 
 @dataclass(frozen=True)
@@ -311,7 +310,7 @@ class SNAPCalculator(Calculator):
             self.results["energies"] = np.array(lmp.numpy.extract_compute("mofsnap_pea", 1, 1))[order]
         if wanted[2]:
             pressure = np.array(lmp.numpy.extract_compute("mofsnap_virial", 0, 1))
-            self.results["stress"] = -box.tensor_to_ase(pressure) / NKTV2P
+            self.results["stress"] = -box.tensor_to_ase(pressure) / LAMMPS_EV_PER_A3_IN_BAR
 
     def __del__(self) -> None:
         if getattr(self, "_lmp", None) is not None:

@@ -42,7 +42,7 @@ import numpy as np
 from ase import Atoms
 from tqdm import tqdm
 
-from .exceptions import MofsnapError
+from .exceptions import CBADError, MofsnapError
 from .topology import BOND_SCALE, BROKEN_BOND_TOLERANCE, Topology, TopologyError, cell_parameters, stack_frames
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,6 @@ STATE_FORMAT = "mofsnap-cbad-1"
 CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 KINDS = ("cell", "bond", "angle", "dihedral")
 _BIN_BITS = 32
-
-
-class CBADError(MofsnapError, ValueError):
-    """A frame or state file cannot be used by the CBAD filter (mismatched atoms, NaN, bad options...)."""
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,8 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from ._lammps import Box, Lammps
-from .exceptions import MofsnapError
+from .exceptions import DescriptorError
 from .model import SNAPModel
-
-
-class DescriptorError(MofsnapError, ValueError):
-    """A configuration cannot be described by the model (unknown type, too small a cell, bad values)."""
 
 
 def configuration_name(atoms: Atoms, index: int) -> str:

@@ -42,24 +42,20 @@ from scipy.optimize import minimize
 from tqdm.auto import tqdm
 
 from .descriptors import configuration_name, iter_descriptors
-from .exceptions import MofsnapError
+from .exceptions import FitError
+from .units import ENERGY_WEIGHT, EV_PER_A3_IN_MPA, STRESS_WEIGHT
 from .model import SNAPModel
 from .plotting import learning_curve_figure, parity_figure
 
 log = logging.getLogger(__name__)
 
 #: eV/Å³ in MPa.
-EV_PER_A3_IN_MPA = 160217.6620878
 KINDS = ("energy", "forces", "stress")
 #: Scales of the selection objective, in ASE units (eV/atom, eV/Å, eV/Å³).
 OBJECTIVE_SCALES = {"energy": 1e-3, "forces": 0.1, "stress": 30.0 / EV_PER_A3_IN_MPA}
 #: Report units: (name, factor from ASE units).
 REPORT_UNITS = {"energy": ("meV/atom", 1e3), "forces": ("meV/Å", 1e3), "stress": ("MPa", EV_PER_A3_IN_MPA)}
 DEFAULT_ALPHAS = tuple(np.logspace(-10, 2, 25))
-
-
-class FitError(MofsnapError, ValueError):
-    """Training data or fit settings are unusable (missing labels, NaN, inconsistent sizes...)."""
 
 
 # ----------------------------------------------------------------------------------------------- targets
@@ -420,7 +416,7 @@ def _select_alpha(train_folds: list[NormalEquations], valid: NormalEquations | N
 
 
 def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, *,
-             model: SNAPModel | None = None, energy_weight: float = 1250.0, stress_weight: float = 3834.0,
+             model: SNAPModel | None = None, energy_weight: float = ENERGY_WEIGHT, stress_weight: float = STRESS_WEIGHT,
              alpha: float | None = None, alphas: Sequence[float] = DEFAULT_ALPHAS, cv: int = 5,
              reference: Calculator | None = None, cache_dir: str | Path | None = None, seed: int = 0,
              progress: bool = True, **hyperparameters) -> tuple[SNAPModel, FitReport]:
@@ -552,7 +548,7 @@ def optimize_hyperparameters(train: Sequence[Atoms], validation: Sequence[Atoms]
                              bounds: dict[str, tuple[float, float]] | None = None, n_evaluations: int = 30,
                              seed: int = 0, log_file: str | Path | None = None,
                              reference: Calculator | None = None, cache_dir: str | Path | None = None,
-                             energy_weight: float = 1250.0, stress_weight: float = 3834.0, alpha: float = 1e-6,
+                             energy_weight: float = ENERGY_WEIGHT, stress_weight: float = STRESS_WEIGHT, alpha: float = 1e-6,
                              progress: bool = True, **hyperparameters
                              ) -> tuple[SNAPModel, FitReport, HyperparameterSearch]:
     """Search SNAP hyperparameters minimising the validation :func:`objective`.

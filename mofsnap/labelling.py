@@ -41,7 +41,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
-from .exceptions import MofsnapError
+from .exceptions import ExecutorUnavailableError, LabelTimeout, LabellingError, MofsnapError
 from .reference import NAMES, Reference, reference_by_name
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,6 @@ PROVENANCE_KEYS = ("generation", "step", "temperature", "source", "frame")
 """Provenance taken from ``atoms.info`` (and overridable with ``metadata``) for every labelled row."""
 POLL_SECONDS = 0.2
 MAX_POOL_RESTARTS = 3
-
-
-class LabellingError(MofsnapError, RuntimeError):
-    """Labelling could not proceed (store unusable, worker pool broken beyond repair...)."""
-
-
-class ExecutorUnavailableError(MofsnapError, RuntimeError):
-    """The executor refused work or no worker answered in time."""
-
-
-class LabelTimeout(MofsnapError, TimeoutError):
-    """A single calculation exceeded its time limit."""
 
 
 def config_hash(atoms: Atoms, settings_hash: str) -> str:
@@ -394,7 +382,7 @@ def label(configs: Sequence[Atoms], reference: Reference, store: LabelStore | st
 
     Raises
     ------
-    ReferenceError
+    ReferenceMethodError
         A configuration cannot be treated by the reference (no cell, element without basis...).
     ExecutorUnavailableError
         The executor refuses work, or no worker answered within ``probe_timeout``.

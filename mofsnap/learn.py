@@ -57,7 +57,8 @@ from .atomtypes import assign_atom_types
 from .calculator import D3, SNAPCalculator
 from .cbad import CBADFilter
 from .descriptors import SnapDescriptors
-from .exceptions import LammpsError, ModelError, MofsnapError
+from .exceptions import LammpsError, LearnError, ModelError
+from .units import ATMOSPHERE_MPA, ENERGY_WEIGHT, STRESS_WEIGHT
 from .fit import EV_PER_A3_IN_MPA, FitReport, extrapolation_grade, fit_snap
 from .labelling import LabelStore, label
 from .md import blowup_guard, run_md
@@ -74,10 +75,6 @@ STRUCTURES = {"mof5": lambda: mof5(), "mof5-primitive": lambda: mof5(primitive=T
               "zif8": lambda: zif8(), "zif8-primitive": lambda: zif8(primitive=True)}
 SELECTIONS = ("cbad", "grade", "random")
 CBAD_PICKS = ("first", "last", "random")
-
-
-class LearnError(MofsnapError, ValueError):
-    """Invalid active-learning settings, or a work directory made with other settings."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +149,7 @@ class LearnSettings:
     runs: int = 50
     md_steps: int = 2000
     frame_interval: int = 20
-    pressure_MPa: float = 0.101325
+    pressure_MPa: float = ATMOSPHERE_MPA
     d3: bool = False
     selection: str = "cbad"
     cbad_pick: str = "first"
@@ -165,8 +162,8 @@ class LearnSettings:
     final_md_steps: int = 2000
     twojmax: int = 8
     rcutfac: float = 4.0
-    energy_weight: float = 1250.0
-    stress_weight: float = 3834.0
+    energy_weight: float = ENERGY_WEIGHT
+    stress_weight: float = STRESS_WEIGHT
     max_force: float = 20.0
     max_temperature_factor: float = 3.0
     bond_tolerance: float = 1.5

@@ -33,20 +33,16 @@ from ase.md import IsotropicMTKNPT, Langevin, MaskedMTKNPT, MTKNPT, NoseHooverCh
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from tqdm import tqdm
 
-from .exceptions import MofsnapError
+from .exceptions import MDError
+from .units import ATMOSPHERE_MPA
 
 ENSEMBLES = ("nve", "nvt", "langevin", "npt")
 #: NPT cell degrees of freedom: lengths only (reference protocol), volume only, or the full cell.
 CELL_MODES = ("angles-fixed", "isotropic", "full")
 #: One atmosphere in MPa, the default external pressure.
-ATMOSPHERE_MPA = 0.101325
 
 #: A guard gets the atoms after each step and the total step number; a non-empty string stops the run.
 Guard = Callable[[Atoms, int], "str | None"]
-
-
-class MDError(MofsnapError, RuntimeError):
-    """An MD run cannot be set up, resumed or continued."""
 
 
 @dataclass

@@ -1,15 +1,24 @@
-"""Shared matplotlib helpers: parity plots and learning curves written straight to PNG files."""
+"""Every plot of mofsnap, written straight to PNG files.
+
+Figures are matplotlib ``Figure`` objects drawn by the Agg canvas, never through ``pyplot``: importing or
+using this module leaves the backend of an interactive session (a notebook, an IDE) untouched.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6.0, 4.5),
+               **subplot_kw) -> tuple[Figure, np.ndarray]:
+    """A figure and its grid of axes (always a 2-D array), detached from ``pyplot``'s global state."""
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
+    return fig, axes
 
 
 def save_figure(fig, path: str | Path) -> Path:
@@ -18,7 +27,6 @@ def save_figure(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
-    plt.close(fig)
     return path
 
 
@@ -56,7 +64,7 @@ def parity_axes(ax, series: Mapping[str, tuple[np.ndarray, np.ndarray]], quantit
 def parity_figure(panels: Sequence[tuple[str, str, Mapping[str, tuple[np.ndarray, np.ndarray]]]],
                   path: str | Path, title: str | None = None) -> Path:
     """Write a row of parity plots, one per ``(quantity, unit, series)`` panel, to ``path`` (PNG)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.6), squeeze=False)
+    fig, axes = new_figure(1, len(panels), figsize=(4.6 * len(panels), 4.6))
     for ax, (quantity, unit, series) in zip(axes[0], panels):
         parity_axes(ax, series, quantity, unit)
     if title:
@@ -84,7 +92,7 @@ def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[s
     labels : sequence of str, optional
         Annotations of the points (e.g. the CBAD resolution that produced each training set).
     """
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.4 * len(curves), 3.8), squeeze=False)
+    fig, axes = new_figure(1, len(curves), figsize=(4.4 * len(curves), 3.8))
     for ax, (quantity, series) in zip(axes[0], curves.items()):
         for name, errors in series.items():
             ax.plot(sizes, errors, marker="o", label=name)

@@ -30,17 +30,13 @@ from ase import Atoms
 from ase.data import covalent_radii
 from matscipy.neighbours import neighbour_list
 
-from .exceptions import MofsnapError
+from .exceptions import TopologyError
 
 #: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
 BOND_SCALE = 1.2
 
 #: Default factor: a bond is broken when longer than this times its reference length.
 BROKEN_BOND_TOLERANCE = 1.5
-
-
-class TopologyError(MofsnapError, ValueError):
-    """A structure does not fit a topology (atom count, element order, cell), or cannot be given one."""
 
 
 def bond_pairs(atoms: Atoms, scale: float = BOND_SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from mofsnap.labelling import (ExecutorUnavailableError, LabellingError, LabelStore, config_hash, label)
-from mofsnap.reference import XTB, ASEReference, ReferenceError
+from mofsnap.reference import XTB, ASEReference, ReferenceMethodError
 
 CALLS = []
 
@@ -169,7 +169,7 @@ def test_extxyz_round_trip_keeps_labels_and_types(tmp_path):
 def test_bad_input_is_rejected_clearly(tmp_path):
     store = LabelStore(tmp_path / "labels.db")
     molecule = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])
-    with pytest.raises(ReferenceError, match="periodic method"):
+    with pytest.raises(ReferenceMethodError, match="periodic method"):
         label([molecule], ASEReference(EMT, "EMT"), store, progress=False)
     pool = ThreadPoolExecutor(1)
     pool.shutdown()

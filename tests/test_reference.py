@@ -10,7 +10,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mofsnap.reference import CP2K, XTB, ASEReference, ReferenceError, ReferenceUnavailableError
+from mofsnap.reference import CP2K, XTB, ASEReference, ReferenceMethodError, ReferenceUnavailableError
 
 needs_cp2k = pytest.mark.skipif(shutil.which("cp2k.psmp") is None, reason="cp2k.psmp not installed")
 
@@ -70,13 +70,13 @@ def test_xtb_settings_hash_is_stable_and_sensitive():
 
 
 def test_xtb_rejects_unknown_method_and_missing_cell():
-    with pytest.raises(ReferenceError, match="unknown xTB method"):
+    with pytest.raises(ReferenceMethodError, match="unknown xTB method"):
         XTB("GFN0-xTB")
     molecule = Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]])
-    with pytest.raises(ReferenceError, match="periodic method"):
+    with pytest.raises(ReferenceMethodError, match="periodic method"):
         XTB().check(molecule)
     flat = Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], cell=[4, 4, 0], pbc=True)
-    with pytest.raises(ReferenceError, match="no 3D cell"):
+    with pytest.raises(ReferenceMethodError, match="no 3D cell"):
         XTB().check(flat)
 
 
@@ -87,7 +87,7 @@ def test_ase_reference_wraps_any_calculator_and_needs_picklable_factory():
     direct = bulk("Cu", cubic=True)
     direct.calc = EMT()
     assert atoms.get_potential_energy() == direct.get_potential_energy()
-    with pytest.raises(ReferenceError, match="cannot be pickled"):
+    with pytest.raises(ReferenceMethodError, match="cannot be pickled"):
         ASEReference(lambda: EMT(), "EMT").check_picklable()
 
 
@@ -112,14 +112,14 @@ def test_cp2k_presets_follow_the_reference_protocol_and_resolve_in_the_data_file
 
 
 def test_cp2k_bad_input():
-    with pytest.raises(ReferenceError, match="unknown CP2K preset"):
+    with pytest.raises(ReferenceMethodError, match="unknown CP2K preset"):
         CP2K("accurate")
-    with pytest.raises(ReferenceError, match="unknown CP2K setting"):
+    with pytest.raises(ReferenceMethodError, match="unknown CP2K setting"):
         CP2K("cheap", cutof=300)
     xenon = bulk("Xe", "fcc", a=6.2)
-    with pytest.raises(ReferenceError, match="no basis set/pseudopotential for Xe"):
+    with pytest.raises(ReferenceMethodError, match="no basis set/pseudopotential for Xe"):
         CP2K("training").check(xenon)
-    with pytest.raises(ReferenceError, match="periodic method"):
+    with pytest.raises(ReferenceMethodError, match="periodic method"):
         CP2K("cheap").check(Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]]))
     with pytest.raises(ReferenceUnavailableError, match="apt-get install cp2k"):
         CP2K("cheap", binary="cp2k-missing.psmp").calculator()

@@ -40,7 +40,7 @@ from ase.calculators.plumed import Plumed
 from scipy.signal import find_peaks
 from scipy.special import logsumexp
 
-from ..exceptions import MofsnapError
+from ..exceptions import HillsFileError, MetadynamicsError, RingSelectionError
 from ..md import MDResult, read_trajectory, run_md
 from ..topology import bond_pairs
 
@@ -51,18 +51,6 @@ UNITS_LINE = "UNITS LENGTH=A ENERGY=eV TIME=fs"
 
 #: Names of the files a run keeps in its directory.
 INPUT_FILE, TRAJECTORY_FILE, LOG_FILE = "plumed.dat", "md.traj", "plumed.log"
-
-
-class MetadynamicsError(MofsnapError, RuntimeError):
-    """PLUMED is missing, or a run cannot start or resume."""
-
-
-class RingSelectionError(MofsnapError, ValueError):
-    """The structure has no such phenylene ring (or lacks the atom types to find one)."""
-
-
-class HillsFileError(MofsnapError, ValueError):
-    """A HILLS file is missing, empty or in a form that is not supported."""
 
 
 # ---------------------------------------------------------------------------------------------------------------

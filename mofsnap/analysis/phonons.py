@@ -25,13 +25,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
-from ..exceptions import MofsnapError
+from ..exceptions import PhononError
 from ..md import add_calculator_arguments, calculator_from_args, read_structure
 from .vdos import THZ_TO_CM1, VDOSResult, atom_labels, plot_spectra, write_spectra_csv
-
-
-class PhononError(MofsnapError, ValueError):
-    """Settings or structures that phonopy cannot work with."""
 
 
 @dataclass

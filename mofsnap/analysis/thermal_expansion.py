@@ -28,13 +28,9 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from ..exceptions import MofsnapError
+from ..exceptions import ThermalExpansionError
 from ..md import (ATMOSPHERE_MPA, add_calculator_arguments, add_md_arguments, calculator_from_args, read_structure,
                   read_trajectory, run_md)
-
-
-class ThermalExpansionError(MofsnapError, ValueError):
-    """Trajectories or settings that do not allow the analysis (too short, unknown T or P, too few points)."""
 
 
 @dataclass

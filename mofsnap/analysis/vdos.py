@@ -27,12 +27,11 @@ from ase.calculators.calculator import Calculator
 from scipy.signal import find_peaks
 
 from ..atomtypes import assign_atom_types
-from ..exceptions import MofsnapError
+from ..exceptions import VDOSError
+from ..units import THZ_TO_CM1
 from ..md import (ATMOSPHERE_MPA, add_calculator_arguments, add_md_arguments, calculator_from_args, read_structure,
                   read_trajectory, run_md)
 
-#: 1 THz in cm⁻¹.
-THZ_TO_CM1 = 33.35641
 #: Lag windows: Hann and Blackman halves (1 at lag 0, 0 at the maximum lag) or none (rectangular).
 WINDOWS = ("hann", "blackman", "none")
 
@@ -47,10 +46,6 @@ def write_spectra_csv(path: str | Path, frequency_cm1: np.ndarray, total: np.nda
         for k in range(frequency_cm1.size):
             writer.writerow([f"{frequency_cm1[k]:.4f}", f"{frequency_cm1[k] / THZ_TO_CM1:.6f}",
                              f"{total[k]:.6e}", *(f"{partial[t][k]:.6e}" for t in labels)])
-
-
-class VDOSError(MofsnapError, ValueError):
-    """The trajectory or the settings do not allow a VDOS (no velocities, too few frames, bad band...)."""
 
 
 @dataclass

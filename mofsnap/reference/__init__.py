@@ -23,15 +23,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from ..exceptions import MofsnapError
-
-
-class ReferenceError(MofsnapError, ValueError):
-    """A reference is misconfigured, or cannot treat a given configuration (no cell, unknown element...)."""
-
-
-class ReferenceUnavailableError(MofsnapError, RuntimeError):
-    """The program behind a reference is not installed or cannot be started."""
+from ..exceptions import ReferenceMethodError, ReferenceUnavailableError
 
 
 class Reference(ABC):
@@ -64,7 +56,7 @@ class Reference(ABC):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def check(self, atoms: Atoms) -> None:
-        """Raise :class:`ReferenceError` if this reference cannot label ``atoms``.
+        """Raise :class:`ReferenceMethodError` if this reference cannot label ``atoms``.
 
         The base check requires, for a periodic method, periodic boundaries in all three directions and a
         cell of non-zero volume.
@@ -72,11 +64,11 @@ class Reference(ABC):
         if not self.periodic:
             return
         if not np.all(atoms.pbc):
-            raise ReferenceError(
+            raise ReferenceMethodError(
                 f"{self.name} is a periodic method but the configuration {atoms.get_chemical_formula()} has "
                 f"pbc={atoms.pbc.tolist()}; set a cell and atoms.pbc = True")
         if atoms.cell.rank < 3 or abs(atoms.cell.volume) < 1e-6:
-            raise ReferenceError(
+            raise ReferenceMethodError(
                 f"{self.name} is a periodic method but the configuration {atoms.get_chemical_formula()} has no "
                 f"3D cell (cell = {atoms.cell.tolist()})")
 
@@ -87,11 +79,11 @@ class Reference(ABC):
         """Stop a running calculation of ``calculator`` from another thread (timeouts); default: nothing."""
 
     def check_picklable(self) -> None:
-        """Raise :class:`ReferenceError` if the specification cannot be sent to another process."""
+        """Raise :class:`ReferenceMethodError` if the specification cannot be sent to another process."""
         try:
             pickle.dumps(self)
         except Exception as exc:  # pickle raises several unrelated types
-            raise ReferenceError(
+            raise ReferenceMethodError(
                 f"reference {self.name!r} cannot be pickled ({exc}); use a module-level function or class "
                 "(not a lambda or local function) as calculator factory") from exc
 
@@ -142,15 +134,15 @@ def reference_by_name(name: str, mpi_ranks: int = 1, omp_threads: int = 1) -> Re
 
     Raises
     ------
-    ReferenceError
+    ReferenceMethodError
         For a name not in :data:`NAMES`.
     """
     if name in ("gfn1", "gfn2"):
         return XTB(f"{name.upper()}-xTB")
     if name in NAMES:
         return CP2K(name.removeprefix("cp2k-"), mpi_ranks=mpi_ranks, omp_threads=omp_threads)
-    raise ReferenceError(f"unknown reference {name!r}; choose one of {', '.join(NAMES)}")
+    raise ReferenceMethodError(f"unknown reference {name!r}; choose one of {', '.join(NAMES)}")
 
 
-__all__ = ["ASEReference", "CP2K", "NAMES", "Reference", "ReferenceError", "ReferenceUnavailableError", "XTB",
+__all__ = ["ASEReference", "CP2K", "NAMES", "Reference", "ReferenceMethodError", "ReferenceUnavailableError", "XTB",
            "reference_by_name"]

@@ -26,7 +26,7 @@ from typing import Any
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from . import Reference, ReferenceError, ReferenceUnavailableError
+from . import Reference, ReferenceMethodError, ReferenceUnavailableError
 
 # valence charge of the GTH-PBE pseudopotential used for each element
 _VALENCE = {"H": 1, "B": 3, "C": 4, "N": 5, "O": 6, "F": 7, "Mg": 10, "Al": 3, "Si": 4, "P": 5, "S": 6,
@@ -109,12 +109,12 @@ class CP2K(Reference):
                  binary: str = "cp2k.psmp", mpiexec: str = "mpiexec", data_dir: str | None = None,
                  workdir: str | None = None, **overrides: Any) -> None:
         if preset not in PRESETS:
-            raise ReferenceError(f"unknown CP2K preset {preset!r}; choose one of {', '.join(PRESETS)}")
+            raise ReferenceMethodError(f"unknown CP2K preset {preset!r}; choose one of {', '.join(PRESETS)}")
         unknown = sorted(set(overrides) - set(PRESETS[preset]))
         if unknown:
-            raise ReferenceError(f"unknown CP2K setting(s) {', '.join(unknown)}; valid: {', '.join(PRESETS[preset])}")
+            raise ReferenceMethodError(f"unknown CP2K setting(s) {', '.join(unknown)}; valid: {', '.join(PRESETS[preset])}")
         if mpi_ranks < 1 or omp_threads < 1:
-            raise ReferenceError(f"mpi_ranks and omp_threads must be >= 1 (got {mpi_ranks}, {omp_threads})")
+            raise ReferenceMethodError(f"mpi_ranks and omp_threads must be >= 1 (got {mpi_ranks}, {omp_threads})")
         resolved = copy.deepcopy(PRESETS[preset])
         kinds = overrides.pop("kinds", {})
         resolved.update(overrides)
@@ -143,7 +143,7 @@ class CP2K(Reference):
         super().check(atoms)
         missing = sorted(set(atoms.get_chemical_symbols()) - set(self.resolved["kinds"]))
         if missing:
-            raise ReferenceError(
+            raise ReferenceMethodError(
                 f"CP2K preset {self.preset!r} has no basis set/pseudopotential for {', '.join(missing)}; "
                 f"add them with kinds={{'El': ('BASIS-NAME', 'GTH-PBE-qN')}}")
 

@@ -8,7 +8,7 @@ from typing import Any
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from . import Reference, ReferenceError
+from . import Reference, ReferenceMethodError
 
 METHODS = ("GFN1-xTB", "GFN2-xTB")
 MAX_Z = 86  # both GFN parametrisations cover H..Rn
@@ -40,7 +40,7 @@ class XTB(Reference):
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ReferenceError(f"unknown xTB method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise ReferenceMethodError(f"unknown xTB method {self.method!r}; choose one of {', '.join(METHODS)}")
 
     @property
     def name(self) -> str:
@@ -62,4 +62,4 @@ class XTB(Reference):
         super().check(atoms)
         heavy = sorted({s for s, z in zip(atoms.get_chemical_symbols(), atoms.numbers) if z > MAX_Z})
         if heavy:
-            raise ReferenceError(f"{self.method} has no parameters for {', '.join(heavy)} (only H to Rn)")
+            raise ReferenceMethodError(f"{self.method} has no parameters for {', '.join(heavy)} (only H to Rn)")

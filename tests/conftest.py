@@ -1,0 +1,66 @@
+"""Fixtures shared by the whole suite: built-in structures, the command line, a seeded generator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from mofsnap.cli import main as mofsnap_main
+
+
+@dataclass
+class CommandResult:
+    """What one ``mofsnap`` command line returned and printed."""
+
+    status: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys) -> Callable[..., CommandResult]:
+    """Run ``mofsnap ARGS...`` in this process: ``cli("vdos", "traj.extxyz", "-o", dir)``."""
+
+    def run(*args) -> CommandResult:
+        capsys.readouterr()
+        status = mofsnap_main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CommandResult(status, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def _zif8() -> Atoms:
+    from mofsnap.structures import zif8
+
+    return zif8()
+
+
+@pytest.fixture(scope="session")
+def _mof5() -> Atoms:
+    from mofsnap.structures import mof5
+
+    return mof5()
+
+
+@pytest.fixture
+def zif8_atoms(_zif8) -> Atoms:
+    """The conventional ZIF-8 cell (276 atoms, typed); a fresh copy for each test."""
+    return _zif8.copy()
+
+
+@pytest.fixture
+def mof5_atoms(_mof5) -> Atoms:
+    """The conventional MOF-5 cell (424 atoms, typed); a fresh copy for each test."""
+    return _mof5.copy()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded random generator (the same numbers in every run)."""
+    return np.random.default_rng(20261129)
