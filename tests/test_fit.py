@@ -1,9 +1,8 @@
 """SNAP fitting: dense least-squares equality, exact recovery of a known model, learning from GFN1-xTB,
-SNAPCalculator round trip, extrapolation grade, bad input, command line."""
+SNAPCalculator round trip, extrapolation grade, result files, bad input, command line."""
 
 import json
-import subprocess
-import sys
+import re
 
 import numpy as np
 import pytest
@@ -13,11 +12,15 @@ from ase.io import write
 
 from mofsnap.calculator import SNAPCalculator
 from mofsnap.descriptors import SnapDescriptors
-import mofsnap.fit
-from mofsnap.fit import (FitError, NormalEquations, extrapolation_grade, fit_snap, learning_curve,
-                         optimize_hyperparameters)
+import mofsnap.fit.search
+from mofsnap.exceptions import FitError, ResultFileError
+from mofsnap.fit import (FitReport, HyperparameterSearch, LearningCurve, NormalEquations, extrapolation_grade,
+                         fit_snap, learning_curve, objective, optimize_hyperparameters)
+from mofsnap.fit.leastsquares import KINDS, REPORT_UNITS
 from mofsnap.model import SNAPModel
+from mofsnap.units import ENERGY_WEIGHT, STRESS_WEIGHT
 from test_descriptors import random_configuration, small_model
+
 
 def labelled(atoms: Atoms, calc) -> Atoms:
     """A copy carrying ``calc``'s energy, forces and stress in a SinglePointCalculator."""
@@ -137,9 +140,51 @@ def test_fit_learns_gfn1_xtb_and_improves_with_data(xtb_data, tmp_path):
     assert set(v["forces_rmse_by_type"]) == set(model.types)
     png = report.plot(tmp_path / "parity.png")
     assert png.stat().st_size > 10_000
-    data = json.loads(report.to_json(tmp_path / "report.json").read_text())
+    data = json.loads(report.write(tmp_path / "report.json").read_text())
     assert data["reference_subtracted"] == "none"
-    assert data["metrics"]["validation"]["forces_rmse"] == pytest.approx(v["forces_rmse"])
+    assert data["metrics"]["validation"]["forces_rmse"] == v["forces_rmse"]
+
+
+def assert_reports_equal(read: FitReport, written: FitReport) -> None:
+    """Every field of two reports is equal: numbers exactly, arrays element by element."""
+    for name in ("metrics", "alpha", "energy_weight", "stress_weight", "alpha_selection", "reference",
+                 "alpha_scan", "timings"):
+        assert getattr(read, name) == getattr(written, name), name
+    assert read.equations.n_columns == written.equations.n_columns
+    assert read.equations.n_configurations == written.equations.n_configurations
+    for kind in KINDS:
+        np.testing.assert_array_equal(read.equations.factors[kind].factor(), written.equations.factors[kind].factor())
+        assert read.equations.factors[kind].rows == written.equations.factors[kind].rows
+    assert read.parity.keys() == written.parity.keys()
+    for name, data in written.parity.items():
+        assert read.parity[name].keys() == data.keys()
+        for kind, (ref, pred) in data.items():
+            np.testing.assert_array_equal(read.parity[name][kind][0], ref)
+            np.testing.assert_array_equal(read.parity[name][kind][1], pred)
+
+
+def test_fit_report_write_read_round_trip_is_exact(tmp_path):
+    rng = np.random.default_rng(5)
+    truth = small_model()
+    truth.coefficients = rng.normal(scale=0.05, size=truth.coefficients.shape)
+    truth.write(tmp_path / "truth")
+    images = [labelled(random_configuration(s), SNAPCalculator(str(tmp_path / "truth"))) for s in range(5)]
+    for atoms in images:  # labels that no model reproduces exactly: errors and scores are not zero
+        atoms.calc.results["forces"] = atoms.calc.results["forces"] + rng.normal(scale=0.01, size=(len(atoms), 3))
+    _, report = fit_snap(images[:3], images[3:], model=small_model(), progress=False)
+    assert report.alpha_scan and report.parity["validation"]["forces"][0].size == 3 * 12 * 2
+    read = FitReport.read(report.write(tmp_path / "report.json"))
+    assert_reports_equal(read, report)
+    np.testing.assert_array_equal(read.gram, report.gram)
+    beta = rng.normal(size=report.equations.n_columns)
+    assert read.equations.rmse(beta) == report.equations.rmse(beta)
+    np.testing.assert_array_equal(read.equations.solve(1e-3, 10.0, 100.0), report.equations.solve(1e-3, 10.0, 100.0))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"mofsnap_result": "learning-curve", "version": 1}))
+    with pytest.raises(ResultFileError, match="not a fit-report"):
+        FitReport.read(other)
+    with pytest.raises(ResultFileError, match="no such result file"):
+        FitReport.read(tmp_path / "missing.json")
 
 
 @pytest.mark.parametrize("spoil, message", [
@@ -183,20 +228,24 @@ def test_hyperparameter_search_improves_is_seeded_and_resumes(xtb_data, tmp_path
     train, valid = xtb_data[:30], xtb_data[30:45]
     start = methanol_model()
     _, plain = fit_snap(train, valid, model=start, alpha=1e-6, progress=False)
-    calls = []
-    original = mofsnap.fit._accumulate
-    monkeypatch.setattr(mofsnap.fit, "_accumulate", lambda *a, **k: calls.append(1) or original(*a, **k))
+    calls = []  # descriptor passes of the search itself (the final fit_snap is not counted)
+    original = mofsnap.fit.search.accumulate_equations
+    monkeypatch.setattr(mofsnap.fit.search, "accumulate_equations",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
     kwargs = dict(tune=("rfac0", "weights"), n_evaluations=6, seed=3, progress=False)
     model, report, search = optimize_hyperparameters(train, valid, start, log_file=tmp_path / "log.jsonl", **kwargs)
     assert len(search.history) == 6
     assert search.objective <= min(h["objective"] for h in search.history)
-    assert search.objective <= mofsnap.fit.objective({k: plain.metrics["validation"][f"{k}_rmse"] / f
-                                                      for k, (_, f) in mofsnap.fit.REPORT_UNITS.items()}) + 1e-9
+    assert search.objective <= objective({k: plain.metrics["validation"][f"{k}_rmse"] / f
+                                          for k, (_, f) in REPORT_UNITS.items()}) + 1e-9
     assert 0.7 <= search.best["rfac0"] <= 0.99
-    n_first = len(calls)
+    n_distinct = len({json.dumps(h["params"], sort_keys=True) for h in search.history})
+    assert len(calls) == 2 * n_distinct  # one pass over train and one over validation per new evaluation
     again = optimize_hyperparameters(train, valid, start, log_file=tmp_path / "log.jsonl", **kwargs)[2]
-    assert len(calls) - n_first == 2  # only the final fit (train, validation): evaluations came from the log
+    assert len(calls) == 2 * n_distinct  # the rerun replayed every evaluation from the log
     assert again.history == search.history
+    read = HyperparameterSearch.read(search.write(tmp_path / "search.json"))
+    assert (read.best, read.objective, read.history) == (search.best, search.objective, search.history)
 
 
 def test_learning_curve_decreases(xtb_data, tmp_path):
@@ -204,18 +253,38 @@ def test_learning_curve_decreases(xtb_data, tmp_path):
     forces = [m["validation"]["forces_rmse"] for m in curve.metrics]
     assert curve.sizes == [4, 15, 60] and forces[2] < forces[0]
     assert curve.plot(tmp_path / "lc.png").stat().st_size > 10_000
+    read = LearningCurve.read(curve.write(tmp_path / "lc.json"))
+    assert (read.sizes, read.labels, read.metrics) == (curve.sizes, curve.labels, curve.metrics)
 
 
-def test_command_line_writes_model_report_and_plot(xtb_data, tmp_path):
+def test_command_line_writes_model_report_and_plot(xtb_data, tmp_path, cli):
     write(tmp_path / "train.extxyz", xtb_data[:20])
     write(tmp_path / "valid.extxyz", xtb_data[60:])
     out = tmp_path / "model"
-    subprocess.run([sys.executable, "-m", "mofsnap.fit", str(tmp_path / "train.extxyz"), "--valid",
-                    str(tmp_path / "valid.extxyz"), "-o", str(out), "--twojmax", "2", "--rcutfac", "3.0",
-                    "--radius", "C4a=0.5", "--radius", "O2a=0.5", "--quiet"], check=True, capture_output=True)
+    result = cli("fit", tmp_path / "train.extxyz", "--valid", tmp_path / "valid.extxyz", "-o", out, "--twojmax", "2",
+                 "--rcutfac", "3.0", "--radius", "C4a=0.5", "--radius", "O2a=0.5", "--quiet")
+    assert result.status == 0, result.err
     model = SNAPModel.read(out / "snap")
-    assert model.types == ["C4a", "H1a", "H1b", "O2a"] and model.radii[0] == 0.5
-    report = json.loads((out / "report.json").read_text())
-    assert report["metrics"]["validation"]["n_configurations"] == 20
+    assert model.types == ["C4a", "H1a", "H1b", "O2a"] and model.radii[0] == 0.5 and model.twojmax == 2
+    report = FitReport.read(out / "report.json")
+    assert report.metrics["validation"]["n_configurations"] == 20
+    assert report.energy_weight == ENERGY_WEIGHT and report.stress_weight == STRESS_WEIGHT
+    assert f"validation: energy {report.metrics['validation']['energy_rmse']:.3f} meV/atom" in result.out
     assert (out / "parity.png").stat().st_size > 10_000
     assert "forces,rmse,H1b" in (out / "report.csv").read_text().replace("validation,", "")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("--radius", "Zn4a=0.5"), r"--radius: type Zn4a does not occur in the training data; choose from C4a, "),
+    (("--learning-curve", "5,10"), r"--optimize and --learning-curve need a validation set"),
+    (("--valid", "missing.extxyz"), r"missing.extxyz: no such file"),
+])
+def test_command_line_bad_input_is_one_line_and_status_1(xtb_data, tmp_path, monkeypatch, cli, arguments, message):
+    monkeypatch.chdir(tmp_path)
+    write("train.extxyz", xtb_data[:3])
+    result = cli("fit", "train.extxyz", "-o", "model", "--twojmax", "2", *arguments)
+    assert result.status == 1
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mofsnap fit: error: ")
+    assert re.search(message, lines[0]), lines[0]
+    assert not (tmp_path / "model" / "snap.snapcoeff").exists()
