@@ -1,7 +1,7 @@
 """``SNAPCalculator``: a SNAP model (+ Grimme D3 dispersion + ZBL repulsion) as an ASE calculator.
 
-One LAMMPS instance lives as long as the calculator. When only positions (and slightly the cell) change
-between calls, LAMMPS is advanced like its own MD loop: positions are written in place and a single
+One LAMMPS instance lives until :meth:`SNAPCalculator.close` (or the end of a ``with`` block). When only positions
+(and slightly the cell) change between calls, LAMMPS is advanced like its own MD loop: positions are written in place and a single
 force evaluation re-uses the neighbour lists until an atom has moved more than half the skin, so an
 ASE-driven MD step costs about what a native LAMMPS step does. Anything else (new atoms, types, a large
 cell change) rebuilds the LAMMPS state.
@@ -10,8 +10,9 @@ cell change) rebuilds the LAMMPS state.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -21,7 +22,7 @@ from ase.data import atomic_masses, atomic_numbers
 from ._lammps import Box, Lammps
 from .exceptions import ModelError
 from .units import LAMMPS_EV_PER_A3_IN_BAR
-from .model import SNAPModel
+from .model import ZIF8_REFERENCE, SNAPModel
 
 #: Neighbour-list skin in Å (LAMMPS metal default).
 SKIN = 2.0
@@ -61,6 +62,10 @@ class D3:
             raise ModelError(f"D3 coordination-number cutoff {self.cn_cutoff} Å must be in "
                              f"(0, cutoff = {self.cutoff} Å]")
 
+    def todict(self) -> dict[str, Any]:
+        """The settings as plain values; ``D3(**d3.todict()) == d3``."""
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class ZBL:
@@ -71,12 +76,13 @@ class ZBL:
     pairs : sequence of (str, str)
         Atom-type pairs that get the repulsion (order within a pair does not matter).
     inner, outer : float
-        The ZBL energy is switched smoothly to zero between ``inner`` and ``outer`` (Å).
+        The ZBL energy is switched smoothly to zero between ``inner`` and ``outer`` (Å); the defaults, 1.8 and
+        2.3 Å, are those of the reference ZIF-8 model (``data/hyperparameters/zif8.json``).
     """
 
     pairs: tuple[tuple[str, str], ...]
-    inner: float = 1.8
-    outer: float = 2.3
+    inner: float = ZIF8_REFERENCE["zbl"]["inner_A"]
+    outer: float = ZIF8_REFERENCE["zbl"]["outer_A"]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pairs", tuple(tuple(sorted(p)) for p in self.pairs))
@@ -85,10 +91,14 @@ class ZBL:
         if any(len(p) != 2 for p in self.pairs):
             raise ModelError("ZBL pairs must be pairs of atom-type labels")
 
+    def todict(self) -> dict[str, Any]:
+        """The settings as plain values; ``ZBL(**zbl.todict()) == zbl``."""
+        return {"pairs": [list(pair) for pair in self.pairs], "inner": self.inner, "outer": self.outer}
 
-#: The ZBL pairs of the reference ZIF-8 model (non-bonded H-containing pairs; H1a ring H, H1b methyl H).
-ZIF8_ZBL = ZBL(pairs=(("H1a", "H1b"), ("H1a", "N3a"), ("H1a", "Zn4a"), ("H1b", "C3b"), ("H1b", "N3a"),
-                      ("H1b", "Zn4a")))
+
+#: The ZBL pairs of the reference ZIF-8 model (non-bonded H-containing pairs; H1a ring H, H1b methyl H), from
+#: ``data/hyperparameters/zif8.json``.
+ZIF8_ZBL = ZBL(pairs=tuple(tuple(pair) for pair in ZIF8_REFERENCE["zbl"]["pairs"]))
 
 
 class SNAPCalculator(Calculator):
@@ -96,45 +106,119 @@ class SNAPCalculator(Calculator):
 
     Parameters
     ----------
-    model : SNAPModel or path
-        The model, or the common prefix of its ``.snapcoeff``/``.snapparam`` files.
-    d3 : D3, bool or None
+    model : SNAPModel, dict or path
+        The model (or its :meth:`SNAPModel.todict`), or the common prefix of its ``.snapcoeff``/``.snapparam``
+        files.
+    d3 : D3, dict, bool or None
         Add Grimme D3 dispersion (``True`` for the default PBE/BJ settings).
-    zbl : ZBL or None
+    zbl : ZBL, dict or None
         Add ZBL repulsion on the listed atom-type pairs.
     snap : bool
         Include the SNAP term itself (``False`` evaluates only D3/ZBL, e.g. as a reference potential to
         subtract before fitting).
     log : str or None
         LAMMPS log file (none by default).
+    **kwargs
+        Further :class:`ase.calculators.calculator.Calculator` arguments.
 
     Notes
     -----
     The Atoms must be periodic in all three directions and carry ``atoms.arrays["atom_types"]``.
+
+    The settings live in ASE's ``parameters`` (``d3``/``zbl`` as :class:`D3`/:class:`ZBL`, ``model`` as the
+    file prefix or the :class:`SNAPModel` given), so ``SNAPCalculator(**calc.todict())`` makes an equal
+    calculator, and :meth:`set` changes them (starting a new LAMMPS instance).
+
+    :meth:`close` releases the LAMMPS instance and the temporary model files; a calculation after it starts a
+    new instance, so closing never breaks the calculator. ``with SNAPCalculator(...) as calc:`` closes it at the
+    end of the block.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    default_parameters = {"d3": None, "zbl": None, "snap": True, "log": None}
+    discard_results_on_any_change = True
 
-    def __init__(self, model: SNAPModel | str | Path, d3: D3 | bool | None = None, zbl: ZBL | None = None,
-                 snap: bool = True, log: str | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, model: SNAPModel | dict | str | Path, d3: D3 | dict | bool | None = None,
+                 zbl: ZBL | dict | None = None, snap: bool = True, log: str | None = None, **kwargs) -> None:
+        self._lmp: Lammps | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        super().__init__(model=model, d3=d3, zbl=zbl, snap=snap, log=log, **kwargs)
+
+    def set(self, **kwargs) -> dict[str, Any]:
+        """Change settings (the arguments of the constructor); return those that changed.
+
+        Any change drops the results and the LAMMPS instance; the next calculation starts a new one.
+
+        Raises
+        ------
+        ModelError
+            Missing model files, nothing to compute, or ZBL pairs of types the model does not have.
+        """
+        if "model" in kwargs:
+            model = kwargs["model"]
+            kwargs["model"] = (model if isinstance(model, SNAPModel) else SNAPModel(**model)
+                               if isinstance(model, dict) else str(model))
+        if "d3" in kwargs:
+            d3 = kwargs["d3"]
+            kwargs["d3"] = D3() if d3 is True else D3(**d3) if isinstance(d3, dict) else (d3 or None)
+        if isinstance(kwargs.get("zbl"), dict):
+            kwargs["zbl"] = ZBL(**kwargs["zbl"])
+        changed = super().set(**kwargs)
+        if changed:
+            self._configure()
+        return changed
+
+    def _configure(self) -> None:
+        """Load the model of the current parameters and check the settings; drop the LAMMPS instance."""
+        self.close()
+        model = self.parameters["model"]
         self.model = model if isinstance(model, SNAPModel) else SNAPModel.read(model)
-        self.d3 = D3() if d3 is True else (d3 or None)
-        self.zbl = zbl
-        self.snap = snap
-        if not (snap or self.d3 or self.zbl):
+        if not (self.snap or self.d3 or self.zbl):
             raise ModelError("nothing to compute: enable at least one of snap, d3, zbl")
-        if zbl is not None:
-            unknown = sorted({t for p in zbl.pairs for t in p} - set(self.model.types))
+        if self.zbl is not None:
+            unknown = sorted({t for p in self.zbl.pairs for t in p} - set(self.model.types))
             if unknown:
                 raise ModelError(f"ZBL pair types {unknown} are not types of the model {self.model.types}")
-        self._log = log
-        self._lmp: Lammps | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="mofsnap-")
-        self._files = self.model.write(Path(self._tmp.name) / "model")
-        self._key: tuple | None = None  # what the LAMMPS state was built for
         self._type_numbers = np.array([atomic_numbers[e] for e in self.model.elements])
-        self._setup_lower: np.ndarray | None = None  # box at the last full setup
+
+    @property
+    def d3(self) -> D3 | None:
+        """The D3 dispersion settings, or None."""
+        return self.parameters["d3"]
+
+    @property
+    def zbl(self) -> ZBL | None:
+        """The ZBL repulsion settings, or None."""
+        return self.parameters["zbl"]
+
+    @property
+    def snap(self) -> bool:
+        """Whether the SNAP term is included."""
+        return self.parameters["snap"]
+
+    # -- lifetime -----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the LAMMPS instance and the temporary model files (safe to call more than once).
+
+        The calculator stays usable: the next calculation starts a new LAMMPS instance.
+        """
+        if self._lmp is not None:
+            self._lmp.close()
+            self._lmp = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self._key = None  # what the LAMMPS state was built for (None: rebuild at the next calculation)
+
+    def __enter__(self) -> SNAPCalculator:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_lmp", None) is not None or getattr(self, "_tmp", None) is not None:
+            self.close()
 
     # -- input checks -------------------------------------------------------------------------------
     def _lammps_types(self, atoms: Atoms) -> np.ndarray:
@@ -192,8 +276,11 @@ class SNAPCalculator(Calculator):
     def _build(self, atoms: Atoms, types: np.ndarray) -> None:
         if self._lmp is not None:
             self._lmp.close()
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="mofsnap-")
+            self._files = self.model.write(Path(self._tmp.name) / "model")
         box = Box(atoms.cell.array)
-        lmp = Lammps(self._log)
+        lmp = Lammps(self.parameters["log"])
         lmp.commands(["units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
                       "boundary p p p", f"region cell prism 0 {box.prism.replace(' ', ' 0 ', 2)}",
                       f"create_box {len(self.model.types)} cell", f"neighbor {SKIN} bin"])
@@ -311,7 +398,3 @@ class SNAPCalculator(Calculator):
         if wanted[2]:
             pressure = np.array(lmp.numpy.extract_compute("mofsnap_virial", 0, 1))
             self.results["stress"] = -box.tensor_to_ase(pressure) / LAMMPS_EV_PER_A3_IN_BAR
-
-    def __del__(self) -> None:
-        if getattr(self, "_lmp", None) is not None:
-            self._lmp.close()

@@ -87,3 +87,7 @@ class TopologyError(MofsnapError, ValueError):
 
 class ResultFileError(MofsnapError, ValueError):
     """A result file is missing, damaged, of another kind or of another format version."""
+
+
+class StructureError(MofsnapError, ValueError):
+    """An unknown built-in structure name, or a structure file that is missing or cannot be read."""

@@ -7,9 +7,9 @@ Martyna-Tobias-Klein barostats ``MTKNPT`` / ``MaskedMTKNPT`` / ``IsotropicMTKNPT
 bar, resumes an interrupted run from the last frame of its trajectory, and calls an optional guard after
 every step that can stop the run cleanly (see :func:`blowup_guard`).
 
-Command::
+Command (also ``python -m mofsnap.md``)::
 
-    python -m mofsnap.md structure.extxyz --model zif8 --d3 --ensemble npt -T 300 --steps 10000 -o run/
+    mofsnap md structure.extxyz --model zif8 --d3 --ensemble npt -T 300 --steps 10000 -o run/
 
 Resuming restarts the thermostat and barostat variables from rest (they are not stored in the trajectory);
 positions, velocities, cell and the step counter continue from the last frame.
@@ -17,8 +17,6 @@ positions, velocities, cell and the step counter continue from the last frame.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +37,6 @@ from .units import ATMOSPHERE_MPA
 ENSEMBLES = ("nve", "nvt", "langevin", "npt")
 #: NPT cell degrees of freedom: lengths only (reference protocol), volume only, or the full cell.
 CELL_MODES = ("angles-fixed", "isotropic", "full")
-#: One atmosphere in MPa, the default external pressure.
 
 #: A guard gets the atoms after each step and the total step number; a non-empty string stops the run.
 Guard = Callable[[Atoms, int], "str | None"]
@@ -124,15 +121,18 @@ def read_trajectory(path: str | Path, index: str | int | slice = ":") -> list[At
     Raises
     ------
     MDError
-        If the file does not exist or holds no frame.
+        If the file does not exist, cannot be read by ``ase.io`` or holds no frame.
     """
     path = Path(path)
-    if not path.exists():
-        raise MDError(f"trajectory {path} does not exist")
-    frames = read(path, index=index)
+    if not path.is_file():
+        raise MDError(f"{path} does not exist; give a structure or trajectory file (extxyz, CIF, .traj, ...)")
+    try:
+        frames = read(path, index=index)
+    except Exception as error:  # ase.io raises many kinds of errors for files it cannot parse
+        raise MDError(f"{path}: ase.io cannot read it ({type(error).__name__}: {error})") from error
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
-        raise MDError(f"trajectory {path} holds no frame")
+        raise MDError(f"{path} holds no frame")
     for atoms in frames:
         if "atom_types" not in atoms.arrays and "atom_types" in atoms.info:
             atoms.new_array("atom_types", np.array(atoms.info.pop("atom_types"), dtype=str))
@@ -353,7 +353,8 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
     return MDResult(atoms, step, step - start, stopped, path, wall, timestep_fs)
 
 
-# ----------------------------------------------------------------------------------------------- command line
+# TRANSITIONAL (structures engineer removes this block once the analysis modules use mofsnap.cli)
+import argparse  # noqa: E402
 
 
 def add_calculator_arguments(parser: argparse.ArgumentParser) -> None:
@@ -417,74 +418,12 @@ def add_md_arguments(parser: argparse.ArgumentParser, ensemble: bool = True) -> 
 def read_structure(path: str | Path) -> Atoms:
     """The first frame of a structure file (CIF, extxyz, ...), with atom types restored as by
     :func:`read_trajectory`."""
-    return read_trajectory(path, index=0)[0]
+    from .structures import read_structure as read
 
-
-def _plot_run(frames: list[Atoms], png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    time_ps = np.array([f.info["time_fs"] for f in frames]) / 1000.0
-    panels = [("temperature (K)", [f.info["temperature_K"] for f in frames]),
-              ("potential energy (eV/atom)", [f.get_potential_energy() / len(f) for f in frames]),
-              ("volume (Å³)", [f.get_volume() for f in frames])]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(6, 7), sharex=True)
-    for ax, (label, values) in zip(axes, panels):
-        ax.plot(time_ps, values)
-        ax.set_ylabel(label)
-    axes[-1].set_xlabel("time (ps)")
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m mofsnap.md``: run (or resume) one MD run and summarise it."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mofsnap.md", description="Run or resume an MD run (NVE, NVT, Langevin, NPT) with a SNAP "
-        "model or another calculator; writes DIR/md.extxyz (or .traj), md.json (ns/day, averages) and md.png.")
-    parser.add_argument("structure", help="starting structure (CIF, extxyz with atom_types, ...)")
-    parser.add_argument("-o", "--output", default="md", metavar="DIR", help="output directory (default ./md)")
-    parser.add_argument("--steps", type=int, default=1000, help="total number of MD steps (default 1000)")
-    parser.add_argument("-T", "--temperature", type=float, default=300.0, metavar="K", help="temperature in K "
-                                                                                               "(default 300)")
-    parser.add_argument("-P", "--pressure", type=float, default=ATMOSPHERE_MPA, metavar="MPA",
-                        help="NPT pressure in MPa (default 1 atm)")
-    parser.add_argument("--interval", type=int, default=10, help="steps between trajectory frames (default 10)")
-    parser.add_argument("--format", choices=("extxyz", "traj"), default="extxyz", help="trajectory format")
-    parser.add_argument("--friction", type=float, default=0.01, metavar="1/FS", help="Langevin friction in 1/fs")
-    parser.add_argument("--max-force", type=float, metavar="EV/Å",
-                        help="stop the run when a force exceeds this (with --max-temperature: blow-up guard)")
-    parser.add_argument("--max-temperature", type=float, default=3000.0, metavar="K",
-                        help="with --max-force: stop when the temperature exceeds this (default 3000)")
-    add_md_arguments(parser)
-    add_calculator_arguments(parser)
-    args = parser.parse_args(argv)
-
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    atoms = read_structure(args.structure)
-    guard = blowup_guard(args.max_force, args.max_temperature) if args.max_force is not None else None
-    result = run_md(atoms, args.steps, temperature_K=args.temperature, ensemble=args.ensemble,
-                    pressure_MPa=args.pressure, cell=args.cell, timestep_fs=args.timestep, tdamp_fs=args.tdamp,
-                    pdamp_fs=args.pdamp, chain=args.chain, friction_per_fs=args.friction, seed=args.seed,
-                    trajectory=out / f"md.{args.format}", interval=args.interval, guard=guard,
-                    progress=not args.no_progress, calculator=calculator_from_args(args))
-    frames = read_trajectory(result.trajectory)
-    _plot_run(frames, out / "md.png")
-    summary = {
-        "structure": str(args.structure), "natoms": len(atoms), "ensemble": args.ensemble,
-        "steps": result.steps, "new_steps": result.new_steps, "timestep_fs": args.timestep,
-        "stopped": result.stopped, "wall_seconds": result.wall_seconds, "ns_per_day": result.ns_per_day,
-        "mean_temperature_K": float(np.mean([f.info["temperature_K"] for f in frames[1:] or frames])),
-        "mean_volume_A3": float(np.mean([f.get_volume() for f in frames])),
-        "trajectory": str(result.trajectory),
-    }
-    (out / "md.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    return read(path)
 
 
 if __name__ == "__main__":
-    main()
+    from mofsnap.cli import run_as_module
+
+    run_as_module("md")

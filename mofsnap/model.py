@@ -8,25 +8,28 @@ accepted, and unknown keys are kept and written back.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .atomtypes import element_of
 from .exceptions import ModelError
+from .resources import data_path
+
+#: The reference ZIF-8 SNAP settings as stored in ``data/hyperparameters/zif8.json``: ``snap`` (the SNAP keys,
+#: which are the defaults of :class:`SNAPModel`), ``types`` (per-type radius and weight), ``other_types``
+#: (defaults by element for other labels) and ``zbl`` (pairs and switching radii of the repulsion).
+ZIF8_REFERENCE: dict[str, Any] = json.loads(data_path("hyperparameters", "zif8.json").read_text())
 
 #: Per-type (radius, weight) of the reference ZIF-8 SNAP model.
 ZIF8_HYPERPARAMETERS: dict[str, tuple[float, float]] = {
-    "C3a": (0.461, 1.047),
-    "C3b": (0.445, 0.894),
-    "C4a": (0.473, 0.977),
-    "H1a": (0.277, 0.781),
-    "H1b": (0.282, 0.732),
-    "N3a": (0.452, 1.184),
-    "Zn4a": (0.417, 0.291),
+    label: (values["radius"], values["weight"]) for label, values in ZIF8_REFERENCE["types"].items()
 }
 
+_SNAP_DEFAULTS: dict[str, Any] = ZIF8_REFERENCE["snap"]
 _INT_KEYS = ("twojmax", "bzeroflag", "quadraticflag", "switchflag")
 _FLOAT_KEYS = ("rcutfac", "rfac0", "rmin0")
 
@@ -45,18 +48,20 @@ def n_bispectrum(twojmax: int) -> int:
 def default_hyperparameters(types: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per-type (radii, weights): the published ZIF-8 values where the label has one, else by element.
 
-    Hydrogen gets radius 0.28, other elements 0.45 (times ``rcutfac`` = 4 Å gives the cutoff), weight 1.
+    Other labels get the ``other_types`` values of the reference file: radius 0.28 for hydrogen and 0.45 for
+    other elements (times ``rcutfac`` = 4 Å gives the cutoff), weight 1.
     """
+    fallback = ZIF8_REFERENCE["other_types"]
     radii, weights = [], []
     for label in types:
-        default = (0.28, 1.0) if element_of(label) == "H" else (0.45, 1.0)
-        r, w = ZIF8_HYPERPARAMETERS.get(label, default)
+        default = fallback["H" if element_of(label) == "H" else "other"]
+        r, w = ZIF8_HYPERPARAMETERS.get(label, (default["radius"], default["weight"]))
         radii.append(r)
         weights.append(w)
     return np.array(radii), np.array(weights)
 
 
-@dataclass
+@dataclass(eq=False)
 class SNAPModel:
     """A linear SNAP potential.
 
@@ -70,7 +75,7 @@ class SNAPModel:
     coefficients : (ntypes, n_coefficients) array, optional
         Constant term then one coefficient per bispectrum component, per type (zeros if omitted).
     twojmax, rcutfac, rfac0, rmin0, bzeroflag, quadraticflag, switchflag
-        The LAMMPS SNAP hyperparameters.
+        The LAMMPS SNAP hyperparameters; the defaults are the ``snap`` entries of :data:`ZIF8_REFERENCE`.
     extra : dict
         Further ``snapparam`` keys, passed to LAMMPS as they are.
     """
@@ -79,13 +84,13 @@ class SNAPModel:
     radii: np.ndarray | None = None
     weights: np.ndarray | None = None
     coefficients: np.ndarray | None = None
-    twojmax: int = 8
-    rcutfac: float = 4.0
-    rfac0: float = 0.99363
-    rmin0: float = 0.0
-    bzeroflag: int = 1
-    quadraticflag: int = 0
-    switchflag: int = 1
+    twojmax: int = _SNAP_DEFAULTS["twojmax"]
+    rcutfac: float = _SNAP_DEFAULTS["rcutfac"]
+    rfac0: float = _SNAP_DEFAULTS["rfac0"]
+    rmin0: float = _SNAP_DEFAULTS["rmin0"]
+    bzeroflag: int = _SNAP_DEFAULTS["bzeroflag"]
+    quadraticflag: int = _SNAP_DEFAULTS["quadraticflag"]
+    switchflag: int = _SNAP_DEFAULTS["switchflag"]
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -107,6 +112,22 @@ class SNAPModel:
             raise ModelError(f"coefficients have shape {self.coefficients.shape}, expected {expected}")
         if np.any(self.radii <= 0):
             raise ModelError("per-type radii must be positive")
+
+    def __eq__(self, other: object) -> bool:
+        """Equal types, hyperparameters and coefficients (arrays compared element by element)."""
+        if not isinstance(other, SNAPModel):
+            return NotImplemented
+        return (self.types == other.types and self.params() == other.params()
+                and all(np.array_equal(getattr(self, name), getattr(other, name))
+                        for name in ("radii", "weights", "coefficients")))
+
+    def todict(self) -> dict[str, Any]:
+        """The model as plain Python values; ``SNAPModel(**model.todict())`` equals ``model``."""
+        return {"types": list(self.types), "radii": self.radii.tolist(), "weights": self.weights.tolist(),
+                "coefficients": self.coefficients.tolist(), "twojmax": int(self.twojmax),
+                "rcutfac": float(self.rcutfac), "rfac0": float(self.rfac0), "rmin0": float(self.rmin0),
+                "bzeroflag": int(self.bzeroflag), "quadraticflag": int(self.quadraticflag),
+                "switchflag": int(self.switchflag), "extra": dict(self.extra)}
 
     @property
     def n_bispectrum(self) -> int:

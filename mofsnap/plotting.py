@@ -106,3 +106,34 @@ def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[s
         ax.set_ylabel(f"{quantity} RMSE ({units[quantity]})")
         ax.legend(fontsize="small")
     return save_figure(fig, path)
+
+def md_run_figure(frames: Sequence, path: str | Path) -> Path:
+    """Write temperature, potential energy per atom and volume against time of an MD run to ``path`` (PNG).
+
+    Parameters
+    ----------
+    frames : sequence of Atoms
+        Frames written by :func:`mofsnap.md.run_md` (with ``info["time_fs"]``, ``info["temperature_K"]`` and
+        the energy stored).
+    path : path
+        The PNG file.
+    """
+    time_ps = np.array([f.info["time_fs"] for f in frames]) / 1000.0
+    panels = [("temperature (K)", [f.info["temperature_K"] for f in frames]),
+              ("potential energy (eV/atom)", [f.get_potential_energy() / len(f) for f in frames]),
+              ("volume (Å³)", [f.get_volume() for f in frames])]
+    fig, axes = new_figure(len(panels), 1, figsize=(6.0, 7.0), sharex=True)
+    for ax, (label, values) in zip(axes[:, 0], panels):
+        ax.plot(time_ps, values)
+        ax.set_ylabel(label)
+    axes[-1, 0].set_xlabel("time (ps)")
+    return save_figure(fig, path)
+
+def structure_picture(atoms, path: str | Path) -> Path:
+    """Write a picture of ``atoms`` with its unit cell, seen slightly off the z axis, to ``path`` (PNG)."""
+    from ase.io import write
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, atoms, format="png", rotation="10x,-10y", show_unit_cell=2, radii=0.6)
+    return path

@@ -1,4 +1,7 @@
-"""SNAPCalculator: finite differences, agreement with plain LAMMPS and dftd3, invariances, bad input."""
+"""SNAPCalculator: finite differences, agreement with plain LAMMPS and dftd3, invariances, settings round trip,
+closing, bad input; the reference ZIF-8 settings read from data/."""
+
+import json
 
 import numpy as np
 import pytest
@@ -13,9 +16,9 @@ from ase.optimize import FIRE
 from scipy.spatial.transform import Rotation
 
 from mofsnap._lammps import Box, Lammps
-from mofsnap.calculator import D3, ZBL, SNAPCalculator
+from mofsnap.calculator import D3, ZBL, ZIF8_ZBL, SNAPCalculator
 from mofsnap.exceptions import LammpsError, ModelError
-from mofsnap.model import SNAPModel
+from mofsnap.model import ZIF8_HYPERPARAMETERS, SNAPModel, default_hyperparameters
 
 TYPES = ["C3a", "H1a", "N3a", "Zn4a"]
 
@@ -248,3 +251,81 @@ def test_lammps_errors_become_exceptions(model, atoms):
         atoms.get_potential_energy()
     atoms.calc = SNAPCalculator(model)
     assert np.isfinite(atoms.get_potential_energy())
+
+
+@pytest.mark.parametrize("given", ["prefix", "model"])
+@pytest.mark.parametrize("terms", ["snap", "zbl", "all"])
+def test_todict_rebuilds_an_equal_calculator(model, atoms, tmp_path, given, terms):
+    source = str(model.write(tmp_path / "m")[0].with_suffix("")) if given == "prefix" else model
+    calc = SNAPCalculator(source, **TERMS[terms])
+    settings = calc.todict()
+    assert json.loads(json.dumps(settings)) == settings  # plain values: storable in JSON and ASE trajectories
+    again = SNAPCalculator(**settings)
+    assert again.todict() == settings
+    assert (again.model, again.d3, again.zbl, again.snap) == (model, calc.d3, calc.zbl, calc.snap)
+    atoms.calc = calc
+    copy = atoms.copy()
+    copy.calc = again
+    assert copy.get_potential_energy() == atoms.get_potential_energy()
+    np.testing.assert_array_equal(copy.get_forces(), atoms.get_forces())
+    np.testing.assert_array_equal(copy.get_stress(), atoms.get_stress())
+
+
+def test_settings_round_trip_through_dicts_exactly(model):
+    assert SNAPModel(**model.todict()) == model
+    assert D3(**D3(functional="b3lyp", damping="zero", cutoff=9.5, cn_cutoff=7.0).todict()) == D3("b3lyp", "zero", 9.5, 7.0)
+    zbl = ZBL([("N3a", "H1a"), ("C3a", "Zn4a")], inner=1.2, outer=2.9)
+    assert ZBL(**zbl.todict()) == zbl
+    changed = SNAPModel(**model.todict())
+    changed.coefficients[2, 5] += 1e-12
+    assert changed != model
+
+
+def test_set_changes_the_terms_computed(model, atoms):
+    atoms.calc = SNAPCalculator(model, d3=True)
+    with_d3 = atoms.get_potential_energy()
+    assert atoms.calc.set(d3=None) == {"d3": None}
+    assert atoms.calc.todict() == {"model": model.todict()}
+    assert atoms.get_potential_energy() == pytest.approx(_fresh(model, atoms)[0], abs=1e-10)
+    assert atoms.get_potential_energy() != pytest.approx(with_d3, abs=1e-6)
+    with pytest.raises(ModelError, match="nothing to compute"):
+        atoms.calc.set(snap=False)
+
+
+def test_close_releases_lammps_and_the_calculator_stays_usable(model, atoms, tmp_path):
+    log = tmp_path / "lammps.log"
+    atoms.calc = SNAPCalculator(model, log=str(log))
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    assert "Total wall time" not in log.read_text()  # LAMMPS writes it when its instance ends
+    atoms.calc.close()
+    assert "Total wall time" in log.read_text()
+    atoms.calc.close()  # closing twice is harmless
+    start = atoms.positions.copy()
+    atoms.positions[0] += 0.05
+    assert atoms.get_potential_energy() != pytest.approx(energy, abs=1e-8)  # computed again, by a new LAMMPS
+    atoms.positions = start
+    assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-10)
+    np.testing.assert_allclose(atoms.get_forces(), forces, atol=1e-10)
+
+
+def test_context_manager_closes_at_the_end_of_the_block(model, atoms, tmp_path):
+    log = tmp_path / "lammps.log"
+    with SNAPCalculator(model, log=str(log)) as calc:
+        atoms.calc = calc
+        energy = atoms.get_potential_energy()
+        assert "Total wall time" not in log.read_text()
+    assert "Total wall time" in log.read_text()
+    assert energy == pytest.approx(_fresh(model, atoms)[0], abs=1e-10)
+
+
+def test_reference_zif8_settings_cover_the_zif8_types(zif8_atoms):
+    """The reference radii/weights and ZBL pairs read from data/ are those of ZIF-8's seven types."""
+    types = sorted(set(zif8_atoms.arrays["atom_types"]))
+    assert sorted(ZIF8_HYPERPARAMETERS) == types
+    radii, weights = default_hyperparameters(types)
+    hydrogen = np.array([t.startswith("H") for t in types])
+    assert radii[hydrogen].max() < radii[~hydrogen].min()  # H has the shortest reach
+    assert (weights > 0).all()
+    assert len(ZIF8_ZBL.pairs) == 6 and len(set(ZIF8_ZBL.pairs)) == 6
+    assert all(set(pair) <= set(types) and any(t.startswith("H") for t in pair) for pair in ZIF8_ZBL.pairs)
+    assert 0 < ZIF8_ZBL.inner < ZIF8_ZBL.outer < 3.0  # switched off before typical non-bonded contacts

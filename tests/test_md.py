@@ -1,4 +1,4 @@
-"""MD driver: energy conservation, thermostats, barostat cell modes, seeding, resume, guard, errors."""
+"""MD driver: energy conservation, thermostats, barostat cell modes, seeding, resume, guard, errors; the command."""
 
 import json
 
@@ -7,7 +7,8 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mofsnap.md import MDError, blowup_guard, main, read_trajectory, run_md
+from mofsnap.exceptions import MDError
+from mofsnap.md import blowup_guard, read_trajectory, run_md
 
 
 def copper(repeat=2, a=3.6):
@@ -138,15 +139,66 @@ def test_bad_settings_are_rejected(tmp_path):
         run_md(molecule, 10, ensemble="npt", calculator=EMT(), progress=False)
 
 
-def test_command_runs_and_resumes(tmp_path):
+def test_command_runs_and_resumes(cli, tmp_path):
     copper().write(tmp_path / "cu.extxyz")
-    args = [str(tmp_path / "cu.extxyz"), "--calculator", "emt", "--ensemble", "npt", "--steps", "20", "--interval",
-            "5", "-o", str(tmp_path / "run"), "--no-progress"]
-    main(args)
-    summary = json.loads((tmp_path / "run" / "md.json").read_text())
-    assert summary["steps"] == 20 and summary["ns_per_day"] > 0 and (tmp_path / "run" / "md.png").exists()
-    main([*args[:6], "30", *args[7:]])
-    summary = json.loads((tmp_path / "run" / "md.json").read_text())
+    run = tmp_path / "run"
+    args = ["md", tmp_path / "cu.extxyz", "--calculator", "emt", "--ensemble", "npt", "--interval", "5", "-o", run]
+    r = cli(*args, "--steps", "20")
+    assert r.status == 0, r.err
+    summary = json.loads((run / "md.json").read_text())
+    assert json.loads(r.out) == summary
+    assert summary["steps"] == 20 and summary["new_steps"] == 20 and summary["ns_per_day"] > 0
+    assert summary["natoms"] == 32 and summary["ensemble"] == "npt"
+    assert (run / "md.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    frames = read_trajectory(run / "md.extxyz")
+    assert [f.info["md_step"] for f in frames] == [0, 5, 10, 15, 20]
+    assert all(f.info["md_ensemble"] == "npt" for f in frames)
+    r = cli(*args, "--steps", "30")
+    assert r.status == 0, r.err
+    summary = json.loads((run / "md.json").read_text())
     assert summary["steps"] == 30 and summary["new_steps"] == 10
-    with pytest.raises(MDError, match="needs --model"):
-        main([str(tmp_path / "cu.extxyz"), "-o", str(tmp_path / "snap"), "--no-progress"])
+    assert [f.info["md_step"] for f in read_trajectory(run / "md.extxyz")] == [0, 5, 10, 15, 20, 25, 30]
+
+
+def test_command_options_reach_the_run(cli, tmp_path):
+    copper().write(tmp_path / "cu.extxyz")
+    r = cli("md", tmp_path / "cu.extxyz", "--calculator", "emt", "--ensemble", "nvt", "-T", "450", "--timestep",
+            "2", "--steps", "4", "--interval", "2", "--format", "traj", "-o", tmp_path / "run", "-q")
+    assert r.status == 0, r.err
+    frames = read_trajectory(tmp_path / "run" / "md.traj")
+    assert [f.info["time_fs"] for f in frames] == [0.0, 4.0, 8.0]
+    assert {f.info["md_target_temperature_K"] for f in frames} == {450.0}
+    assert (frames[-1].arrays["atom_types"] == "Cu12a").all()
+
+
+def test_command_guard_stops_a_blown_up_run(cli, tmp_path):
+    squeezed = copper(a=2.6)
+    squeezed.rattle(0.3, seed=1)
+    squeezed.write(tmp_path / "hot.extxyz")
+    r = cli("md", tmp_path / "hot.extxyz", "--calculator", "emt", "--steps", "50", "--max-force", "5",
+            "-o", tmp_path / "run", "-q")
+    assert r.status == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["steps"] == 1 and summary["stopped"].startswith("force")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--calculator", "snap"], "needs --model PREFIX"),
+    (["--calculator", "emt", "--ensemble", "npt", "-T", "-5"], "T >= 0"),
+    (["--model", "nowhere/zif8"], "nowhere/zif8.snapcoeff does not exist"),
+])
+def test_command_bad_input_is_one_line_and_status_1(cli, tmp_path, arguments, message):
+    copper().write(tmp_path / "cu.extxyz")
+    r = cli("md", tmp_path / "cu.extxyz", "-o", tmp_path / "run", *arguments)
+    assert r.status == 1
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mofsnap md: error: ") and message in lines[0]
+
+
+def test_command_rejects_unreadable_structure_files(cli, tmp_path):
+    (tmp_path / "junk.extxyz").write_text("not a structure\n")
+    r = cli("md", tmp_path / "junk.extxyz", "--calculator", "emt", "-o", tmp_path / "run")
+    assert r.status == 1
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mofsnap md: error: {tmp_path / 'junk.extxyz'}: ase.io cannot "
+                                                   "read it")

@@ -1,4 +1,5 @@
-"""ZIF-8 and MOF-5 builders: composition, symmetry, connectivity, hydrogen geometry and the published type labels."""
+"""ZIF-8 and MOF-5 builders from the site tables in data/: composition, symmetry, connectivity, hydrogen geometry,
+the published type labels, the registry of built-in structures, structure files and the command."""
 
 import json
 from collections import Counter
@@ -11,8 +12,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from mofsnap.atomtypes import assign_atom_types
-from mofsnap.structures import main, mof5, zif8
+from mofsnap.exceptions import MDError, StructureError
+from mofsnap.structures import STRUCTURES, builtin_structure, mof5, read_structure, site_table, zif8
 from mofsnap.topology import bond_pairs
+
 
 @pytest.fixture(scope="module")
 def zif():
@@ -172,12 +175,66 @@ def test_types_survive_extxyz(zif, tmp_path):
     assert np.allclose(back.positions, zif.positions) and np.allclose(back.cell, zif.cell)
 
 
-def test_command_writes_structure_files(tmp_path):
-    main(["mof5", "--primitive", "-o", str(tmp_path)])
-    summary = json.loads((tmp_path / "mof5_primitive.json").read_text())
+@pytest.mark.parametrize("name, a, natoms, angle, formula", [
+    ("zif8", 16.991, 276, 90.0, "C96H120N48Zn12"),  # Park et al. (2006): a = 16.991 Å
+    ("zif8-primitive", 16.991, 138, 109.4712206, "C48H60N24Zn6"),  # bcc primitive: a√3/2, arccos(-1/3)
+    ("mof5", 25.832, 424, 90.0, "C192H96O104Zn32"),
+    ("mof5-primitive", 25.832, 106, 60.0, "C48H24O26Zn8"),  # fcc primitive: a/√2, 60°
+])
+def test_registry_builds_each_cell(name, a, natoms, angle, formula):
+    atoms = builtin_structure(name)
+    length = {90.0: a, 60.0: a / np.sqrt(2), 109.4712206: a * np.sqrt(3) / 2}[angle]
+    np.testing.assert_allclose(atoms.cell.cellpar(), [length] * 3 + [angle] * 3, rtol=1e-9, atol=1e-6)
+    assert len(atoms) == natoms and atoms.get_chemical_formula() == formula
+    assert atoms.info["name"] == {"zif8": "ZIF-8", "mof5": "MOF-5"}[name.split("-")[0]]
+    assert len(atoms.arrays["atom_types"]) == natoms
+    assert builtin_structure(name) is not atoms  # a fresh structure each time
+    assert sorted(STRUCTURES) == ["mof5", "mof5-primitive", "zif8", "zif8-primitive"]
+
+
+def test_unknown_builtin_name_lists_the_names():
+    with pytest.raises(StructureError, match="'zif9'.*zif8, zif8-primitive, mof5, mof5-primitive"):
+        builtin_structure("zif9")
+
+
+@pytest.mark.parametrize("key, name, spacegroup, wyckoff", [
+    ("zif8", "ZIF-8", 217, ["12d", "48h", "24g", "48h", "24g"]),
+    ("mof5", "MOF-5", 225, ["32f", "8c", "96k", "48g", "48g", "96k", "96k"]),
+])
+def test_site_tables_come_from_data_files_with_their_source(key, name, spacegroup, wyckoff):
+    table = site_table(key)
+    assert (table.name, table.spacegroup) == (name, spacegroup)
+    assert [site.wyckoff for site in table.sites] == wyckoff
+    assert len(table.source) > 40  # says where the numbers come from
+    # Wyckoff multiplicities of the asymmetric unit add up to the atoms of the conventional cell
+    assert sum(int(w[:-1]) for w in wyckoff) == len(table.conventional())
+
+
+def test_read_structure_restores_types_and_rejects_missing_files(zif8_atoms, tmp_path):
+    write(tmp_path / "zif8.extxyz", zif8_atoms)
+    back = read_structure(tmp_path / "zif8.extxyz")
+    assert back.arrays["atom_types"].tolist() == zif8_atoms.arrays["atom_types"].tolist()
+    with pytest.raises(MDError, match="missing.cif does not exist"):
+        read_structure(tmp_path / "missing.cif")
+
+
+def test_command_writes_structure_files(cli, tmp_path):
+    r = cli("structures", "mof5-primitive", "-o", tmp_path)
+    assert r.status == 0, r.err
+    assert json.loads(r.out) == json.loads((tmp_path / "mof5-primitive.json").read_text())
+    summary = json.loads(r.out)
     assert summary["natoms"] == 106 and summary["formula"] == "C48H24O26Zn8"
-    assert sum(summary["atom_types"].values()) == 106
-    back = read(tmp_path / "mof5_primitive.extxyz")
+    assert summary["atom_types"] == {"C3a": 12, "C3b": 12, "C3c": 24, "H1a": 24, "O2a": 24, "O4a": 2, "Zn4a": 8}
+    back = read(tmp_path / "mof5-primitive.extxyz")
     assert Counter(back.arrays["atom_types"]) == summary["atom_types"]
-    assert len(read(tmp_path / "mof5_primitive.cif")) == 106
-    assert (tmp_path / "mof5_primitive.png").stat().st_size > 0
+    assert len(read(tmp_path / "mof5-primitive.cif")) == 106
+    assert (tmp_path / "mof5-primitive.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_command_rejects_an_unknown_name_in_one_line(cli, tmp_path):
+    r = cli("structures", "zif9", "-o", tmp_path / "out")
+    assert r.status == 1
+    assert r.err.strip().splitlines() == [
+        "mofsnap structures: error: unknown built-in structure 'zif9'; choose one of zif8, zif8-primitive, mof5, "
+        "mof5-primitive"]
+    assert not (tmp_path / "out").exists()
