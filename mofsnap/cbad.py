@@ -23,15 +23,12 @@ reference length is rejected and counted (``stats["rejected_broken"]``, and per 
 
 Command
 -------
-``python -m mofsnap.cbad pool.extxyz -o selected.extxyz --bond 0.05 ...`` (see ``--help``).
+``mofsnap cbad pool.extxyz -o selection/ --bond 0.05 ...`` (or ``python -m mofsnap.cbad``; see ``--help``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -42,12 +39,15 @@ import numpy as np
 from ase import Atoms
 from tqdm import tqdm
 
-from .exceptions import CBADError, MofsnapError
+from . import plotting
+from .exceptions import CBADError
+from .results import read_result, write_result
 from .topology import BOND_SCALE, BROKEN_BOND_TOLERANCE, Topology, TopologyError, cell_parameters, stack_frames
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = "mofsnap-cbad-1"
+#: Kind and format version of the state file of a :class:`CBADFilter`.
+STATE_KIND, STATE_VERSION = "cbad-state", 1
 CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 KINDS = ("cell", "bond", "angle", "dihedral")
 _BIN_BITS = 32
@@ -119,7 +119,7 @@ class CBADFilter:
     --------
     >>> f = CBADFilter(reference_atoms)                            # doctest: +SKIP
     >>> selected = [a for a in ase.io.iread("md.extxyz") if f.accept(a)]  # doctest: +SKIP
-    >>> f.save("cbad_state.json")                                  # doctest: +SKIP
+    >>> f.write("cbad_state.json")                                 # doctest: +SKIP
     """
 
     def __init__(self, reference: Atoms | Topology, resolutions: Resolutions | dict | None = None,
@@ -398,21 +398,23 @@ class CBADFilter:
         return stats
 
     # ------------------------------------------------------------------ state file
-    def save(self, path: str | Path) -> None:
-        """Write the full state (resolutions, tolerance, topology, bins, counters) as JSON."""
-        state = {"format": STATE_FORMAT, "resolutions": asdict(self.resolutions),
-                 "bond_tolerance": self.bond_tolerance, "batch_size": self.batch_size,
-                 "topology": self.topology.to_dict(),
-                 "bins": {name: bins.tolist() for name, bins in self.bins().items()},
-                 "stats": self.summary()}
-        Path(path).write_text(json.dumps(state))
+    def write(self, path: str | Path) -> Path:
+        """Write the full state (resolutions, tolerance, topology, bins, counters) as a versioned JSON file."""
+        return write_result(path, STATE_KIND, STATE_VERSION, {
+            "resolutions": asdict(self.resolutions), "bond_tolerance": self.bond_tolerance,
+            "batch_size": self.batch_size, "topology": self.topology.to_dict(),
+            "bins": self.bins(), "stats": self.summary()})
 
     @classmethod
-    def load(cls, path: str | Path) -> CBADFilter:
-        """Read a state written by :meth:`save`; the filter continues exactly where it stopped."""
-        state = json.loads(Path(path).read_text())
-        if state.get("format") != STATE_FORMAT:
-            raise CBADError(f"{path} is not a CBAD state file ({STATE_FORMAT})")
+    def read(cls, path: str | Path) -> CBADFilter:
+        """The filter written by :meth:`write`; it continues exactly where it stopped.
+
+        Raises
+        ------
+        ResultFileError
+            The file is missing or is not a CBAD state of this format version.
+        """
+        state = read_result(path, STATE_KIND, STATE_VERSION)
         new = cls(Topology.from_dict(state["topology"]), Resolutions(**state["resolutions"]),
                   bond_tolerance=state["bond_tolerance"], batch_size=state["batch_size"])
         index = {name: t for t, name in enumerate(new.descriptor_types)}
@@ -424,30 +426,23 @@ class CBADFilter:
         return new
 
 
+def histograms(cbad: CBADFilter, training: Iterable[Atoms], pool: Iterable[Atoms]) -> dict:
+    """Bond, angle and dihedral counts of a training set and of a candidate pool on the CBAD bins of ``cbad``.
 
-def plot_histograms(cbad: CBADFilter, training: Iterable[Atoms], pool: Iterable[Atoms], path: str | Path) -> dict:
-    """Bond, angle and dihedral distributions of a training set against a candidate pool (one PNG, 3 panels).
-
-    Histogram bins are the CBAD bins of ``cbad`` (its resolutions), so an empty training bar under a pool bar is
-    a bin the training set does not cover; the density axis is logarithmic to show the tails. Both sets are
-    streamed in batches; densities are normalised per set.
+    Both sets are streamed in batches. Bond bins span 0.7 times the shortest to ``bond_tolerance`` times the
+    longest reference bond; dihedrals are counted in [-180°, 180°].
 
     Returns
     -------
     dict
-        Per kind, ``{"edges": ..., "training": counts, "pool": counts}``.
+        Per kind, ``{"edges": ..., "training": counts, "pool": counts}`` (lists).
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     topo, res = cbad.topology, cbad.resolutions
     low = np.floor(0.7 * topo.reference_bond_lengths.min() / res.bond) * res.bond
     high = np.ceil(cbad.bond_tolerance * topo.reference_bond_lengths.max() / res.bond) * res.bond
     edges = {"bond": np.arange(low, high + res.bond / 2, res.bond),
              "angle": np.arange(0.0, 180.0 + res.angle / 2, res.angle),
              "dihedral": np.arange(-180.0, 180.0 + res.dihedral / 2, res.dihedral)}
-    units = {"bond": "bond length (Å)", "angle": "bond angle (°)", "dihedral": "dihedral (°)"}
     counts = {}
     for label, frames in (("training", training), ("pool", pool)):
         counts[label] = {kind: np.zeros(len(e) - 1, dtype=np.int64) for kind, e in edges.items()}
@@ -455,124 +450,42 @@ def plot_histograms(cbad: CBADFilter, training: Iterable[Atoms], pool: Iterable[
             measured = topo.measure(*stack_frames(batch))
             for kind, e in edges.items():
                 counts[label][kind] += np.histogram(measured[kind], bins=e)[0]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (kind, e) in zip(axes, edges.items()):
-        for label, colour in (("pool", "0.6"), ("training", "C0")):
-            total = max(int(counts[label][kind].sum()), 1)
-            ax.stairs(counts[label][kind] / (total * np.diff(e)), e, fill=label == "pool", color=colour, label=label)
-        occupied = np.flatnonzero(counts["pool"][kind] + counts["training"][kind])
-        if len(occupied):
-            ax.set_xlim(e[occupied[0]], e[occupied[-1] + 1])
-        ax.set_yscale("log")
-        ax.set_xlabel(units[kind])
-        ax.set_ylabel("density (log)")
-    axes[0].legend()
-    fig.suptitle("CBAD: training set vs candidate pool (bins = CBAD bins)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
     return {kind: {"edges": e.tolist(), "training": counts["training"][kind].tolist(),
                    "pool": counts["pool"][kind].tolist()} for kind, e in edges.items()}
 
 
-def _reference_structure(path: str | Path) -> Atoms:
+def plot_histograms(cbad: CBADFilter, training: Iterable[Atoms], pool: Iterable[Atoms], path: str | Path) -> dict:
+    """Write the :func:`histograms` of a training set against a candidate pool as one PNG of 3 panels.
+
+    An empty training bar under a pool bar is a bin the training set does not cover; the density axis is
+    logarithmic to show the tails; densities are normalised per set.
+
+    Returns
+    -------
+    dict
+        The :func:`histograms`.
+    """
+    counts = histograms(cbad, training, pool)
+    plotting.cbad_histograms_figure(
+        {kind: np.asarray(c["edges"]) for kind, c in counts.items()},
+        {name: {kind: c[name] for kind, c in counts.items()} for name in ("training", "pool")},
+        {"bond": "bond length (Å)", "angle": "bond angle (°)", "dihedral": "dihedral (°)"}, path)
+    return counts
+
+
+def reference_structure(path: str | Path) -> Atoms:
     """First frame of ``path``, typed: its own ``atom_types`` or, if missing, :func:`assign_atom_types`."""
     from ase.io import read
+
     atoms = read(path, index=0)
     if "atom_types" not in atoms.arrays:
         from .atomtypes import assign_atom_types
+
         assign_atom_types(atoms)
     return atoms
 
 
-def _parser() -> argparse.ArgumentParser:
-    defaults = Resolutions()
-    parser = argparse.ArgumentParser(
-        prog="python -m mofsnap.cbad",
-        description="Select training configurations from MD frames with the CBAD filter: a frame is kept when one "
-                    "of its cell/bond/angle/dihedral values falls in a bin not yet seen. Writes the selected "
-                    "frames, a JSON report (counts, reasons, coverage) and a histogram PNG next to the output.")
-    parser.add_argument("pool", nargs="+", help="candidate frames (extxyz or any ASE-readable trajectory); several "
-                        "files are read in turn (with --per-run, each file is one MD run)")
-    parser.add_argument("-o", "--output", required=True, help="selected frames are written here (extxyz); "
-                        "<stem>.json and <stem>_histograms.png go next to it")
-    parser.add_argument("--reference", help="typed reference structure fixing the topology (default: the first frame "
-                        "of the first pool file; atom types from its 'atom_types' array, else assigned)")
-    parser.add_argument("--train", nargs="*", default=[], help="existing training frames: their bins are seeded "
-                        "first, they are not re-selected")
-    parser.add_argument("--state", help="CBAD state file (JSON): loaded if it exists (resolutions and topology then "
-                        "come from it), saved after the selection")
-    parser.add_argument("--cell-length", type=float, default=defaults.cell_length, help="cell-length bin width, Å")
-    parser.add_argument("--cell-angle", type=float, default=defaults.cell_angle,
-                        help="cell-angle bin width, degrees (default 0.07 rad)")
-    parser.add_argument("--bond", type=float, default=defaults.bond, help="bond-length bin width, Å")
-    parser.add_argument("--angle", type=float, default=defaults.angle, help="bond-angle bin width, degrees")
-    parser.add_argument("--dihedral", type=float, default=defaults.dihedral, help="dihedral bin width, degrees")
-    parser.add_argument("--bond-tolerance", type=float, default=BROKEN_BOND_TOLERANCE, help="reject a frame as "
-                        "broken when a bond exceeds this factor times its reference length")
-    parser.add_argument("--bond-scale", type=float, default=BOND_SCALE, help="bond criterion of the topology: "
-                        "distance < scale x sum of covalent radii")
-    parser.add_argument("--per-run", choices=("first", "last", "random"), help="take at most one frame per pool "
-                        "file: its first, last or a random CBAD-new frame")
-    parser.add_argument("--shuffle", action="store_true", help="offer the frames in a random order (reads them all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for --shuffle and --per-run random")
-    parser.add_argument("--batch-size", type=int, default=256, help="frames measured together")
-    parser.add_argument("--no-plot", action="store_true", help="skip the histogram PNG (it reads the pool again)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``python -m mofsnap.cbad`` command."""
-    from ase.io import iread, write
-
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if args.state and Path(args.state).exists():
-            cbad = CBADFilter.load(args.state)
-            log.info("continuing from %s (%d bins)", args.state, sum(map(len, cbad.bins().values())))
-        else:
-            resolutions = Resolutions(args.cell_length, args.cell_angle, args.bond, args.angle, args.dihedral)
-            cbad = CBADFilter(_reference_structure(args.reference or args.pool[0]), resolutions,
-                              bond_tolerance=args.bond_tolerance, batch_size=args.batch_size, scale=args.bond_scale)
-        log.info("%r", cbad.topology)
-        for path in args.train:
-            log.info("seeded %d bins from %s", cbad.include(iread(path)), path)
-        if args.per_run:
-            picked = cbad.select_per_run((iread(path) for path in args.pool), pick=args.per_run, seed=args.seed)
-            selected = [atoms for atoms in picked if atoms is not None]
-        else:
-            selected = cbad.select((atoms for path in args.pool for atoms in iread(path)),
-                                   shuffle=args.shuffle, seed=args.seed, progress=True)
-    except MofsnapError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    write(output, selected, format="extxyz")
-    summary = cbad.summary()
-    report = {"selected": len(selected), "summary": summary, "resolutions": asdict(cbad.resolutions),
-              "coverage": cbad.coverage(), "pool": args.pool, "train": args.train}
-    if not args.no_plot:
-        from itertools import chain
-        training = chain(selected, *(iread(path) for path in args.train))
-        plot_path = output.with_name(output.stem + "_histograms.png")
-        report["histograms"] = plot_histograms(cbad, training, (a for p in args.pool for a in iread(p)), plot_path)
-        log.info("histograms: %s", plot_path)
-    output.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    if args.state:
-        cbad.save(args.state)
-    print(f"selected {len(selected)} of {summary['offered']} frames -> {output}")
-    print(f"  rejected: {summary['rejected_known']} with no new bin, {summary['rejected_broken']} with broken bonds"
-          + (f" ({', '.join(f'{k} x{v}' for k, v in summary['broken_bond_types'].items())})"
-             if summary["rejected_broken"] else "")
-          + (f", {summary['not_picked']} new but not picked (one per run)" if args.per_run else ""))
-    kinds = summary["new_bins_by_kind"]
-    print("  accepted frames with new bins per kind: " + ", ".join(f"{kind} {kinds[kind]}" for kind in KINDS))
-    top = sorted(summary["new_bins_by_type"].items(), key=lambda item: -item[1])[:8]
-    print("  most frequent new-bin types: " + ", ".join(f"{name} ({count})" for name, count in top))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from mofsnap.cli import run_as_module
+
+    run_as_module("cbad")

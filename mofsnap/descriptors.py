@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ._lammps import Box, Lammps
 from .exceptions import DescriptorError
+from .hashing import atoms_hash
 from .model import SNAPModel
 
 
@@ -85,16 +86,6 @@ def descriptor_key(model: SNAPModel) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def configuration_key(atoms: Atoms) -> str:
-    """Hash of the geometry and atom types of a configuration (labels such as energies are not included)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(atoms.positions, dtype=float).tobytes())
-    h.update(np.ascontiguousarray(atoms.cell.array, dtype=float).tobytes())
-    h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
-    h.update("\0".join(str(t) for t in atoms.arrays.get("atom_types", [])).encode())
-    return h.hexdigest()[:32]
-
-
 class SnapDescriptors:
     """One LAMMPS instance computing SNAP descriptor rows for any number of configurations.
 
@@ -103,9 +94,9 @@ class SnapDescriptors:
     model : SNAPModel
         Supplies types and descriptor hyperparameters (its coefficients are not used).
     cache_dir : path, optional
-        Directory of the on-disk cache. Rows are stored as ``<cache_dir>/<descriptor key>/<configuration
-        key>.npy``, so a change of any descriptor hyperparameter starts a new sub-directory and a changed
-        or added configuration is the only new work.
+        Directory of the on-disk cache. Rows are stored as ``<cache_dir>/<descriptor key>/<atoms hash>.npy``
+        (:func:`mofsnap.hashing.atoms_hash`, atom types included), so a change of any descriptor
+        hyperparameter starts a new sub-directory and a changed or added configuration is the only new work.
     """
 
     def __init__(self, model: SNAPModel, cache_dir: str | Path | None = None) -> None:
@@ -139,7 +130,7 @@ class SnapDescriptors:
             Position of the configuration in its data set, used in error messages.
         """
         types = check_configuration(atoms, self.model, index)
-        path = self.cache / f"{configuration_key(atoms)}.npy" if self.cache is not None else None
+        path = self.cache / f"{atoms_hash(atoms)}.npy" if self.cache is not None else None
         if path is not None and path.exists():
             return np.load(path)
         rows = self._compute(atoms, types)

@@ -8,15 +8,12 @@ and the reference settings, so re-running the same request after a crash or a ki
 Failed calculations (SCF not converged, crashed worker, timeout) are stored as failures with their error text
 and are never returned as labels.
 
-Command line::
-
-    python -m mofsnap.labelling frames.extxyz -o labels/ --reference gfn1 --workers 2
+Command line: ``mofsnap label frames.extxyz -o labels/ --reference gfn1-xtb --workers 2`` (or
+``python -m mofsnap.labelling``).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import logging
 import os
@@ -42,7 +39,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
 from .exceptions import ExecutorUnavailableError, LabelTimeout, LabellingError, MofsnapError
-from .reference import NAMES, Reference, reference_by_name
+from .hashing import atoms_hash
+from .reference import Reference
+from .results import write_result
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +51,10 @@ POLL_SECONDS = 0.2
 MAX_POOL_RESTARTS = 3
 
 
-def config_hash(atoms: Atoms, settings_hash: str) -> str:
-    """Key of a labelling request: SHA-256 (24 hex digits) of numbers, positions, cell, pbc and settings.
-
-    Positions and cell are rounded to 1e-8 Å so that a text round trip of the same frame gives the same key.
-    """
-    digest = hashlib.sha256(settings_hash.encode())
-    digest.update(np.ascontiguousarray(atoms.numbers, dtype=np.int64).tobytes())
-    for array in (atoms.positions, atoms.cell.array):
-        digest.update((np.round(np.asarray(array, dtype=np.float64), 8) + 0.0).tobytes())
-    digest.update(np.asarray(atoms.pbc, dtype=np.bool_).tobytes())
-    return digest.hexdigest()[:24]
+def label_key(atoms: Atoms, reference: Reference) -> str:
+    """Store key of a labelling request: the geometry's :func:`~mofsnap.hashing.atoms_hash` salted with the
+    reference's settings hash (atom types do not change a label, so they are not part of the key)."""
+    return atoms_hash(atoms, salt=reference.settings_hash, types=False)
 
 
 # ----------------------------------------------------------------------------------------------- store
@@ -175,7 +167,7 @@ class LabelStore:
             if missing:
                 raise LabellingError(f"frame {frame_index} of {path} has no {', '.join(missing)}; "
                                      "only labelled frames can be imported")
-            key = config_hash(atoms, reference.settings_hash)
+            key = label_key(atoms, reference)
             if stored.get(key) == "ok":
                 continue
             provenance = {**_provenance(atoms, {"source": str(path), "frame": frame_index, **metadata}),
@@ -397,7 +389,7 @@ def label(configs: Sequence[Atoms], reference: Reference, store: LabelStore | st
     todo: dict[str, _Item] = {}
     for atoms, meta in zip(configs, per_config):
         reference.check(atoms)
-        key = config_hash(atoms, reference.settings_hash)
+        key = label_key(atoms, reference)
         summary.keys.append(key)
         status = stored.get(key)
         if key in todo or status == "ok" or (status == "failed" and not retry_failed):
@@ -486,52 +478,76 @@ def _probe_executor(pool: Executor, reference: Reference, probe_timeout: float) 
 def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Executor,
          restart: Callable[[], Executor] | None, timeout: float | None, summary: LabelSummary,
          progress: bool) -> None:
-    """Submit ``items``, store results as they complete; rebuild an owned local pool whose worker died."""
+    """Submit ``items`` and store results as they complete, rebuilding an owned local pool whose worker died.
+
+    The configurations that were running when a worker died are suspects: they are rerun one at a time after
+    the others, so that a configuration that kills its worker again is stored as a failure while every
+    other configuration is labelled.
+    """
     bar = tqdm(total=len(items), unit="cfg", desc=f"labelling ({reference.name})", disable=not progress)
-    restarts = 0
+    suspects: list[_Item] = []
+    deaths_in_a_row = 0
     try:
-        while items:
-            pending: dict[Future, _Item] = {}
-            for item in items:
-                try:
-                    pending[pool.submit(_label_one, reference, item.atoms, timeout)] = item
-                except RuntimeError as exc:
-                    raise ExecutorUnavailableError(f"executor {pool!r} refuses work: {exc}") from exc
-            items = []
-            running: list[_Item] = []
-            while pending:
-                done, _ = wait(list(pending), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                broken = False
-                for future in done:
-                    item = pending.pop(future)
-                    exc = future.exception()
-                    if isinstance(exc, BrokenProcessPool) and restart is not None:
-                        broken = True
-                        items.append(item)
-                        continue
-                    result = future.result() if exc is None else {
-                        "ok": False, "error": f"worker failed: {type(exc).__name__}: {exc}", "wall_time": 0.0,
-                        "host": ""}
-                    _store_result(store, item, result, summary, bar)
-                if broken:
-                    items += list(pending.values())
-                    pending.clear()
-                    for suspect in running:
-                        _store_result(store, suspect, {
-                            "ok": False, "error": "worker process died (killed, out of memory or crashed) while "
-                            "this configuration was queued or running", "wall_time": 0.0, "host": ""},
-                            summary, bar)
-                    items = [it for it in items if all(it is not s for s in running)]
-                    restarts += 1
-                    if restarts > MAX_POOL_RESTARTS:
-                        raise LabellingError(f"the local worker pool died {restarts} times; stopping "
-                                             "(finished labels are stored)")
-                    log.warning("worker pool died; restarting it for %d configurations", len(items))
-                    pool = restart()
-                elif restart is not None:
-                    running = [item for future, item in pending.items() if future.running()]
+        while items or suspects:
+            alone = not items
+            batch, items = (suspects[:1], items) if alone else (items, [])
+            suspects = suspects[1:] if alone else suspects
+            lost = _submit_and_store(batch, reference, store, pool, restart is not None, timeout, summary, bar)
+            if lost is None:
+                deaths_in_a_row = 0
+                continue
+            unfinished, running = lost
+            if alone:
+                _store_result(store, batch[0], {
+                    "ok": False, "error": "worker process died (killed, out of memory or crashed) while labelling "
+                    "this configuration alone", "wall_time": 0.0, "host": ""}, summary, bar)
+            else:
+                suspected = running or unfinished
+                suspects += suspected
+                items = [item for item in unfinished if all(item is not s for s in suspected)]
+            deaths_in_a_row += 1
+            if deaths_in_a_row > MAX_POOL_RESTARTS:
+                raise LabellingError(f"the local worker pool died {deaths_in_a_row} times in a row; stopping "
+                                     "(finished labels are stored)")
+            log.warning("worker pool died; restarting it (%d configurations to go, %d of them rerun one by one)",
+                        len(items) + len(suspects), len(suspects))
+            pool = restart()
     finally:
         bar.close()
+
+
+def _submit_and_store(items: list[_Item], reference: Reference, store: LabelStore, pool: Executor,
+                      restartable: bool, timeout: float | None, summary: LabelSummary,
+                      bar: tqdm) -> tuple[list[_Item], list[_Item]] | None:
+    """Label ``items`` on ``pool``, storing each result as it arrives.
+
+    Returns None when all are stored, or, when a restartable pool broke, the items left unfinished and those
+    of them that were running at the last look.
+    """
+    pending: dict[Future, _Item] = {}
+    for item in items:
+        try:
+            pending[pool.submit(_label_one, reference, item.atoms, timeout)] = item
+        except RuntimeError as exc:
+            raise ExecutorUnavailableError(f"executor {pool!r} refuses work: {exc}") from exc
+    running: list[_Item] = []
+    while pending:
+        done, _ = wait(list(pending), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+        unfinished: list[_Item] = []
+        for future in done:
+            item = pending.pop(future)
+            exc = future.exception()
+            if isinstance(exc, BrokenProcessPool) and restartable:
+                unfinished.append(item)
+                continue
+            result = future.result() if exc is None else {
+                "ok": False, "error": f"worker failed: {type(exc).__name__}: {exc}", "wall_time": 0.0, "host": ""}
+            _store_result(store, item, result, summary, bar)
+        if unfinished:
+            unfinished += pending.values()
+            return unfinished, [item for item in running if any(item is u for u in unfinished)]
+        running = [item for future, item in pending.items() if future.running()]
+    return None
 
 
 def _store_result(store: LabelStore, item: _Item, result: dict[str, Any], summary: LabelSummary, bar: tqdm) -> None:
@@ -551,85 +567,30 @@ def _store_result(store: LabelStore, item: _Item, result: dict[str, Any], summar
     bar.set_postfix(done=summary.done, failed=summary.failed, refresh=False)
 
 
-# ------------------------------------------------------------------------------------------------ command
+def write_report(summary: LabelSummary, store: LabelStore, reference: Reference, out: str | os.PathLike) -> Path:
+    """Write ``labelling.json`` (counts, timings, failures) and ``labelling.png`` of one :func:`label` call.
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mofsnap.labelling",
-        description="Label configurations (energy, forces, stress) with a reference method into an ase.db "
-                    "store DIR/labels.db; re-running skips what is already labelled.  Writes "
-                    "DIR/labelling.json (counts, timings) and DIR/labelling.png (time per calculation, "
-                    "energy per atom).")
-    parser.add_argument("inputs", nargs="+", help="structure files readable by ase.io (all frames are used); "
-                        "the file name and frame index are stored as provenance")
-    parser.add_argument("-o", "--output", required=True, help="output directory (store, JSON, PNG)")
-    parser.add_argument("--reference", choices=NAMES, default="gfn1",
-                        help="reference method: GFN1/GFN2-xTB (tblite) or a CP2K preset (default: gfn1)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="local worker processes (default: one per CPU); ignored with --scheduler")
-    parser.add_argument("--scheduler", default=None,
-                        help="Dask scheduler address (e.g. tcp://10.0.0.5:8786) to send the work to")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per calculation")
-    parser.add_argument("--retry-failed", action="store_true", help="recompute configurations stored as failed")
-    parser.add_argument("--generation", type=int, default=None, help="active-learning generation (provenance)")
-    parser.add_argument("--temperature", type=float, default=None, help="MD temperature in K (provenance)")
-    parser.add_argument("--mpi-ranks", type=int, default=1, help="MPI ranks per CP2K calculation (default 1)")
-    parser.add_argument("--omp-threads", type=int, default=1, help="OpenMP threads per CP2K rank (default 1)")
-    parser.add_argument("--export", default=None, help="also write all good labels to this extxyz file")
-    return parser
+    The figure shows the wall time per calculation and the energy per atom of the requested configurations
+    now labelled in ``store``. Returns the JSON file.
+    """
+    from . import plotting
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point (see ``--help``)."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    configs, metadata = [], []
-    for path in args.inputs:
-        for frame, atoms in enumerate(ase.io.read(path, index=":")):
-            configs.append(atoms)
-            metadata.append({"source": str(path), "frame": frame, "generation": args.generation,
-                             "temperature": args.temperature})
-    reference = reference_by_name(args.reference, args.mpi_ranks, args.omp_threads)
-    store = LabelStore(out / "labels.db")
-    summary = label(configs, reference, store, executor=args.scheduler, metadata=metadata,
-                    timeout=args.timeout, retry_failed=args.retry_failed, max_workers=args.workers)
-    if args.export:
-        store.export_extxyz(args.export)
-    _report(summary, store, reference, out)
-    print(f"{summary.done} labelled, {summary.failed} failed, {summary.skipped} already stored, "
-          f"{summary.wall_time:.1f} s; store {store.path}")
-
-
-def _report(summary: LabelSummary, store: LabelStore, reference: Reference, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    out = Path(out)
     requested = set(summary.keys)
     labelled = [a for a in store.select(settings_hash=reference.settings_hash) if a.info["label_hash"] in requested]
-    times = np.array([a.info["wall_time"] for a in labelled])
-    energies = np.array([a.get_potential_energy() / len(a) for a in labelled])
-    record = {"reference": reference.name, "settings_hash": reference.settings_hash,
-              "settings": reference.settings, "requested": len(summary.keys), "done": summary.done,
-              "failed": summary.failed, "skipped": summary.skipped, "wall_time_s": summary.wall_time,
-              "work_time_s": summary.work_time, "store_time_s": summary.store_time,
-              "labelled_total": len(labelled), "failures": store.failures(settings_hash=reference.settings_hash)}
-    (out / "labelling.json").write_text(json.dumps(record, indent=2, default=str))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.hist(times, bins=30)
-    ax1.set_xlabel("wall time per calculation (s)")
-    ax1.set_ylabel("configurations")
-    ax2.plot(energies * 1000.0 - (energies.min() * 1000.0 if len(energies) else 0.0), ".")
-    ax2.set_xlabel("configuration")
-    ax2.set_ylabel("energy - min (meV/atom)")
-    fig.suptitle(f"{reference.name}: {len(labelled)} labelled, {store.count_failures()} failed in store")
-    fig.tight_layout()
-    fig.savefig(out / "labelling.png", dpi=120)
-    plt.close(fig)
+    plotting.labelling_figure(np.array([a.info["wall_time"] for a in labelled]),
+                              np.array([a.get_potential_energy() / len(a) for a in labelled]),
+                              f"{reference.name}: {len(labelled)} labelled, {store.count_failures()} failed in store",
+                              out / "labelling.png")
+    return write_result(out / "labelling.json", "labelling-report", 1, {
+        "reference": reference.name, "settings_hash": reference.settings_hash,
+        "settings": json.loads(json.dumps(reference.settings, default=str)), "requested": len(summary.keys),
+        "done": summary.done, "failed": summary.failed, "skipped": summary.skipped,
+        "wall_time_s": summary.wall_time, "work_time_s": summary.work_time, "store_time_s": summary.store_time,
+        "labelled_total": len(labelled), "failures": store.failures(settings_hash=reference.settings_hash)})
 
 
 if __name__ == "__main__":
-    main()
+    from mofsnap.cli import run_as_module
+
+    run_as_module("label")

@@ -137,3 +137,48 @@ def structure_picture(atoms, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write(path, atoms, format="png", rotation="10x,-10y", show_unit_cell=2, radii=0.6)
     return path
+
+
+def labelling_figure(wall_times: np.ndarray, energies_per_atom: np.ndarray, title: str, path: str | Path) -> Path:
+    """Write the histogram of wall time per calculation (s) and the energy per atom (eV/atom, relative to the
+    lowest, in meV/atom) of each labelled configuration, side by side."""
+    fig, axes = new_figure(1, 2, figsize=(9, 3.5))
+    axes[0, 0].hist(wall_times, bins=30)
+    axes[0, 0].set_xlabel("wall time per calculation (s)")
+    axes[0, 0].set_ylabel("configurations")
+    lowest = energies_per_atom.min() if len(energies_per_atom) else 0.0
+    axes[0, 1].plot((energies_per_atom - lowest) * 1000.0, ".")
+    axes[0, 1].set_xlabel("configuration")
+    axes[0, 1].set_ylabel("energy - min (meV/atom)")
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def cbad_histograms_figure(edges: Mapping[str, np.ndarray], counts: Mapping[str, Mapping[str, np.ndarray]],
+                           labels: Mapping[str, str], path: str | Path) -> Path:
+    """Write training-versus-pool densities of bonds, angles and dihedrals on the CBAD bins, one panel each.
+
+    Parameters
+    ----------
+    edges : mapping kind -> bin edges
+    counts : mapping set -> (mapping kind -> counts per bin)
+        The sets ``"training"`` and ``"pool"``; densities are normalised per set, on a log axis.
+    labels : mapping kind -> x-axis label
+    path : path
+        PNG file to write.
+    """
+    fig, axes = new_figure(1, len(edges), figsize=(13, 3.8))
+    for ax, (kind, e) in zip(axes[0], edges.items()):
+        for name, colour in (("pool", "0.6"), ("training", "C0")):
+            total = max(int(np.sum(counts[name][kind])), 1)
+            ax.stairs(np.asarray(counts[name][kind]) / (total * np.diff(e)), e, fill=name == "pool", color=colour,
+                      label=name)
+        occupied = np.flatnonzero(np.asarray(counts["pool"][kind]) + np.asarray(counts["training"][kind]))
+        if len(occupied):
+            ax.set_xlim(e[occupied[0]], e[occupied[-1] + 1])
+        ax.set_yscale("log")
+        ax.set_xlabel(labels[kind])
+        ax.set_ylabel("density (log)")
+    axes[0, 0].legend()
+    fig.suptitle("CBAD: training set vs candidate pool (bins = CBAD bins)")
+    return save_figure(fig, path)

@@ -2,14 +2,16 @@
 dihedral seam, nested resolutions), order and seeds, per-run picking, state round-trip, bad input, command."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
-from ase.io import write
+from ase.io import read, write
 
-from mofsnap.cbad import CBADError, CBADFilter, Resolutions, main, plot_histograms
+from mofsnap.cbad import CBADFilter, Resolutions, plot_histograms
+from mofsnap.exceptions import CBADError, ResultFileError
 
 CELL = np.array([[7.0, 0.0, 0.0], [1.5, 6.8, 0.0], [-0.9, 1.2, 7.2]])
 
@@ -143,19 +145,42 @@ def test_first_last_and_random_new_frame_per_run(ethane):
     assert cbad.summary()["accepted"] == 2
     last = CBADFilter(ethane).select_per_run([run], pick="last")[0]
     assert last.info["cbad_index"] == len(run) - 1
-    draws = [CBADFilter(ethane).select_per_run([run], pick="random", seed=s)[0].info["cbad_index"] for s in (4, 4)]
-    assert draws[0] == draws[1]
     cbad = CBADFilter(ethane)
     cbad.include(run)
     assert cbad.select_per_run([run], pick="last") == [None]
+
+
+def test_random_pick_is_a_cbad_new_frame_reproducible_by_seed_and_varies_with_it(ethane):
+    run = perturbed(ethane, 16, 0.03, seed=2)
+
+    def seeded() -> CBADFilter:
+        cbad = CBADFilter(ethane)
+        cbad.include(run[:6])  # the first six frames are known: only later frames can be new
+        return cbad
+
+    new_frames = {n for n, frame in enumerate(run) if seeded().accept(frame)}  # each judged alone
+    assert len(new_frames) > 2 and not new_frames & set(range(6))
+
+    def pick(seed: int) -> tuple[int, dict]:
+        cbad = seeded()
+        (atoms,) = cbad.select_per_run([run], pick="random", seed=seed)
+        return atoms.info["cbad_index"], cbad.summary()
+
+    picks = {seed: pick(seed) for seed in range(12)}
+    for seed, (index, summary) in picks.items():
+        assert index in new_frames
+        assert summary["not_picked"] == len(new_frames) - 1 and summary["accepted"] == 1
+    assert pick(5)[0] == picks[5][0] and pick(9)[0] == picks[9][0]
+    assert len({index for index, _ in picks.values()}) > 1
+    with pytest.raises(CBADError, match="needs a seed"):
+        seeded().select_per_run([run], pick="random")
 
 
 def test_state_round_trip_is_exact_and_continues_identically(ethane, tmp_path):
     pool = perturbed(ethane, 30, 0.03, seed=6)
     cbad = CBADFilter(ethane, {"bond": 0.03, "dihedral": 7.0}, bond_tolerance=1.4)
     cbad.select(pool[:15])
-    cbad.save(tmp_path / "state.json")
-    loaded = CBADFilter.load(tmp_path / "state.json")
+    loaded = CBADFilter.read(cbad.write(tmp_path / "state.json"))
     assert loaded.resolutions == cbad.resolutions and loaded.bond_tolerance == 1.4
     assert np.array_equal(loaded._known, cbad._known)
     assert {k: v.tolist() for k, v in loaded.bins().items()} == {k: v.tolist() for k, v in cbad.bins().items()}
@@ -163,9 +188,10 @@ def test_state_round_trip_is_exact_and_continues_identically(ethane, tmp_path):
     assert loaded.summary() == cbad.summary()
     assert ([a.info["cbad_index"] for a in loaded.select(pool[15:])]
             == [a.info["cbad_index"] for a in cbad.select(pool[15:])])
+    assert loaded.summary() == cbad.summary()  # both went on identically
     (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
-    with pytest.raises(CBADError, match="not a CBAD state file"):
-        CBADFilter.load(tmp_path / "other.json")
+    with pytest.raises(ResultFileError, match="not a cbad-state"):
+        CBADFilter.read(tmp_path / "other.json")
 
 
 def test_coverage_reports_bins_and_ranges(ethane):
@@ -211,24 +237,41 @@ def test_histograms_count_every_value(ethane, tmp_path):
     assert sum(counts["dihedral"]["training"]) == 2 * len(cbad.topology.dihedrals)
 
 
-def test_command_selects_and_explains(ethane, tmp_path, capsys):
+def test_command_selects_and_explains(ethane, tmp_path, cli):
     pool = perturbed(ethane, 20, 0.03, seed=4)
     carbon, hydrogen = ch_bond(ethane, CBADFilter(ethane))
     pool.append(with_bond_length(ethane, carbon, hydrogen, 2.5))
     write(tmp_path / "pool.extxyz", pool)
-    out = tmp_path / "sel" / "selected.extxyz"
-    assert main([str(tmp_path / "pool.extxyz"), "-o", str(out), "--bond", "0.04", "--state",
-                 str(tmp_path / "state.json")]) == 0
-    printed = capsys.readouterr().out
-    report = json.loads(out.with_suffix(".json").read_text())
-    assert f"selected {report['selected']} of 21 frames" in printed
-    assert "1 with broken bonds (C4a-H1a x1)" in printed
+    out = tmp_path / "sel"
+    result = cli("cbad", tmp_path / "pool.extxyz", "-o", out, "--bond", "0.04", "--state", tmp_path / "state.json")
+    assert result.status == 0, result.err
+    report = json.loads((out / "cbad.json").read_text())
+    assert f"selected {report['selected']} of 21 frames" in result.out
+    assert "1 with broken bonds (C4a-H1a x1)" in result.out
     assert report["resolutions"]["bond"] == 0.04
-    assert out.with_name("selected_histograms.png").exists()
-    assert main([str(tmp_path / "pool.extxyz"), "-o", str(out), "--state", str(tmp_path / "state.json"),
-                 "--no-plot"]) == 0                                    # resumed: everything is known now
-    assert "selected 0 of 42 frames" in capsys.readouterr().out
+    assert len(read(out / "selected.extxyz", ":")) == report["selected"] > 1
+    assert (out / "histograms.png").stat().st_size > 0
+    assert CBADFilter.read(tmp_path / "state.json").resolutions.bond == 0.04
+    again = cli("cbad", tmp_path / "pool.extxyz", "-o", out, "--state", tmp_path / "state.json", "--no-plot")
+    assert again.status == 0 and "selected 0 of 42 frames" in again.out  # resumed: everything is known now
     write(tmp_path / "run2.extxyz", pool[:3])
-    assert main([str(tmp_path / "pool.extxyz"), str(tmp_path / "run2.extxyz"), "-o", str(tmp_path / "one.extxyz"),
-                 "--per-run", "first", "--no-plot"]) == 0                # one frame per file: 2 runs, 2 frames
-    assert json.loads((tmp_path / "one.json").read_text())["selected"] == 2
+    per_run = cli("cbad", tmp_path / "pool.extxyz", tmp_path / "run2.extxyz", "-o", tmp_path / "one", "--per-run",
+                  "first", "--no-plot")
+    assert per_run.status == 0                                         # one frame per file: 2 runs, 2 frames
+    assert json.loads((tmp_path / "one" / "cbad.json").read_text())["selected"] == 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--reference", "missing.extxyz"), r"missing.extxyz: no such file"),
+    (("--train", "short.extxyz"), r"frame 0: frame has 7 atoms"),
+    (("--shuffle", "--bond-tolerance", "0.9"), r"bond_tolerance must exceed 1"),
+])
+def test_command_bad_input_is_one_line_and_status_1(ethane, tmp_path, monkeypatch, cli, extra, message):
+    monkeypatch.chdir(tmp_path)
+    write("pool.extxyz", perturbed(ethane, 3, 0.03, seed=4))
+    write("short.extxyz", ethane[:-1])
+    result = cli("cbad", "pool.extxyz", "-o", "sel", "-q", *extra)
+    assert result.status == 1
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mofsnap cbad: error: ") and re.search(message, lines[0])
+    assert not (tmp_path / "sel" / "selected.extxyz").exists()

@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 from mofsnap._lammps import Box, Lammps
-from mofsnap.descriptors import DescriptorError, SnapDescriptors, configuration_key, iter_descriptors
+from mofsnap.descriptors import SnapDescriptors, iter_descriptors
+from mofsnap.exceptions import DescriptorError
+from mofsnap.hashing import atoms_hash
 from mofsnap.model import SNAPModel
 
 TYPES = ["C3a", "H1a", "O2a"]
@@ -35,31 +39,35 @@ def random_configuration(seed: int, n: int = 12) -> Atoms:
     return atoms
 
 
-def test_force_and_stress_rows_are_derivatives_of_the_energy_row():
+class DescriptorEnergy(Calculator):
+    """An energy that is a fixed linear combination of the energy descriptor row: ``rows[0] @ weights``."""
+
+    implemented_properties = ["energy", "free_energy"]
+
+    def __init__(self, snap: SnapDescriptors, weights: np.ndarray) -> None:
+        super().__init__()
+        self.snap, self.weights = snap, weights
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        energy = float(self.snap.rows(self.atoms)[0] @ self.weights)
+        self.results = {"energy": energy, "free_energy": energy}
+
+
+def test_force_and_stress_rows_are_derivatives_of_the_energy_row(rng):
     model = small_model()
     atoms = random_configuration(1)
     with SnapDescriptors(model) as snap:
         rows = snap.rows(atoms)
         n = len(atoms)
         assert rows.shape == (1 + 3 * n + 6, 3 * model.n_coefficients)
-        h = 1e-5
-        for atom, axis in [(0, 0), (4, 1), (7, 2)]:
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions[atom, axis] += h
-            minus.positions[atom, axis] -= h
-            derivative = (snap.rows(plus)[0] - snap.rows(minus)[0]) / (2 * h)
-            np.testing.assert_allclose(rows[1 + 3 * atom + axis], -derivative, atol=1e-6)
-        volume = atoms.get_volume()
-        for voigt, (i, j) in enumerate([(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]):
-            eps = np.zeros((3, 3))
-            eps[i, j] = eps[j, i] = h if i == j else h / 2
-            energies = []
-            for sign in (1, -1):
-                strained = atoms.copy()
-                strained.set_cell(atoms.cell.array @ (np.eye(3) + sign * eps), scale_atoms=True)
-                energies.append(snap.rows(strained)[0])
-            derivative = (energies[0] - energies[1]) / (2 * h) / volume
-            np.testing.assert_allclose(rows[1 + 3 * n + voigt], derivative, atol=1e-7)
+        weights = rng.normal(size=rows.shape[1])
+        atoms.calc = DescriptorEnergy(snap, weights)
+        forces = calculate_numerical_forces(atoms, eps=1e-5)
+        stress = calculate_numerical_stress(atoms, eps=1e-5)
+    np.testing.assert_allclose(rows[1:1 + 3 * n] @ weights, forces.ravel(), atol=1e-6)
+    np.testing.assert_allclose(rows[-6:] @ weights, stress, atol=1e-8)
+    assert np.abs(forces).max() > 1 and np.abs(stress).max() > 1e-2  # derivatives that are not all zero
 
 
 def test_rows_times_coefficients_match_lammps_pair_style_snap(tmp_path):
@@ -92,7 +100,7 @@ def test_cache_is_keyed_by_configuration_and_hyperparameters(tmp_path):
     atoms = [random_configuration(s) for s in (1, 2)]
     first = list(iter_descriptors(atoms[:1], small_model(), cache_dir=tmp_path, progress=False))
     files = list(tmp_path.rglob("*.npy"))
-    assert len(files) == 1 and files[0].stem == configuration_key(atoms[0])
+    assert len(files) == 1 and files[0].stem == atoms_hash(atoms[0])
     both = list(iter_descriptors(atoms, small_model(), cache_dir=tmp_path, progress=False))
     assert len(list(tmp_path.rglob("*.npy"))) == 2
     np.testing.assert_array_equal(first[0], both[0])

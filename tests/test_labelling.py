@@ -1,6 +1,8 @@
 """Labelling engine: store contents, idempotence, failures, timeouts, executors, crash safety, extxyz I/O."""
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -8,14 +10,16 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mofsnap.labelling import (ExecutorUnavailableError, LabellingError, LabelStore, config_hash, label)
-from mofsnap.reference import XTB, ASEReference, ReferenceMethodError
+from mofsnap.exceptions import ExecutorUnavailableError, LabellingError, ReferenceMethodError
+from mofsnap.labelling import LabelStore, label, label_key
+from mofsnap.reference import XTB, ASEReference
 
 CALLS = []
 
@@ -39,6 +43,16 @@ class FailsOnSeven(EMT):
     def calculate(self, atoms=None, properties=None, system_changes=None):
         if len(atoms) == 7:
             raise RuntimeError("SCF not converged in 50 cycles")
+        super().calculate(atoms, ["energy", "forces", "stress"], system_changes or [])
+
+
+class DiesOnSeven(EMT):
+    """EMT whose worker process dies (as if killed) on configurations with 7 atoms; the others take 0.3 s."""
+
+    def calculate(self, atoms=None, properties=None, system_changes=None):
+        time.sleep(0.3)
+        if len(atoms) == 7:
+            os._exit(1)
         super().calculate(atoms, ["energy", "forces", "stress"], system_changes or [])
 
 
@@ -99,7 +113,10 @@ def test_rerun_is_idempotent_and_keyed_by_reference_settings(tmp_path):
     assert other.done == 3 and len(store) == 6
     moved = frames[0].copy()
     moved.positions[0, 0] += 1e-4
-    assert config_hash(moved, ref.settings_hash) != config_hash(frames[0], ref.settings_hash)
+    assert label_key(moved, ref) != label_key(frames[0], ref)
+    retyped = frames[0].copy()
+    retyped.arrays["atom_types"] = retyped.arrays["atom_types"][::-1].copy()
+    assert label_key(retyped, ref) == label_key(frames[0], ref)  # atom types do not change a label
     assert store.integrity_check() == "ok"
 
 
@@ -152,7 +169,7 @@ def test_extxyz_round_trip_keeps_labels_and_types(tmp_path):
     assert other.import_extxyz(tmp_path / "a.extxyz", ref, generation=0) == 3
     assert other.import_extxyz(tmp_path / "a.extxyz", ref) == 0  # already there
     for atoms in frames:
-        key = config_hash(atoms, ref.settings_hash)
+        key = label_key(atoms, ref)
         a, b = store.get(key), other.get(key)
         assert b.get_potential_energy() == pytest.approx(a.get_potential_energy(), abs=1e-9)
         np.testing.assert_allclose(b.get_forces(), a.get_forces(), atol=1e-7)
@@ -256,3 +273,69 @@ def test_sigkill_mid_batch_then_resume_loses_and_repeats_nothing(tmp_path):
     assert all(after[k] == e for k, e in before.items())
     for key, atoms in zip(summary.keys, crashjob.frames()):
         assert after[key] == pytest.approx(emt_results(atoms)[0], abs=1e-12)
+
+
+def test_a_worker_that_dies_loses_no_other_configuration(tmp_path):
+    frames = copper(6)
+    killer = frames[0][:7]
+    killer.arrays["atom_types"] = frames[0].arrays["atom_types"][:7]
+    configs = frames[:3] + [killer] + frames[3:]
+    store = LabelStore(tmp_path / "labels.db")
+    ref = ASEReference(DiesOnSeven, "EMT", {"variant": "dies"})
+    summary = label(configs, ref, store, max_workers=2, progress=False)
+    assert (summary.done, summary.failed, summary.skipped) == (6, 1, 0)
+    labels = {a.info["label_hash"]: a for a in store}
+    assert set(labels) == {label_key(a, ref) for a in frames}
+    for atoms in frames:
+        energy, forces, stress = emt_results(atoms)
+        got = labels[label_key(atoms, ref)]
+        assert got.get_potential_energy() == pytest.approx(energy, abs=1e-12)
+        np.testing.assert_allclose(got.get_forces(), forces, atol=1e-12)
+        np.testing.assert_allclose(got.get_stress(), stress, atol=1e-12)
+    (failure,) = store.failures()
+    assert failure["label_hash"] == label_key(killer, ref) and "worker process died" in failure["error"]
+
+
+def water_in_a_box(tmp_path):
+    from ase.build import molecule
+
+    water = molecule("H2O", cell=[5.0, 5.2, 5.4], pbc=True)
+    water.center()
+    path = tmp_path / "water.extxyz"
+    water.write(path)
+    return water, path
+
+
+def test_label_command_writes_store_report_and_plot(tmp_path, cli):
+    water, path = water_in_a_box(tmp_path)
+    out = tmp_path / "labels"
+    result = cli("label", path, "-o", out, "--reference", "gfn1-xtb", "--workers", "1", "--generation", "4",
+                 "--export", tmp_path / "labelled.extxyz", "--no-progress")
+    assert result.status == 0, result.err
+    assert result.out.startswith("1 labelled, 0 failed, 0 already stored")
+    store = LabelStore(out / "labels.db")
+    (atoms,) = list(store)
+    direct = water.copy()
+    direct.calc = XTB("GFN1-xTB").calculator()
+    assert atoms.get_potential_energy() == pytest.approx(direct.get_potential_energy(), abs=1e-9)
+    np.testing.assert_allclose(atoms.get_forces(), direct.get_forces(), atol=1e-9)
+    assert (atoms.info["generation"], atoms.info["frame"], atoms.info["source"]) == (4, 0, str(path))
+    report = json.loads((out / "labelling.json").read_text())
+    assert (report["reference"], report["done"], report["labelled_total"]) == ("GFN1-xTB", 1, 1)
+    assert (out / "labelling.png").stat().st_size > 0
+    assert len(ase.io.read(tmp_path / "labelled.extxyz", ":")) == 1
+    again = cli("label", path, "-o", out, "--workers", "1", "--no-progress")  # default reference: gfn1-xtb
+    assert again.status == 0 and again.out.startswith("0 labelled, 0 failed, 1 already stored")
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda tmp_path: tmp_path / "missing.extxyz", r"missing.extxyz: no such file"),
+    (lambda tmp_path: (Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]]).write(tmp_path / "gas.extxyz"),
+                       tmp_path / "gas.extxyz")[1], r"GFN1-xTB is a periodic method .* set a cell"),
+])
+def test_label_command_bad_input_is_one_line_and_status_1(tmp_path, cli, make_input, message):
+    result = cli("label", make_input(tmp_path), "-o", tmp_path / "labels", "--workers", "1")
+    assert result.status == 1
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mofsnap label: error: ") and re.search(message, lines[0])
+    assert not (tmp_path / "labels" / "labels.db").exists() or len(LabelStore(tmp_path / "labels" / "labels.db")) == 0

@@ -9,28 +9,13 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
-from mofsnap.reference import CP2K, XTB, ASEReference, ReferenceMethodError, ReferenceUnavailableError
+from mofsnap.exceptions import ReferenceMethodError, ReferenceUnavailableError
+from mofsnap.reference import CP2K, DEFAULT_REFERENCE, REFERENCES, XTB, ASEReference, reference_by_name
 
-needs_cp2k = pytest.mark.skipif(shutil.which("cp2k.psmp") is None, reason="cp2k.psmp not installed")
-
-
-def strained_energy(atoms, calc, voigt, h):
-    """Energy after a symmetric strain of size h in one Voigt component (positions follow the cell)."""
-    i, j = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)][voigt]
-    eps = np.zeros((3, 3))
-    eps[i, j] += h / (1 if i == j else 2)
-    eps[j, i] += 0 if i == j else h / 2
-    strained = atoms.copy()
-    strained.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-    strained.calc = calc
-    return strained.get_potential_energy()
-
-
-def fd_stress(atoms, calc, voigt, h=1e-3):
-    """Central finite-difference stress component (eV/Å³) = dE/dε / V."""
-    return (strained_energy(atoms, calc, voigt, h) - strained_energy(atoms, calc, voigt, -h)) / (
-        2 * h * atoms.get_volume())
+needs_cp2k = pytest.mark.skipif(shutil.which("cp2k.psmp") is None,
+                                reason="the CP2K program cp2k.psmp is not on PATH (apt-get install cp2k)")
 
 
 def silicon():
@@ -50,16 +35,10 @@ def test_xtb_forces_and_stress_match_finite_differences(method):
     forces, stress = atoms.get_forces(), atoms.get_stress()
     assert stress.shape == (6,) and forces.shape == (2, 3)
     assert np.abs(forces.sum(axis=0)).max() < 1e-6  # translation invariance
-    h = 1e-4
-    for comp in range(3):
-        plus, minus = atoms.copy(), atoms.copy()
-        plus.positions[1, comp] += h
-        minus.positions[1, comp] -= h
-        plus.calc = minus.calc = calc
-        fd = -(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * h)
-        assert fd == pytest.approx(forces[1, comp], abs=2e-4)
-    for voigt in (0, 5):
-        assert fd_stress(atoms, calc, voigt) == pytest.approx(stress[voigt], abs=2e-5)
+    numerical = calculate_numerical_forces(atoms, eps=1e-4, iatoms=[1])
+    np.testing.assert_allclose(numerical[0], forces[1], atol=2e-4)  # rows of the atoms in iatoms
+    np.testing.assert_allclose(calculate_numerical_stress(atoms, eps=1e-3, force_consistent=False), stress,
+                               atol=2e-5)
 
 
 def test_xtb_settings_hash_is_stable_and_sensitive():
@@ -99,16 +78,32 @@ def test_cp2k_presets_follow_the_reference_protocol_and_resolve_in_the_data_file
     assert optimisation.settings["d3"] and "DFTD3(BJ)" in optimisation.input_template()
     assert "VDW_POTENTIAL" not in training.input_template()
     assert s["kinds"]["Zn"][0].startswith("TZV2P-MOLOPT-SR-GTH") and s["kinds"]["C"][0].startswith("TZV2P-MOLOPT-GTH")
-    if os.path.isdir(training.data_dir):  # every basis/potential name of the presets exists in CP2K's files
-        for ref in (training, CP2K("cheap")):
-            text = "".join(open(os.path.join(ref.data_dir, f)).read() for f in ref.settings["basis_files"])
-            pots = open(os.path.join(ref.data_dir, ref.settings["potential_file"])).read()
-            for el, (basis, pot) in ref.settings["kinds"].items():
-                assert f" {basis}" in text, (el, basis)
-                assert f"{el} {pot}" in pots, (el, pot)
     assert CP2K("training", cutoff=800).settings_hash != training.settings_hash
     assert CP2K("training", mpi_ranks=4, omp_threads=2).settings_hash == training.settings_hash
     assert "mpiexec -n 4" in CP2K("training", mpi_ranks=4).command
+
+
+@needs_cp2k
+def test_every_basis_and_potential_of_the_presets_is_in_the_cp2k_data_files():
+    for ref in (CP2K("training"), CP2K("cheap")):
+        assert os.path.isdir(ref.data_dir), f"cp2k.psmp is installed but its data folder {ref.data_dir} is " \
+                                            "missing: set CP2K_DATA_DIR"
+        text = "".join(open(os.path.join(ref.data_dir, f)).read() for f in ref.settings["basis_files"])
+        pots = open(os.path.join(ref.data_dir, ref.settings["potential_file"])).read()
+        for el, (basis, pot) in ref.settings["kinds"].items():
+            assert f" {basis}" in text, (el, basis)
+            assert f"{el} {pot}" in pots, (el, pot)
+
+
+def test_reference_registry_names_and_layout():
+    assert list(REFERENCES) == ["gfn1-xtb", "gfn2-xtb", "cp2k-training", "cp2k-optimisation", "cp2k-cheap"]
+    assert DEFAULT_REFERENCE in REFERENCES
+    assert reference_by_name("gfn1-xtb") == XTB("GFN1-xTB") and reference_by_name("gfn2-xtb") == XTB("GFN2-xTB")
+    cheap = reference_by_name("cp2k-cheap", mpi_ranks=2, omp_threads=3)
+    assert (cheap.preset, cheap.mpi_ranks, cheap.omp_threads) == ("cheap", 2, 3)
+    assert reference_by_name("cp2k-optimisation").settings == CP2K("optimisation").settings
+    with pytest.raises(ReferenceMethodError, match="unknown reference 'gfn1'; choose one of gfn1-xtb, gfn2-xtb, "):
+        reference_by_name("gfn1")
 
 
 def test_cp2k_bad_input():
@@ -139,5 +134,5 @@ def test_cp2k_energy_forces_stress_in_ase_units_and_stress_matches_finite_differ
         assert forces.shape == (3, 3)
         # the O-H bonds are slightly off equilibrium: forces of order 0.1-10 eV/Å, not Hartree/Bohr
         assert 0.05 < np.abs(forces).max() < 20
-        for voigt in (0, 5):
-            assert fd_stress(atoms, calc, voigt, h=2e-3) == pytest.approx(stress[voigt], abs=1e-5)  # 1.6 MPa
+        numerical = calculate_numerical_stress(atoms, eps=2e-3, force_consistent=False)
+        np.testing.assert_allclose(numerical, stress, atol=1e-5)  # 1.6 MPa

@@ -17,6 +17,7 @@ import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -122,27 +123,36 @@ class ASEReference(Reference):
         return self.factory()
 
 
-from .cp2k import CP2K  # noqa: E402  (the subclasses need the base class above)
+from .cp2k import CP2K, PRESETS  # noqa: E402  (the subclasses need the base class above)
 from .xtb import XTB  # noqa: E402
 
-#: Names of the ready references, as commands and settings files spell them.
-NAMES = ("gfn1", "gfn2", "cp2k-training", "cp2k-optimisation", "cp2k-cheap")
+
+def _cp2k_preset(preset: str, mpi_ranks: int, omp_threads: int) -> CP2K:
+    return CP2K(preset, mpi_ranks=mpi_ranks, omp_threads=omp_threads)
+
+
+#: The ready references by name, as commands and settings files spell them: name -> factory of
+#: ``(mpi_ranks, omp_threads)`` (the parallel layout matters to CP2K only).
+REFERENCES: dict[str, Callable[[int, int], Reference]] = {
+    "gfn1-xtb": lambda mpi_ranks, omp_threads: XTB("GFN1-xTB"),
+    "gfn2-xtb": lambda mpi_ranks, omp_threads: XTB("GFN2-xTB"),
+    **{f"cp2k-{preset}": partial(_cp2k_preset, preset) for preset in PRESETS},
+}
+#: The reference of commands and settings that name none: GFN1-xTB, embedded and quick.
+DEFAULT_REFERENCE = "gfn1-xtb"
 
 
 def reference_by_name(name: str, mpi_ranks: int = 1, omp_threads: int = 1) -> Reference:
-    """A ready reference by name (:data:`NAMES`): GFN1/GFN2-xTB, or a CP2K preset with its parallel layout.
+    """A ready reference by name (a key of :data:`REFERENCES`), with its parallel layout.
 
     Raises
     ------
     ReferenceMethodError
-        For a name not in :data:`NAMES`.
+        For a name not in :data:`REFERENCES`.
     """
-    if name in ("gfn1", "gfn2"):
-        return XTB(f"{name.upper()}-xTB")
-    if name in NAMES:
-        return CP2K(name.removeprefix("cp2k-"), mpi_ranks=mpi_ranks, omp_threads=omp_threads)
-    raise ReferenceMethodError(f"unknown reference {name!r}; choose one of {', '.join(NAMES)}")
+    if name not in REFERENCES:
+        raise ReferenceMethodError(f"unknown reference {name!r}; choose one of {', '.join(REFERENCES)}")
+    return REFERENCES[name](mpi_ranks, omp_threads)
 
 
-__all__ = ["ASEReference", "CP2K", "NAMES", "Reference", "ReferenceMethodError", "ReferenceUnavailableError", "XTB",
-           "reference_by_name"]
+__all__ = ["ASEReference", "CP2K", "DEFAULT_REFERENCE", "REFERENCES", "Reference", "XTB", "reference_by_name"]

@@ -26,7 +26,8 @@ from typing import Any
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from . import Reference, ReferenceMethodError, ReferenceUnavailableError
+from ..exceptions import ReferenceMethodError, ReferenceUnavailableError
+from . import Reference
 
 # valence charge of the GTH-PBE pseudopotential used for each element
 _VALENCE = {"H": 1, "B": 3, "C": 4, "N": 5, "O": 6, "F": 7, "Mg": 10, "Al": 3, "Si": 4, "P": 5, "S": 6,

@@ -8,7 +8,8 @@ from typing import Any
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from . import Reference, ReferenceMethodError
+from ..exceptions import ReferenceMethodError
+from . import Reference
 
 METHODS = ("GFN1-xTB", "GFN2-xTB")
 MAX_Z = 86  # both GFN parametrisations cover H..Rn
