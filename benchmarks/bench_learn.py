@@ -41,7 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mofsnap.labelling import ExecutorUnavailableError, LabelStore, label
+from mofsnap.exceptions import ExecutorUnavailableError
+from mofsnap.fit import FitReport
+from mofsnap.labelling import LabelStore, label
 from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings, MDTask, prediction_errors, read_run, run_tasks
 from mofsnap.model import SNAPModel
 from mofsnap.plotting import save_figure
@@ -105,15 +107,15 @@ def run_campaigns(settings: LearnSettings, out: Path, executor: ProcessPoolExecu
         if len(learners[selection].store) != seeded:
             raise RuntimeError(f"step 0 of {selection} labelled {len(learners[selection].store) - seeded} "
                                f"configurations that {first} did not: the step-0 sets differ")
-    print(f"step 0: {records[first][0]['labelled']} labels shared by {', '.join(SELECTIONS)}", flush=True)
+    print(f"step 0: {records[first][0].labelled} labels shared by {', '.join(SELECTIONS)}", flush=True)
     for k, temperature in enumerate(settings.temperatures, start=1):
         for selection, learner in learners.items():
             start = time.perf_counter()
             record = learner.generation(k, temperature)
             records[selection].append(record)
-            print(f"generation {k} ({temperature:.0f} K) {selection:6}: {record['labelled']}/{record['runs']} runs "
-                  f"labelled, {record['stopped']} stopped by the guard, {record['n_train']} training "
-                  f"configurations, mean grade of picks {record['grade_mean']:.2f} "
+            print(f"generation {k} ({temperature:.0f} K) {selection:6}: {record.labelled}/{record.runs} runs "
+                  f"labelled, {record.stopped} stopped by the guard, {record.n_train} training "
+                  f"configurations, mean grade of picks {record.grade_mean or float('nan'):.2f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     return {"learners": learners, "records": records}
 
@@ -130,7 +132,7 @@ def common_test_set(learners: dict[str, ActiveLearning], settings: LearnSettings
     tasks = {name: MDTask(str(learner.workdir / f"gen{last:03d}" / "model"), any_learner.structure, temperatures,
                           steps, settings.frame_interval, settings.pressure_MPa, settings.seed + 31,
                           str(test_dir / f"ramp_{name}.extxyz"), any_learner.topology.to_dict(),
-                          max_force=settings.max_force, max_temperature_factor=settings.max_temperature_factor,
+                          d3=settings.d3, max_force=settings.max_force, max_temperature_factor=settings.max_temperature_factor,
                           bond_tolerance=settings.bond_tolerance)
              for name, learner in learners.items()}
     summaries = run_tasks(list(tasks.values()), executor, "test set: ramp MD per final model")
@@ -158,10 +160,9 @@ def learning_curves(learners: dict[str, ActiveLearning], n_generations: int, tes
         curves[name] = []
         for k in range(n_generations + 1):
             gen = learner.workdir / f"gen{k:03d}"
-            n_train = json.loads((gen / "report.json").read_text())["metrics"]["train"]["n_configurations"]
+            n_train = FitReport.read(gen / "report.json").metrics["train"]["n_configurations"]
             errors = prediction_errors(SNAPModel.read(gen / "model"), test)
-            curves[name].append({"generation": k, "n_train": n_train,
-                                 **{q: errors[f"{q}_rmse"] for q in QUANTITIES}})
+            curves[name].append({"generation": k, "n_train": n_train, **{q: getattr(errors, q) for q in QUANTITIES}})
     return curves
 
 
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
                "schedule": "quick" if args.quick else "full", "settings": json.loads(json.dumps(asdict(settings))),
                "n_test": len(test), "test_label_seconds_mean": float(np.nanmean(label_seconds)),
                "tolerance": args.tolerance, "curves": curves, "labels_to_plateau": plateau,
-               "generations": {name: [{k: r.get(k) for k in ("generation", "temperature", "runs", "stopped",
+               "generations": {name: [{k: getattr(r, k) for k in ("generation", "temperature", "runs", "stopped",
                                                              "selected", "labelled", "n_train", "grade_mean")}
                                       for r in recs] for name, recs in campaigns["records"].items()},
                "wall_seconds_this_call": wall}

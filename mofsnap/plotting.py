@@ -182,3 +182,35 @@ def cbad_histograms_figure(edges: Mapping[str, np.ndarray], counts: Mapping[str,
     axes[0, 0].legend()
     fig.suptitle("CBAD: training set vs candidate pool (bins = CBAD bins)")
     return save_figure(fig, path)
+
+
+def learn_summary_figure(summary, path: str | Path) -> Path:
+    """Write the errors per active-learning generation: training RMSE and the previous model's error on each
+    generation's new labels, one panel per quantity.
+
+    Parameters
+    ----------
+    summary : mofsnap.learn.LearnSummary
+        The campaign's summary.
+    path : path
+        PNG file to write.
+    """
+    records = summary.generations
+    n_train = [r.n_train for r in records]
+    fig, axes = new_figure(1, 3, figsize=(13, 3.8))
+    for ax, (quantity, unit) in zip(axes[0], (("energy", "meV/atom"), ("forces", "meV/Å"), ("stress", "MPa"))):
+        train = [getattr(r.train, quantity) for r in records]
+        ax.plot(n_train, train, "o-", label="training RMSE")
+        unseen = [(r.n_train, getattr(r.previous_model_on_new, quantity)) for r in records
+                  if r.previous_model_on_new is not None]
+        if unseen:
+            ax.plot(*zip(*unseen), "s--", label="previous model on new labels")
+        for r, value in zip(records, train):
+            ax.annotate(f"{r.temperature:.0f} K", (r.n_train, value), fontsize=7)
+        ax.set_xlabel("labelled training configurations")
+        ax.set_ylabel(f"{quantity} RMSE ({unit})")
+        if all(value > 0 for value in train):
+            ax.set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Temperature-driven active learning")
+    return save_figure(fig, path)

@@ -1,7 +1,10 @@
-"""Active learning: a whole (tiny) campaign, restarts after SIGKILL, the pool route, settings handling."""
+"""Active learning: a whole (tiny) campaign, restarts after SIGKILL, the selection rules, the pool route, the
+``mofsnap learn`` command, settings and result files."""
 
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,14 +16,23 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from mofsnap.atomtypes import assign_atom_types
-from mofsnap.learn import LearnError, LearnSettings, load_structure, perturbed_copies
-from mofsnap.labelling import LabelStore
-from mofsnap.model import SNAPModel
+from springs import BondSprings
 
-#: A campaign small enough for a test: ethanol in a periodic box.
+from mofsnap.atomtypes import assign_atom_types
+from mofsnap.exceptions import LearnError, ResultFileError
+from mofsnap.fit import FitReport, extrapolation_grade
+from mofsnap.labelling import LabelStore
+from mofsnap.learn import (DEMO, RMSE, ActiveLearning, ClosingMD, CurvePoint, FinalRecord, GenerationRecord,
+                           LearnSettings, LearnSummary, MDTask, PoolResult, learn_from_pool, load_structure,
+                           perturbed_copies, read_run, run_tasks)
+from mofsnap.descriptors import SnapDescriptors
+from mofsnap.model import SNAPModel
+from mofsnap.reference import ASEReference
+from mofsnap.topology import Topology
+
+#: A campaign small enough for a test: ethanol in a periodic box, with a short closing SNAP + D3 run.
 TINY = LearnSettings(n_perturbed=6, temperatures=(100.0, 200.0), runs=3, md_steps=30, frame_interval=5,
-                     ramp_steps=20, ramp_segments=2, test_size=3, extra_random=1, final_md_steps=0, twojmax=2,
+                     ramp_steps=20, ramp_segments=2, test_size=3, extra_random=1, final_md_steps=20, twojmax=2,
                      max_workers=1)
 
 
@@ -34,6 +46,13 @@ def ethanol_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("structure") / "ethanol.extxyz"
     ase.io.write(path, atoms)
     return path
+
+
+def _springs(structure: Path) -> ASEReference:
+    """The deterministic reference of these tests: bond springs of the (unperturbed) structure."""
+    from functools import partial
+
+    return ASEReference(partial(BondSprings, ase.io.read(structure)), "springs", {"k": 20.0})
 
 
 def _config(tmp: Path, structure: Path, settings: LearnSettings = TINY) -> Path:
@@ -59,12 +78,13 @@ from mofsnap.reference import ASEReference
 if __name__ == "__main__":
     settings = LearnSettings.from_toml(sys.argv[1])
     reference = ASEReference(partial(BondSprings, ase.io.read(settings.structure)), "springs", {{"k": 20.0}})
-    ActiveLearning(workdir=sys.argv[2], settings=settings, reference=reference).run()
+    summary = ActiveLearning(workdir=sys.argv[2], settings=settings, reference=reference).run()
+    summary.write(sys.argv[2] + "/returned_summary.json")
 """
 
 
 def _learn(config: Path, workdir: Path) -> subprocess.Popen:
-    script = config.with_name("learn_emt.py")
+    script = config.with_name("learn_springs.py")
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(script), str(config), str(workdir)], start_new_session=True,
@@ -99,31 +119,50 @@ def _final_coefficients(workdir: Path) -> np.ndarray:
 
 
 def test_campaign_writes_models_reports_and_learns(uninterrupted):
-    import json
-
-    summary = json.loads((uninterrupted / "summary.json").read_text())
-    generations = summary["generations"]
-    assert [g["generation"] for g in generations] == [0, 1, 2]
-    assert all(g["selected"] <= TINY.runs for g in generations[1:])  # at most one frame per MD run
-    n_train = [g["n_train"] for g in generations]
+    summary = LearnSummary.read(uninterrupted / "summary.json")
+    generations = summary.generations
+    assert [g.generation for g in generations] == [0, 1, 2]
+    assert [g.temperature for g in generations] == [0.0, *TINY.temperatures]
+    assert generations[0].offered == TINY.n_perturbed and generations[0].runs is None
+    assert all(g.runs == TINY.runs and g.selected <= TINY.runs for g in generations[1:])  # one frame per run
+    n_train = [g.n_train for g in generations]
     assert n_train == sorted(n_train) and n_train[0] >= 1
     for k in range(3):
-        assert (uninterrupted / f"gen{k:03d}" / "model.snapcoeff").exists()
+        assert SNAPModel.read(uninterrupted / f"gen{k:03d}" / "model").coefficients.any()
+        report = FitReport.read(uninterrupted / f"gen{k:03d}" / "report.json")
+        assert report.metrics["train"]["n_configurations"] == n_train[k]
     for png in ("summary.png", "learning_curve.png", "gen000/parity.png"):
         assert (uninterrupted / png).stat().st_size > 1000
     store = LabelStore(uninterrupted / "labels.db")
     roles = [a.info["role"] for a in store]
-    assert roles.count("test") == summary["final"]["n_test"] > 0
-    extra = summary["final"]["n_train"] - generations[-1]["n_train"]  # random ramp frames added to training
+    assert roles.count("test") == summary.final.test.n > 0
+    extra = summary.final.train.n - generations[-1].n_train  # random ramp frames added to training
     assert 0 <= extra <= TINY.extra_random
-    assert len(store) == sum(g["labelled"] for g in generations) + summary["final"]["n_test"] + extra
-    test = summary["final"]["test"]
-    assert np.isfinite([test["energy_rmse"], test["forces_rmse"], test["stress_rmse"]]).all()
+    assert summary.labels == len(store) == sum(g.labelled for g in generations) + summary.final.test.n + extra
+    test = summary.final.test
+    assert np.isfinite([test.energy, test.forces, test.stress]).all()
     # the final model reproduces its own training labels better than a zero-force model would
     train_set = [a for a in store if a.info["role"] == "train"]
     forces = np.concatenate([a.get_forces().ravel() for a in train_set])
-    assert summary["final"]["train"]["forces_rmse"] < 1e3 * np.sqrt(np.mean(forces**2))
-    assert [c["generation"] for c in summary["final"]["learning_curve"]] == [0, 1, 2, 3]
+    assert summary.final.train.forces < 1e3 * np.sqrt(np.mean(forces**2))
+    curve = summary.final.learning_curve
+    assert [c.generation for c in curve] == [0, 1, 2, 3]
+    assert [c.n_train for c in curve] == [*n_train, summary.final.train.n]
+    assert curve[-1].test == summary.final.test  # the last point is the final model
+    # what run() returned is what it wrote
+    assert LearnSummary.read(uninterrupted / "returned_summary.json") == summary
+
+
+def test_closing_md_runs_the_final_model_with_d3(uninterrupted):
+    """The closing NPT run: its steps, and means over the second half of its trajectory."""
+    closing = LearnSummary.read(uninterrupted / "summary.json").final.closing_md
+    assert closing == ClosingMD.read(uninterrupted / "final" / "md_300K_snap_d3.json")
+    assert closing.steps == TINY.final_md_steps and closing.stopped is None and closing.ns_per_day > 0
+    frames = ase.io.read(closing.trajectory, ":")
+    assert len(frames) == TINY.final_md_steps // 10 + 1  # a frame every 10 steps, the start included
+    half = frames[len(frames) // 2:]
+    assert closing.mean_volume_A3 == pytest.approx(np.mean([f.get_volume() for f in half]), rel=1e-12)
+    assert closing.mean_temperature_K == pytest.approx(np.mean([f.get_temperature() for f in half]), rel=1e-6)
 
 
 @pytest.mark.parametrize("kill_point", ["labelling", "md"])
@@ -133,7 +172,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, ethanol_fil
     process = _learn(config, work)
     if kill_point == "labelling":
         _kill_when(process, lambda: (work / "labels.db").exists() and len(LabelStore(work / "labels.db")) >= 2)
-        labelled_before = {a.info["label_hash"] for a in LabelStore(work / "labels.db")}
+        before = {a.info["label_hash"]: a.info["wall_time"] for a in LabelStore(work / "labels.db")}
     else:
         first_run = work / "gen001" / "md" / "run000.json"
         _kill_when(process, first_run.exists)
@@ -144,47 +183,133 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, ethanol_fil
     assert len(hashes) == len(set(hashes)) == len(LabelStore(uninterrupted / "labels.db"))
     assert store.integrity_check() == "ok"
     if kill_point == "labelling":
-        rows = {a.info["label_hash"]: a.info["wall_time"] for a in store}
-        assert labelled_before <= set(rows)  # kept, not recomputed (ids unchanged is implied by no duplicates)
+        after = {a.info["label_hash"]: a.info["wall_time"] for a in store}
+        assert {key: after[key] for key in before} == before  # kept as they were, not recomputed
     else:
         assert stamp == (first_run.stat().st_mtime_ns,
                          (work / "gen001" / "md" / "run000.extxyz").stat().st_mtime_ns)  # not rerun
     assert np.allclose(_final_coefficients(work), _final_coefficients(uninterrupted), rtol=0, atol=1e-9)
 
 
-def test_resume_with_other_settings_is_refused(tmp_path, ethanol_file, uninterrupted):
-    from functools import partial
-
-    from springs import BondSprings
-
-    from mofsnap.learn import ActiveLearning
-    from mofsnap.reference import ASEReference
-
-    reference = ASEReference(partial(BondSprings, ase.io.read(ethanol_file)), "springs", {"k": 20.0})
+def test_resume_with_other_settings_is_refused(ethanol_file, uninterrupted):
     with pytest.raises(LearnError, match="runs differ"):
         ActiveLearning(str(ethanol_file), uninterrupted, replace(TINY, runs=4, structure=str(ethanol_file)),
-                       reference)
+                       _springs(ethanol_file))
+
+
+# ------------------------------------------------------------------------------------- selection rules
+
+
+@pytest.fixture(scope="module")
+def after_step0(tmp_path_factory, ethanol_file) -> Path:
+    """A work directory after step 0 (labels, MLP0) and the MD of generation 1 (not yet picked from)."""
+    work = tmp_path_factory.mktemp("selection") / "base"
+    settings = replace(TINY, structure=str(ethanol_file), selection="random")
+    learner = ActiveLearning(workdir=work, settings=settings, reference=_springs(ethanol_file), progress=False)
+    learner.step0()
+    with sqlite3.connect(learner.store.path) as src, sqlite3.connect(work / "labels_step0.db") as dst:
+        src.backup(dst)
+    learner.generation(1, TINY.temperatures[0])
+    return work
+
+
+def _learner_from(base: Path, workdir: Path, structure: Path, **changes) -> ActiveLearning:
+    """A learner of other settings that starts from the step-0 state and generation-1 MD of ``base``."""
+    workdir.mkdir()
+    shutil.copy(base / "labels_step0.db", workdir / "labels.db")
+    for name in ("gen000", "descriptors", "gen001/md"):
+        shutil.copytree(base / name, workdir / name)
+    settings = replace(TINY, structure=str(structure), **changes)
+    return ActiveLearning(workdir=workdir, settings=settings, reference=_springs(structure), progress=False)
+
+
+def _intact_runs(learner: ActiveLearning) -> list[list]:
+    runs = [read_run(path)[1:] for path in sorted((learner.generation_dir(1) / "md").glob("run*.extxyz"))]
+    return [[f for f in run if not learner.topology.broken_bonds(f.positions, f.cell.array,
+                                                                 TINY.bond_tolerance).any()] for run in runs]
+
+
+def _labels_of_generation(learner: ActiveLearning, k: int) -> dict[str, object]:
+    return {a.info["source"]: a for a in learner.store.select(generation=k)}
+
+
+def test_random_selection_labels_one_frame_of_every_run(tmp_path, after_step0, ethanol_file):
+    learner = _learner_from(after_step0, tmp_path / "random", ethanol_file, selection="random")
+    record = learner.generation(1, TINY.temperatures[0])
+    runs = _intact_runs(learner)
+    assert len(runs) == TINY.runs
+    assert record.selected == record.labelled == sum(bool(run) for run in runs)
+    labels = _labels_of_generation(learner, 1)
+    assert len(labels) == record.labelled
+    for r, run in enumerate(runs):
+        if run:
+            picked = labels[f"gen001/md/run{r:03d}.extxyz"]
+            np.testing.assert_allclose(picked.positions, run[picked.info["frame"]].positions, atol=1e-6)
+
+
+def test_grade_selection_picks_the_most_extrapolating_frame_above_the_threshold(tmp_path, after_step0,
+                                                                                ethanol_file):
+    learner = _learner_from(after_step0, tmp_path / "grade", ethanol_file, selection="grade", grade_threshold=0.0)
+    record = learner.generation(1, TINY.temperatures[0])
+    model = SNAPModel.read(after_step0 / "gen000" / "model")
+    report = FitReport.read(after_step0 / "gen000" / "report.json")
+    runs = _intact_runs(learner)
+    labels = _labels_of_generation(learner, 1)
+    assert record.selected == len(labels) == sum(bool(run) for run in runs) > 0
+    best = []
+    with SnapDescriptors(model) as snap:
+        for r, run in enumerate(runs):
+            if run:
+                grades = [extrapolation_grade(report, report.weighted_rows(snap.rows(f), len(f))) for f in run]
+                assert labels[f"gen001/md/run{r:03d}.extxyz"].info["frame"] == int(np.argmax(grades))
+                best.append(max(grades))
+    assert record.grade_max == pytest.approx(max(best)) and record.grade_mean == pytest.approx(np.mean(best))
+    picky = _learner_from(after_step0, tmp_path / "picky", ethanol_file, selection="grade",
+                          grade_threshold=max(best) * 1.01)
+    record = picky.generation(1, TINY.temperatures[0])
+    assert record.selected == record.labelled == 0 and record.grade_mean is None
+    assert record.previous_model_on_new is None
+    assert record.n_train == report.metrics["train"]["n_configurations"]  # nothing new to train on
+
+
+def test_relax_fmax_relaxes_the_structure_with_the_reference_once(tmp_path, ethanol_file):
+    distorted = ase.io.read(ethanol_file)
+    distorted.positions += np.random.default_rng(3).uniform(-0.1, 0.1, distorted.positions.shape)
+    path = tmp_path / "distorted.extxyz"
+    ase.io.write(path, distorted)
+    settings = replace(TINY, structure=str(path), relax_fmax=0.02, relax_steps=500)
+    learner = ActiveLearning(workdir=tmp_path / "work", settings=settings, reference=_springs(ethanol_file))
+    relaxed = learner.structure.copy()
+    relaxed.calc = BondSprings(ase.io.read(ethanol_file))
+    assert np.linalg.norm(relaxed.get_forces(), axis=1).max() <= 0.02
+    assert np.abs(learner.structure.positions - distorted.positions).max() > 0.01  # it moved
+    again = ActiveLearning(workdir=tmp_path / "work", settings=settings, reference=_springs(ethanol_file))
+    np.testing.assert_array_equal(again.structure.positions, learner.structure.positions)  # read back, not redone
+
+
+# --------------------------------------------------------------------------------------- the pool route
 
 
 def test_pool_route_selects_labels_and_fits_with_gfn1_xtb(tmp_path, ethanol_file, uninterrupted):
     """The select-label-fit route on the embedded default reference (GFN1-xTB via tblite)."""
-    from mofsnap.learn import learn_from_pool
-
     pool = sorted((uninterrupted / "gen001" / "md").glob("run*.extxyz"))
-    result = learn_from_pool(pool, str(ethanol_file), tmp_path / "pool", settings=replace(TINY, max_workers=1),
-                             validation_fraction=0.3)
-    assert 0 < result["selected"] <= result["offered"]
-    assert result["labelled"] == result["selected"]
-    assert SNAPModel.read(result["model"]).coefficients.any()
+    result = learn_from_pool(pool, str(ethanol_file), tmp_path / "pool", settings=TINY, validation_fraction=0.3,
+                             progress=False)
+    assert result.offered == sum(len(read_run(p)) for p in pool)
+    assert 0 < result.selected <= result.offered
+    assert result.labelled == result.selected
+    assert result.train.n + (result.validation.n if result.validation else 0) == result.labelled
+    assert SNAPModel.read(result.model).coefficients.any()
+    assert PoolResult.read(tmp_path / "pool" / "result.json") == result
+
+
+# ------------------------------------------------------------------------------------------ MD tasks
 
 
 def test_md_tasks_lost_to_a_broken_pool_are_rerun(tmp_path, ethanol_file):
     """A crashed MD process breaks a process pool for all its tasks; they are rerun one by one and complete."""
     from concurrent.futures import Future
     from concurrent.futures.process import BrokenProcessPool
-
-    from mofsnap.learn import MDTask, run_tasks
-    from mofsnap.topology import Topology
 
     class BrokenPool:
         def submit(self, fn, *args):
@@ -196,10 +321,82 @@ def test_md_tasks_lost_to_a_broken_pool_are_rerun(tmp_path, ethanol_file):
     model = SNAPModel(sorted(set(structure.arrays["atom_types"])), twojmax=2)
     model.write(tmp_path / "model")
     tasks = [MDTask(str(tmp_path / "model"), structure, (50.0,), 5, 5, 0.1, seed, str(tmp_path / f"run{seed}.extxyz"),
-                    Topology.from_atoms(structure).to_dict()) for seed in range(2)]
-    summaries = run_tasks(tasks, BrokenPool(), "test")
+                    Topology.from_atoms(structure).to_dict(), False, 20.0, 3.0, 1.5) for seed in range(2)]
+    summaries = run_tasks(tasks, BrokenPool(), "test", progress=False)
     assert [s["frames"] for s in summaries] == [2, 2]  # start and step 5 of each run
     assert all(s["stopped"] is None for s in summaries)
+
+
+# ---------------------------------------------------------------------------------- results round trip
+
+
+def _summary() -> LearnSummary:
+    train = RMSE(1.25, 130.5, 21.0, 7)
+    generations = [GenerationRecord(0, 0.0, 5, 5, 0, train, offered=6),
+                   GenerationRecord(1, 100.0, 3, 2, 1, RMSE(1.5, 140.25, 22.0, 9), runs=3, stopped=1,
+                                    grade_mean=1.7, grade_max=2.9, previous_model_on_new=RMSE(3.0, 300.0, 40.0, 2)),
+                   GenerationRecord(2, 200.0, 0, 0, 0, RMSE(1.5, 140.25, 22.0, 9), runs=3, stopped=3)]
+    test = RMSE(2.0, 0.1 + 0.2, 1e-17, 3)
+    final = FinalRecord("w/final/model", RMSE(1.4, 141.0, 20.5, 10), test,
+                        [CurvePoint(0, 7, RMSE(9.0, 900.0, 90.0, 3)), CurvePoint(1, 10, test)],
+                        ClosingMD(20, None, 0.37, 301.2, 736.0, "w/final/md_300K_snap_d3.extxyz"))
+    return LearnSummary(generations, final, 13, 1, 12.5)
+
+
+def test_learn_summary_round_trips_exactly(tmp_path):
+    summary = _summary()
+    back = LearnSummary.read(summary.write(tmp_path / "summary.json"))
+    assert back == summary
+    for old, new in zip(summary.generations, back.generations):
+        assert new == old and type(new.train) is RMSE
+    assert back.final.closing_md == summary.final.closing_md and back.final.test.stress == 1e-17
+    assert back.generations[2].previous_model_on_new is None and back.generations[2].grade_mean is None
+    no_md = replace(summary, final=replace(summary.final, test=None, closing_md=None))
+    assert LearnSummary.read(no_md.write(tmp_path / "no_md.json")) == no_md
+
+
+def test_pool_result_round_trips_and_other_files_are_refused(tmp_path):
+    result = PoolResult(40, 12, 11, "pool/model", RMSE(1.0, 2.0, 3.0, 8), None)
+    assert PoolResult.read(result.write(tmp_path / "result.json")) == result
+    with pytest.raises(ResultFileError, match="not a learn-summary"):
+        LearnSummary.read(tmp_path / "result.json")
+
+
+# --------------------------------------------------------------------------------------------- command
+
+
+def test_write_config_writes_settings_that_read_back_equal(cli, tmp_path):
+    r = cli("learn", "--write-config", tmp_path / "defaults.toml")
+    assert r.status == 0 and "wrote" in r.out
+    assert LearnSettings.from_toml(tmp_path / "defaults.toml") == LearnSettings()
+    r = cli("learn", "--demo", "--workers", "3", "--write-config", tmp_path / "demo.toml")
+    assert r.status == 0
+    assert LearnSettings.from_toml(tmp_path / "demo.toml") == replace(DEMO, max_workers=3)
+
+
+def test_config_and_demo_together_fail_in_one_line(cli, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(TINY.to_toml())
+    r = cli("learn", config, "--demo", "--write-config", tmp_path / "out.toml")
+    assert r.status == 1
+    assert r.err.strip() == "mofsnap learn: error: give either a config file or --demo, not both"
+    assert not (tmp_path / "out.toml").exists()
+
+
+def test_missing_config_file_fails_in_one_line(cli, tmp_path):
+    r = cli("learn", tmp_path / "absent.toml", "-o", tmp_path / "work")
+    assert r.status == 1
+    assert r.err.count("\n") == 1 and "absent.toml: no such settings file" in r.err
+    assert not (tmp_path / "work").exists()
+
+
+def test_learn_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "mofsnap.learn", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "--write-config" in done.stdout and "--output" in done.stdout
+
+
+# -------------------------------------------------------------------------------------------- settings
 
 
 def test_settings_toml_round_trip(tmp_path):
@@ -215,6 +412,7 @@ def test_settings_toml_round_trip(tmp_path):
     ("runs = 0\n", "runs must be at least 1"),
     ("temperatures = [100, -5]\n", "temperatures must be positive"),
     ("cbad_pick = 'best'\n", "cbad_pick must be one of"),
+    ("runs = \n", "not a TOML file"),
 ])
 def test_bad_settings_are_rejected(tmp_path, text, message):
     path = tmp_path / "bad.toml"

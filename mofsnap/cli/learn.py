@@ -1,0 +1,68 @@
+"""Active learning of a SNAP model: perturbed copies, MD at rising temperatures, CBAD picks, labels, fits.
+
+Settings come from a TOML file (keys of mofsnap.learn.LearnSettings), from the embedded demo (--demo: the
+MOF-5 primitive cell with GFN1-xTB, about 15 minutes on 2 cores) or are the defaults. The work directory
+(-o) holds all state: a killed run given the same directory resumes where it stopped.
+
+    mofsnap learn config.toml -o WORKDIR
+    mofsnap learn --demo -o results/demo
+    mofsnap learn --write-config my.toml          # every key with its default (with --demo: the demo's)
+    mofsnap learn config.toml --pool a.xyz b.xyz  # select with CBAD from trajectories, label, fit (no MD loop)
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from ..exceptions import LearnError
+from .options import add_executor, add_output
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mofsnap learn``."""
+    from ..learn import DEFAULT_WORKDIR
+
+    parser.add_argument("config", nargs="?", help="TOML settings file (keys of mofsnap.learn.LearnSettings)")
+    add_output(parser, DEFAULT_WORKDIR, "work directory (resumed if it exists)")
+    parser.add_argument("--demo", action="store_true", help="the embedded demo schedule (MOF-5 cell, GFN1-xTB)")
+    parser.add_argument("--pool", nargs="+", metavar="TRAJ",
+                        help="select with CBAD from these trajectories, label and fit (no MD loop)")
+    parser.add_argument("--write-config", metavar="FILE", help="write the settings (demo or defaults) and exit")
+    add_executor(parser)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run ``mofsnap learn``."""
+    from ..learn import CLOSING_TEMPERATURE_K, DEMO, ActiveLearning, LearnSettings, learn_from_pool
+
+    if args.config and args.demo:
+        raise LearnError("give either a config file or --demo, not both")
+    settings = LearnSettings.from_toml(args.config) if args.config else (DEMO if args.demo else LearnSettings())
+    overrides = {k: v for k, v in (("max_workers", args.workers), ("executor", args.executor)) if v is not None}
+    settings = replace(settings, **overrides)
+    if args.write_config:
+        Path(args.write_config).write_text(settings.to_toml())
+        print(f"wrote {args.write_config}")
+        return
+    if args.pool:
+        result = learn_from_pool(args.pool, settings.structure, args.output, settings=settings,
+                                 progress=args.progress)
+        print(f"{result.offered} frames offered, {result.selected} selected, {result.labelled} labelled")
+        print(f"model: {result.model}.snapcoeff/.snapparam ({result.train.n} training configurations)")
+        print(f"results in {args.output}: result.json, report.json, parity.png")
+        return
+    final = ActiveLearning(workdir=args.output, settings=settings, progress=args.progress).run().final
+    print(f"\nfinal model: {final.model}.snapcoeff/.snapparam ({final.train.n} training configurations)")
+    if final.test is None:
+        print("no test set: the ramp MD gave no intact frame")
+    else:
+        print(f"test RMSE ({final.test.n} configurations): {final.test.energy:.2f} meV/atom, "
+              f"{final.test.forces:.0f} meV/Å, {final.test.stress:.1f} MPa")
+    if final.closing_md is not None:
+        md = final.closing_md
+        print(f"{CLOSING_TEMPERATURE_K:.0f} K NPT with SNAP + D3: {md.steps} steps, {md.ns_per_day:.2f} ns/day, "
+              f"<T> = {md.mean_temperature_K:.0f} K, <V> = {md.mean_volume_A3:.0f} Å³"
+              + (f", stopped: {md.stopped}" if md.stopped else ""))
+    print(f"results in {args.output}: summary.json, summary.png, learning_curve.png, final/")

@@ -1,0 +1,19 @@
+"""Temperature-driven active learning of a SNAP model, as one call and one command (``mofsnap learn``).
+
+- :mod:`~mofsnap.learn.settings`: :class:`LearnSettings` (the TOML config file) and the :data:`DEMO` schedule;
+- :mod:`~mofsnap.learn.loop`: :class:`ActiveLearning`, the resumable loop (MOF-5 route);
+- :mod:`~mofsnap.learn.pool`: :func:`learn_from_pool`, select-label-fit from existing trajectories (ZIF-8 route);
+- :mod:`~mofsnap.learn.md_tasks`: the loop's MD runs as crash-safe tasks;
+- :mod:`~mofsnap.learn.summary`: :class:`LearnSummary` and the other results.
+"""
+
+from .loop import CLOSING_TEMPERATURE_K, DEFAULT_WORKDIR, ActiveLearning, load_structure, perturbed_copies, prediction_errors
+from .md_tasks import EXPLOSIONS, MDTask, read_run, run_md_task, run_tasks
+from .pool import learn_from_pool
+from .settings import CBAD_PICKS, DEMO, SELECTIONS, LearnSettings
+from .summary import RMSE, ClosingMD, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, PoolResult
+
+__all__ = ["CBAD_PICKS", "CLOSING_TEMPERATURE_K", "DEFAULT_WORKDIR", "DEMO", "EXPLOSIONS", "RMSE", "SELECTIONS", "ActiveLearning",
+           "ClosingMD", "CurvePoint", "FinalRecord", "GenerationRecord", "LearnSettings", "LearnSummary", "MDTask",
+           "PoolResult", "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run",
+           "run_md_task", "run_tasks"]

@@ -1,0 +1,240 @@
+"""What an active-learning campaign reports: per-generation records, the final model's errors, the summary file.
+
+:class:`LearnSummary` is written to ``summary.json`` by :meth:`mofsnap.learn.ActiveLearning.run` and read back
+by :meth:`LearnSummary.read`; :class:`PoolResult` is the result of :func:`mofsnap.learn.learn_from_pool`. Both
+are versioned result files (:mod:`mofsnap.results`) that read back equal to what was written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from ..results import read_result, write_result
+
+
+Result = TypeVar("Result", bound="ResultFile")
+
+
+class ResultFile:
+    """``write(path)``/``read(path)`` of a result dataclass as a versioned JSON file of kind :attr:`KIND`."""
+
+    KIND: ClassVar[str]
+    VERSION: ClassVar[int]
+
+    def write(self, path: str | Path) -> Path:
+        """Write the result as a versioned JSON file; :meth:`read` gives back an equal result."""
+        return write_result(path, self.KIND, self.VERSION, asdict(self))
+
+    @classmethod
+    def read(cls: type[Result], path: str | Path) -> Result:
+        """Read a file written by :meth:`write`."""
+        return cls.from_dict(read_result(path, cls.KIND, cls.VERSION))
+
+    @classmethod
+    def from_dict(cls: type[Result], data: dict[str, Any]) -> Result:
+        """The result of its :func:`dataclasses.asdict` dictionary."""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RMSE:
+    """Root-mean-square errors of a model on a set of labelled configurations.
+
+    Attributes
+    ----------
+    energy : float
+        Energy per atom, meV/atom.
+    forces : float
+        Force components, meV/Å.
+    stress : float
+        Stress components, MPa.
+    n : int
+        Number of configurations.
+    """
+
+    energy: float
+    forces: float
+    stress: float
+    n: int
+
+    @classmethod
+    def from_metrics(cls, metrics: dict[str, Any]) -> RMSE:
+        """The RMSE of one set of a :class:`mofsnap.fit.FitReport`'s ``metrics``."""
+        return cls(float(metrics["energy_rmse"]), float(metrics["forces_rmse"]), float(metrics["stress_rmse"]),
+                   int(metrics["n_configurations"]))
+
+
+def _rmse_or_none(data: dict | None) -> RMSE | None:
+    return None if data is None else RMSE(**data)
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One generation of the loop (generation 0 is the perturbed-copies step).
+
+    Attributes
+    ----------
+    generation : int
+        ``k``.
+    temperature : float
+        ``T_k`` of the MD (K); 0 for generation 0.
+    selected, labelled, failed : int
+        Configurations selected, labelled successfully, and labels failed in this generation.
+    train : RMSE
+        The generation's model on its whole training set (``train.n`` is the training-set size).
+    offered : int or None
+        Generation 0: perturbed copies offered to CBAD.
+    runs, stopped : int or None
+        Generations >= 1: MD runs, and runs stopped by the blow-up guard.
+    grade_mean, grade_max : float or None
+        Generations >= 1: extrapolation grades of the picked frames (None without picks).
+    previous_model_on_new : RMSE or None
+        Generations >= 1: the previous model on this generation's new labels (None without new labels).
+    """
+
+    generation: int
+    temperature: float
+    selected: int
+    labelled: int
+    failed: int
+    train: RMSE
+    offered: int | None = None
+    runs: int | None = None
+    stopped: int | None = None
+    grade_mean: float | None = None
+    grade_max: float | None = None
+    previous_model_on_new: RMSE | None = None
+
+    @property
+    def n_train(self) -> int:
+        """Size of the generation's training set."""
+        return self.train.n
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRecord:
+        """The record of its :func:`dataclasses.asdict` dictionary."""
+        return cls(**{**data, "train": RMSE(**data["train"]),
+                      "previous_model_on_new": _rmse_or_none(data["previous_model_on_new"])})
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One generation's model on the final test set."""
+
+    generation: int
+    n_train: int
+    test: RMSE | None
+
+
+@dataclass(frozen=True)
+class ClosingMD(ResultFile):
+    """The closing 300 K NPT run with the final SNAP + D3 model (means over its second half)."""
+
+    steps: int
+    stopped: str | None
+    ns_per_day: float
+    mean_temperature_K: float
+    mean_volume_A3: float
+    trajectory: str
+
+    KIND = "learn-closing-md"
+    VERSION = 1
+
+
+@dataclass(frozen=True)
+class FinalRecord:
+    """The final model, its errors, the learning curve and the closing MD.
+
+    Attributes
+    ----------
+    model : str
+        Prefix of the final model files.
+    train : RMSE
+        The final model on its training set.
+    test : RMSE or None
+        The final model on the test set (None when the ramp gave no test frame).
+    learning_curve : list of CurvePoint
+        Every generation's model on the test set (the last entry is the final model).
+    closing_md : ClosingMD or None
+        The closing run (None when ``final_md_steps`` is 0).
+    """
+
+    model: str
+    train: RMSE
+    test: RMSE | None
+    learning_curve: list[CurvePoint] = field(default_factory=list)
+    closing_md: ClosingMD | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinalRecord:
+        """The record of its :func:`dataclasses.asdict` dictionary."""
+        return cls(data["model"], RMSE(**data["train"]), _rmse_or_none(data["test"]),
+                   [CurvePoint(p["generation"], p["n_train"], _rmse_or_none(p["test"]))
+                    for p in data["learning_curve"]],
+                   None if data["closing_md"] is None else ClosingMD.from_dict(data["closing_md"]))
+
+
+@dataclass(frozen=True)
+class LearnSummary(ResultFile):
+    """The result of a campaign (``summary.json`` of its work directory).
+
+    Attributes
+    ----------
+    generations : list of GenerationRecord
+        Generation 0 (perturbed copies) and one record per temperature.
+    final : FinalRecord
+        Final model, test errors, learning curve, closing MD.
+    labels, failed_labels : int
+        Labels in the store, and labelling attempts that failed.
+    wall_seconds : float
+        Wall time of the call that produced this summary (a resumed call skips finished work).
+    """
+
+    generations: list[GenerationRecord]
+    final: FinalRecord
+    labels: int
+    failed_labels: int
+    wall_seconds: float
+
+    KIND = "learn-summary"
+    VERSION = 1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LearnSummary:
+        """The summary of its :func:`dataclasses.asdict` dictionary."""
+        return cls([GenerationRecord.from_dict(g) for g in data["generations"]], FinalRecord.from_dict(data["final"]),
+                   data["labels"], data["failed_labels"], data["wall_seconds"])
+
+
+@dataclass(frozen=True)
+class PoolResult(ResultFile):
+    """The result of :func:`mofsnap.learn.learn_from_pool`.
+
+    Attributes
+    ----------
+    offered, selected, labelled : int
+        Frames in the trajectories, selected by CBAD, labelled successfully.
+    model : str
+        Prefix of the fitted model files.
+    train : RMSE
+        The model on its training set.
+    validation : RMSE or None
+        The model on the held-out labels (None when none were held out).
+    """
+
+    offered: int
+    selected: int
+    labelled: int
+    model: str
+    train: RMSE
+    validation: RMSE | None
+
+    KIND = "learn-pool-result"
+    VERSION = 1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PoolResult:
+        """The result of its :func:`dataclasses.asdict` dictionary."""
+        return cls(**{**data, "train": RMSE(**data["train"]), "validation": _rmse_or_none(data["validation"])})
