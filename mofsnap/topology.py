@@ -21,8 +21,8 @@ dihedrals (IUPAC sign convention) in (-180, 180].
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from ase.data import covalent_radii
 from matscipy.neighbours import neighbour_list
 
 from .exceptions import TopologyError
+from .results import read_result, write_result
 
 #: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
 BOND_SCALE = 1.2
@@ -156,6 +157,10 @@ class Topology:
     dihedral_signs: np.ndarray
     dihedral_types: list[str]
     dihedral_type_index: np.ndarray
+
+    #: Kind and format version of the result files of :meth:`write`.
+    KIND: ClassVar[str] = "topology"
+    VERSION: ClassVar[int] = 1
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -365,7 +370,7 @@ class Topology:
         broken = np.sqrt(x * x + y * y + z * z) > tolerance * self.reference_bond_lengths
         return broken[0] if single else broken
 
-    # ------------------------------------------------------------------ saving
+    # ------------------------------------------------------------------ writing and reading
     def to_dict(self) -> dict:
         """JSON-ready dictionary of every field (floats written with full precision: exact round-trip)."""
         return {name: value.tolist() if isinstance(value, np.ndarray) else list(value)
@@ -390,14 +395,20 @@ class Topology:
             fields[name] = fields[name].reshape(-1, width)
         return cls(**fields)
 
-    def save(self, path: str | Path) -> None:
-        """Write the topology as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict()))
+    def write(self, path: str | Path) -> Path:
+        """Write the topology as a versioned JSON result file; return ``path``."""
+        return write_result(path, self.KIND, self.VERSION, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | Path) -> Topology:
-        """Read a topology written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+    def read(cls, path: str | Path) -> Topology:
+        """Read a topology written by :meth:`write` (exactly equal to the one written).
+
+        Raises
+        ------
+        ResultFileError
+            The file is missing or holds something else.
+        """
+        return cls.from_dict(read_result(path, cls.KIND, cls.VERSION))
 
     def __repr__(self) -> str:
         return (f"Topology({len(self.numbers)} atoms, {len(self.bonds)} bonds / {len(self.bond_types)} types, "

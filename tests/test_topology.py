@@ -1,12 +1,14 @@
 """Topology: bond/angle/dihedral enumeration and type keys on molecules with known answers, periodic measuring
-against ASE's own minimum-image geometry, wrap invariance, batches, broken bonds, save/load, bad input."""
+against ASE's own minimum-image geometry, wrap invariance, batches, broken bonds, write/read, bad input."""
 
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
 
-from mofsnap.topology import Topology, TopologyError, cell_parameters, stack_frames
+from mofsnap.exceptions import ResultFileError, TopologyError
+from mofsnap.results import write_result
+from mofsnap.topology import Topology, cell_parameters, stack_frames
 
 TRICLINIC = np.array([[6.5, 0.0, 0.0], [1.7, 6.2, 0.0], [-1.1, 1.4, 6.8]])
 
@@ -142,11 +144,11 @@ def test_broken_bonds_flag_exactly_the_stretched_bond():
     assert batch.any(axis=1).tolist() == [False, True]
 
 
-def test_save_load_round_trip_is_exact(tmp_path):
+def test_write_read_round_trip_is_exact(tmp_path):
     atoms = typed_molecule("C3H6_D3h")
     topo = Topology.from_atoms(atoms)
-    topo.save(tmp_path / "topology.json")
-    loaded = Topology.load(tmp_path / "topology.json")
+    assert topo.write(tmp_path / "topology.json") == tmp_path / "topology.json"
+    loaded = Topology.read(tmp_path / "topology.json")
     for name, value in topo.__dict__.items():
         other = loaded.__dict__[name]
         if isinstance(value, np.ndarray):
@@ -157,6 +159,14 @@ def test_save_load_round_trip_is_exact(tmp_path):
     positions = atoms.positions + 0.03
     for kind, values in topo.measure(positions, atoms.cell).items():
         assert np.array_equal(loaded.measure(positions, atoms.cell)[kind], values)
+
+
+def test_read_refuses_other_result_files(tmp_path):
+    write_result(tmp_path / "other.json", "fit-report", 1, {"x": 1})
+    with pytest.raises(ResultFileError, match="not a topology"):
+        Topology.read(tmp_path / "other.json")
+    with pytest.raises(ResultFileError, match="no such result file"):
+        Topology.read(tmp_path / "missing.json")
 
 
 def test_bad_input_is_rejected_with_clear_errors():
