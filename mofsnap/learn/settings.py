@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..exceptions import LearnError
+from ..reference import DEFAULT_REFERENCE
 from ..units import ATMOSPHERE_MPA, ENERGY_WEIGHT, STRESS_WEIGHT
 
 #: How each MD run's frame is picked (see :attr:`LearnSettings.selection`).
@@ -77,7 +78,7 @@ class LearnSettings:
     """
 
     structure: str = "mof5-primitive"
-    reference: str = "gfn1-xtb"
+    reference: str = DEFAULT_REFERENCE
     seed: int = 0
     n_perturbed: int = 300
     displacement: float = 0.12
