@@ -74,7 +74,8 @@ def optimize_hyperparameters(train: Sequence[Atoms], validation: Sequence[Atoms]
                              bounds: dict[str, tuple[float, float]] | None = None, n_evaluations: int = 30,
                              seed: int = 0, log_file: str | Path | None = None,
                              reference: Calculator | None = None, cache_dir: str | Path | None = None,
-                             energy_weight: float = ENERGY_WEIGHT, stress_weight: float = STRESS_WEIGHT, alpha: float = 1e-6,
+                             energy_weight: float = ENERGY_WEIGHT, stress_weight: float = STRESS_WEIGHT,
+                             alpha: float = 1e-6,
                              progress: bool = True, **hyperparameters
                              ) -> tuple[SNAPModel, FitReport, HyperparameterSearch]:
     """Search SNAP hyperparameters minimising the validation :func:`objective`.
@@ -166,7 +167,8 @@ def optimize_hyperparameters(train: Sequence[Atoms], validation: Sequence[Atoms]
         if entry is None:
             trial = replace(start, radii=np.array(params["radii"]), weights=np.array(params["weights"]),
                             rfac0=params["rfac0"], coefficients=None)
-            tr = accumulate_equations(train, trial, t_train, np.zeros(len(train), dtype=int), 1, None, False, "train")[0]
+            tr = accumulate_equations(train, trial, t_train, np.zeros(len(train), dtype=int), 1, None, False,
+                                      "train")[0]
             va = accumulate_equations(validation, trial, t_valid, np.zeros(len(validation), dtype=int), 1, None, False,
                              "validation")[0]
             entry = {"params": params, **best_weights(tr, va, weights0)}

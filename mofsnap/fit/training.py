@@ -181,8 +181,9 @@ def _select_alpha(train_folds: list[NormalEquations], valid: NormalEquations | N
 
 
 def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, *,
-             model: SNAPModel | None = None, energy_weight: float = ENERGY_WEIGHT, stress_weight: float = STRESS_WEIGHT,
-             alpha: float | None = None, alphas: Sequence[float] = DEFAULT_ALPHAS, cv: int = 5,
+             model: SNAPModel | None = None, energy_weight: float = ENERGY_WEIGHT,
+             stress_weight: float = STRESS_WEIGHT, alpha: float | None = None,
+             alphas: Sequence[float] = DEFAULT_ALPHAS, cv: int = 5,
              reference: Calculator | None = None, cache_dir: str | Path | None = None, seed: int = 0,
              progress: bool = True, **hyperparameters) -> tuple[SNAPModel, FitReport]:
     """Fit the linear SNAP coefficients by weighted ridge regression (loss in the module docstring).
