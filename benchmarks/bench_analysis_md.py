@@ -22,18 +22,21 @@ import numpy as np
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mofsnap.analysis.phonons import compute_phonons, plot_vdos_vs_phonon_dos
-from mofsnap.analysis.thermal_expansion import analyse, run_npt_scan, state_points_from_files, write_results
+from mofsnap.analysis import phonons as phonon_analysis
+from mofsnap.analysis import vdos as vdos_analysis
+from mofsnap.analysis.phonons import compute_phonons
+from mofsnap.analysis.thermal_expansion import analyse, run_npt_scan, state_points_from_files, write_outputs
 from mofsnap.analysis.vdos import compute_vdos, run_vdos_protocol
 from mofsnap.md import run_md
+from mofsnap.plotting import vdos_vs_phonon_dos_figure
 
 REFERENCE_COMMANDS = [
-    "python -m mofsnap.analysis.thermal_expansion --run zif8.extxyz --model zif8 --d3 --zbl "
+    "mofsnap thermal-expansion --run zif8.extxyz --model zif8 --d3 --zbl "
     "H1a-H1b,H1a-N3a,H1a-Zn4a,H1b-C3b,H1b-N3a,H1b-Zn4a --temperatures 100,200,300,400,500 --runs 5 "
     "--equilibration-ps 100 --production-ps 500 --window-ps 10 -o te_zif8",
-    "python -m mofsnap.analysis.vdos --run mof5.extxyz --model mof5 --d3 --npt-ps 1 --nve-ps 500 --save-every 2 "
+    "mofsnap vdos --run mof5.extxyz --model mof5 --d3 --npt-ps 1 --nve-ps 500 --save-every 2 "
     "-o vdos_mof5",
-    "python -m mofsnap.analysis.phonons mof5.extxyz --model mof5 --d3 --supercell 1 --compare-vdos vdos_mof5 "
+    "mofsnap phonons mof5.extxyz --model mof5 --d3 --supercell 1 --compare-vdos vdos_mof5/vdos.json "
     "-o phonons_mof5",
 ]
 
@@ -88,21 +91,21 @@ def small_analyses(out: Path, quick: bool) -> dict:
     points = state_points_from_files([str(p) for group in paths.values() for p in group], 0.4 * scale,
                                      0.2 * scale, length_factor=0.5)
     result = analyse(points, at_K=300.0, degree_T=1)
-    write_results(result, out / "thermal_expansion")
-    figures["alpha_300K_per_K"] = [result["alpha"]["per_K"], result["alpha"]["err_per_K"]]
-    figures["bulk_modulus_GPa"] = [result["bulk_modulus"]["GPa"], result["bulk_modulus"]["err_GPa"]]
+    write_outputs(result, out / "thermal_expansion")
+    figures["alpha_300K_per_K"] = [result.alpha.per_K, result.alpha.err_per_K]
+    figures["bulk_modulus_GPa"] = [result.bulk_modulus.GPa, result.bulk_modulus.err_GPa]
 
     frames = run_vdos_protocol(copper(), EMT(), out / "vdos", temperature_K=300.0, npt_ps=0.4 * scale,
                                nve_ps=4.0 * scale, timestep_fs=4.0, frame_interval_fs=4.0, progress=False)
     vdos = compute_vdos(frames, max_lag_fs=1000.0)
-    summary = vdos.write(out / "vdos", bands=[(0.0, 400.0)])
+    summary = vdos_analysis.write_outputs(vdos, out / "vdos", bands=[(0.0, 400.0)])
     figures["vdos_peak_cm1"] = summary["peaks"][0]["peaks"][0]["cm1"]
 
     primitive = bulk("Cu", "fcc", a=3.6)
     primitive.new_array("atom_types", np.array(["Cu12a"]))
     phonons = compute_phonons(primitive, EMT(), supercell=3 if quick else 4, mesh=12, progress=False)
-    phonon_summary = phonons.write(out / "phonons")
-    plot_vdos_vs_phonon_dos(vdos, phonons, out / "phonons" / "vdos_vs_phonons.png")
+    phonon_summary = phonon_analysis.write_outputs(phonons, out / "phonons")
+    vdos_vs_phonon_dos_figure(vdos, phonons, out / "phonons" / "vdos_vs_phonons.png")
     figures["phonon_dos_integral"] = phonon_summary["dos_integral"]
     figures["phonon_max_cm1"] = float(phonons.frequency_cm1[np.flatnonzero(phonons.total > 1e-3)[-1]])
     return figures

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         plain = run_md(atoms.copy(), steps, temperature_K=TEMPERATURE, ensemble="nvt", seed=1, progress=False,
                        calculator=SNAPCalculator(model, d3=True))
         biased = run_metadynamics(atoms.copy(), SNAPCalculator(model, d3=True), ring_rotation_input(atoms, args.ring),
-                                  temperature=TEMPERATURE, steps=steps, directory=directory, seed=1, progress=False)
+                                  temperature_K=TEMPERATURE, steps=steps, directory=directory, seed=1, progress=False)
         print(f"MOF-5, {len(atoms)} atoms, SNAP + D3, NVT {TEMPERATURE:g} K, 1 fs, {steps} steps")
         print(f"  MD without bias       : {plain.ns_per_day:8.3f} ns/day")
         print(f"  WT-MetaD through PLUMED: {biased.ns_per_day:8.3f} ns/day "

@@ -214,3 +214,125 @@ def learn_summary_figure(summary, path: str | Path) -> Path:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("Temperature-driven active learning")
     return save_figure(fig, path)
+
+
+def spectrum_figure(frequency_cm1: np.ndarray, total: np.ndarray, partial: Mapping[str, np.ndarray], ylabel: str,
+                    path: str | Path, bands: Sequence[tuple[float, float]] | None = None,
+                    xmax: float | None = None) -> Path:
+    """Write a density of states and its partial densities (cm⁻¹ below, THz above) to ``path`` (PNG).
+
+    The one plot of the MD VDOS and of the phonon DOS.
+
+    Parameters
+    ----------
+    frequency_cm1, total : arrays
+        Frequency grid and total density.
+    partial : mapping label -> array
+        Partial densities (per atom type or element).
+    ylabel : str
+        Label of the density axis.
+    path : path
+        PNG file to write.
+    bands : sequence of (lo, hi), optional
+        Frequency bands (cm⁻¹) shaded grey.
+    xmax : float, optional
+        Upper frequency limit (cm⁻¹).
+    """
+    from .units import THZ_TO_CM1
+
+    fig, axes = new_figure(1, 1, figsize=(8, 4.5))
+    ax = axes[0, 0]
+    ax.plot(frequency_cm1, total, color="black", lw=1.2, label="total")
+    for label, spectrum in partial.items():
+        ax.plot(frequency_cm1, spectrum, lw=0.9, label=label)
+    for lo, hi in bands or []:
+        ax.axvspan(lo, hi, color="grey", alpha=0.1)
+    if xmax is not None:
+        ax.set_xlim(0, xmax)
+    ax.set_xlabel("frequency (cm$^{-1}$)")
+    ax.set_ylabel(ylabel)
+    ax.secondary_xaxis("top", functions=(lambda x: x / THZ_TO_CM1, lambda x: x * THZ_TO_CM1)).set_xlabel(
+        "frequency (THz)")
+    ax.legend(fontsize=8, ncol=2)
+    return save_figure(fig, path)
+
+
+def vdos_vs_phonon_dos_figure(vdos, phonons, path: str | Path) -> Path:
+    """Write an MD VDOS and a harmonic phonon DOS in one plot, both per atom (each integrates to 3).
+
+    Parameters
+    ----------
+    vdos : mofsnap.analysis.vdos.VDOSResult
+    phonons : mofsnap.analysis.phonons.PhononResult
+    path : path
+        PNG file: one panel for the totals and one per atom type present in both.
+    """
+    vdos_scale = 3.0 / vdos.dof  # the VDOS integrates to 3N - removed
+    common = [t for t in phonons.partial if t in vdos.partial]
+    common = common if len(common) > 1 else []  # one type: its panel would repeat the total
+    fig, axes = new_figure(1 + len(common), 1, figsize=(8, 2.2 * (1 + len(common)) + 0.8), sharex=True)
+    panels = [("total", vdos.total, phonons.total)] + [(t, vdos.partial[t], phonons.partial[t]) for t in common]
+    for ax, (label, md, harmonic) in zip(axes[:, 0], panels):
+        ax.plot(vdos.frequency_cm1, md * vdos_scale, lw=1.0, label="MD VDOS")
+        ax.plot(phonons.frequency_cm1, harmonic / phonons.natoms, lw=1.0, label="harmonic phonon DOS")
+        ax.set_ylabel(f"{label}\n(states/cm$^{{-1}}$/atom)", fontsize=8)
+    axes[0, 0].legend(fontsize=8)
+    axes[-1, 0].set_xlim(0, max(phonons.frequency_cm1.max(), 100.0))
+    axes[-1, 0].set_xlabel("frequency (cm$^{-1}$)")
+    return save_figure(fig, path)
+
+
+def fit_scan_figure(x: np.ndarray, values: np.ndarray, errors: np.ndarray, fit_x: np.ndarray, fit_y: np.ndarray,
+                    xlabel: str, ylabel: str, title: str, fit_label: str, path: str | Path) -> Path:
+    """Write state-point means with error bars and the curve fitted to them to ``path`` (PNG).
+
+    The lattice parameter against temperature and the volume against pressure of the thermal-expansion
+    analysis.
+    """
+    fig, axes = new_figure(1, 1, figsize=(5.5, 4))
+    ax = axes[0, 0]
+    ax.errorbar(x, values, yerr=errors, fmt="o", capsize=3, label="NPT mean ± s.e.")
+    ax.plot(fit_x, fit_y, "-", lw=1, label=fit_label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def free_energy_figures(result, directory: str | Path) -> list[Path]:
+    """Write the plots of a metadynamics free energy into ``directory``.
+
+    ``fes_2d.png`` (the surface, two CVs only), ``fes_1d.png`` (the profiles) and
+    ``barrier_convergence.png`` (barrier against bias time).
+
+    Parameters
+    ----------
+    result : mofsnap.analysis.metadynamics.FreeEnergy
+    directory : path
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    directory = Path(directory)
+    written = []
+    if result.surface.ndim == 2:
+        fig, axes = new_figure(1, 1, figsize=(5.5, 4.5))
+        image = axes[0, 0].contourf(result.axes[0], result.axes[1], result.surface.T, levels=30, cmap="viridis")
+        fig.colorbar(image, ax=axes[0, 0], label="F (eV)")
+        axes[0, 0].set(xlabel=result.names[0], ylabel=result.names[1], title=f"F at {result.temperature_K:g} K")
+        written.append(save_figure(fig, directory / "fes_2d.png"))
+    fig, axes = new_figure(1, 1, figsize=(5.5, 4))
+    for name, axis, profile in zip(result.names, result.axes, result.profiles):
+        axes[0, 0].plot(axis, profile, label=name)
+    axes[0, 0].set(xlabel="CV", ylabel="F (eV)",
+                   title=f"barrier {result.barrier:.3f} ± {result.barrier_error:.3f} eV")
+    axes[0, 0].legend()
+    written.append(save_figure(fig, directory / "fes_1d.png"))
+    fig, axes = new_figure(1, 1, figsize=(5.5, 4))
+    for k, name in enumerate(result.names):
+        axes[0, 0].plot(result.times, result.barrier_history[:, k], "o-", label=name)
+    axes[0, 0].set(xlabel="bias time (PLUMED time units)", ylabel="barrier (eV)", title="bias-time convergence")
+    axes[0, 0].legend()
+    written.append(save_figure(fig, directory / "barrier_convergence.png"))
+    return written

@@ -1,6 +1,9 @@
-"""Well-tempered metadynamics: PLUMED set-up, a particle in a known double well, free-energy algebra, MOF-5 CVs."""
+"""Well-tempered metadynamics: PLUMED set-up, a particle in a known double well, free-energy algebra, MOF-5 CVs,
+the command."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -8,9 +11,8 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
 from mofsnap.analysis.metadynamics import (
-    HillsFileError,
-    MetadynamicsError,
-    RingSelectionError,
+    FreeEnergy,
+    Hills,
     barrier_height,
     free_energy,
     metad_line,
@@ -20,8 +22,10 @@ from mofsnap.analysis.metadynamics import (
     read_hills,
     ring_rotation_input,
     run_metadynamics,
-    write_results,
+    write_outputs,
 )
+from mofsnap.exceptions import HillsFileError, MetadynamicsError, RingSelectionError
+from mofsnap.structures import builtin_structure
 
 # Double well along x, harmonic across: V = A (x² - 1)² + B x + k/2 (y² + z²); F(x) = A (x² - 1)² + B x exactly.
 A, B, K = 0.2, 0.02, 1.0
@@ -54,7 +58,7 @@ def exact_profile(x: np.ndarray) -> np.ndarray:
 def particle_input() -> list[str]:
     return [
         "p: POSITION ATOM=1 NOPBC",
-        metad_line(["p.x"], temperature=T, sigma=0.1, height=0.01, biasfactor=GAMMA, pace=PACE, grid_min="-3",
+        metad_line(["p.x"], temperature_K=T, sigma=0.1, height=0.01, biasfactor=GAMMA, pace=PACE, grid_min="-3",
                    grid_max="3", grid_spacing=0.02),
         f"PRINT ARG=p.x,metad.bias STRIDE={PACE} FILE=COLVAR",
     ]
@@ -66,9 +70,9 @@ def double_well_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("wtm")
     for steps in (STEPS // 2, STEPS):
         atoms = Atoms("Ar", positions=[[-1.0, 0.0, 0.0]], masses=[10.0])
-        result = run_metadynamics(atoms, DoubleWell(), particle_input(), temperature=T, steps=steps,
-                                  directory=directory, timestep=TIMESTEP, thermostat="langevin", friction=0.02,
-                                  seed=3, thermalize=False, interval=1000, progress=False)
+        result = run_metadynamics(atoms, DoubleWell(), particle_input(), temperature_K=T, steps=steps,
+                                  directory=directory, timestep_fs=TIMESTEP, thermostat="langevin",
+                                  friction_per_fs=0.02, seed=3, thermalize=False, interval=1000, progress=False)
     assert result.steps == STEPS and result.new_steps == STEPS // 2
     return directory
 
@@ -77,8 +81,6 @@ def test_kernel_is_found_and_exported(monkeypatch):
     monkeypatch.delenv("PLUMED_KERNEL", raising=False)
     kernel = plumed_kernel()
     assert kernel.exists() and kernel.name.startswith("libplumedKernel")
-    import os
-
     assert os.environ["PLUMED_KERNEL"] == str(kernel)
 
 
@@ -120,16 +122,43 @@ def test_free_energy_of_double_well_matches_analytic(double_well_run, tmp_path):
 
     assert basin_difference(profile) == pytest.approx(basin_difference(exact), abs=0.7 * KT)
     assert 0 < result.barrier_error < 0.7 * KT
-    json_path = write_results(result, tmp_path)
-    assert json_path.exists() and (tmp_path / "fes_1d.png").exists() and (tmp_path / "barrier_convergence.png").exists()
+    json_path = write_outputs(result, tmp_path)
+    assert json_path == tmp_path / "metadynamics.json" and FreeEnergy.read(json_path).barrier == result.barrier
+    assert (tmp_path / "fes_1d.png").exists() and (tmp_path / "barrier_convergence.png").exists()
+
+
+def assert_same_free_energy(back: FreeEnergy, result: FreeEnergy) -> None:
+    """Every field of two free energies equal (NaN equal to NaN)."""
+    assert back.names == result.names
+    assert len(back.axes) == len(result.axes) and len(back.profiles) == len(result.profiles)
+    for a, b in zip(back.axes + back.profiles, result.axes + result.profiles):
+        np.testing.assert_array_equal(a, b)
+    for name in ("surface", "times", "barrier_history", "barriers", "barrier_errors"):
+        assert getattr(back, name).shape == getattr(result, name).shape
+        np.testing.assert_array_equal(getattr(back, name), getattr(result, name))
+    for name in ("temperature_K", "biasfactor", "barrier", "barrier_error"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(result, name))
+
+
+def test_free_energy_round_trips_exactly(double_well_run, tmp_path):
+    result = free_energy(double_well_run / "HILLS", T)
+    assert_same_free_energy(FreeEnergy.read(result.write(tmp_path / "fe.json")), result)
+    # two CVs, one periodic, no crossing yet (NaN barriers)
+    rng = np.random.default_rng(5)
+    hills = Hills(names=["phi", "d"], time=np.arange(1.0, 41.0), centers=rng.normal(0.0, 0.2, (40, 2)),
+                  sigmas=np.full((40, 2), 0.1), heights=np.full(40, 0.01), biasfactor=8.0,
+                  periods=[(-np.pi, np.pi), None])
+    two = free_energy(hills, 300.0, checkpoints=4)
+    assert two.surface.ndim == 2 and np.isnan(two.barrier_history).any()
+    assert_same_free_energy(FreeEnergy.read(two.write(tmp_path / "two.json")), two)
 
 
 def test_resume_with_other_input_is_refused(double_well_run):
     atoms = Atoms("Ar", positions=[[-1.0, 0.0, 0.0]], masses=[10.0])
     other = particle_input()[:1] + [line.replace("HEIGHT=0.01", "HEIGHT=0.02") for line in particle_input()[1:]]
     with pytest.raises(MetadynamicsError, match="differs from this PLUMED input"):
-        run_metadynamics(atoms, DoubleWell(), other, temperature=T, steps=STEPS + 100, directory=double_well_run,
-                         timestep=TIMESTEP, progress=False)
+        run_metadynamics(atoms, DoubleWell(), other, temperature_K=T, steps=STEPS + 100, directory=double_well_run,
+                         timestep_fs=TIMESTEP, progress=False)
 
 
 def test_integrating_out_a_coupled_harmonic_cv_is_exact():
@@ -165,7 +194,7 @@ def test_bad_hills_are_rejected(tmp_path):
 def test_unknown_thermostat_is_rejected(tmp_path):
     atoms = Atoms("Ar", positions=[[0.0, 0.0, 0.0]])
     with pytest.raises(MetadynamicsError, match="unknown thermostat"):
-        run_metadynamics(atoms, DoubleWell(), particle_input(), temperature=T, steps=10, directory=tmp_path,
+        run_metadynamics(atoms, DoubleWell(), particle_input(), temperature_K=T, steps=10, directory=tmp_path,
                          thermostat="berendsen")
 
 
@@ -174,8 +203,7 @@ def test_unknown_thermostat_is_rejected(tmp_path):
 
 @pytest.fixture(scope="module")
 def mof5():
-    structures = pytest.importorskip("mofsnap.structures")
-    return structures.mof5(primitive=True)
+    return builtin_structure("mof5-primitive")
 
 
 def test_ring_atoms_have_the_protocol_types(mof5):
@@ -238,3 +266,64 @@ def test_ring_selection_errors(mof5):
     del bare.arrays["atom_types"]
     with pytest.raises(RingSelectionError, match="atom_types"):
         phenylene_rings(bare)
+
+
+# ------------------------------------------------------------------------------------------------------- command
+
+
+def test_command_analyse_writes_the_free_energy_of_the_library(double_well_run, tmp_path, cli):
+    r = cli("metadynamics", "analyse", double_well_run / "HILLS", "-T", T, "-o", tmp_path / "fe")
+    assert r.status == 0, r.err
+    expected = free_energy(double_well_run / "HILLS", T)
+    assert_same_free_energy(FreeEnergy.read(tmp_path / "fe" / "metadynamics.json"), expected)
+    assert f"barrier: {expected.barrier:.3f} ± {expected.barrier_error:.3f} eV" in r.out
+    assert (tmp_path / "fe" / "fes_1d.png").exists() and (tmp_path / "fe" / "barrier_convergence.png").exists()
+
+
+def dimer_input(height: float = 0.02) -> str:
+    metad = metad_line(["d"], temperature_K=300.0, sigma=0.05, height=height, biasfactor=5.0, pace=10,
+                       grid_min="1.5", grid_max="4.0", grid_spacing=0.01)
+    return f"d: DISTANCE ATOMS=1,2 NOPBC\n{metad}\n"
+
+
+@pytest.fixture
+def dimer(tmp_path):
+    """A Cu dimer (EMT) and a PLUMED input biasing its bond length."""
+    Atoms("Cu2", positions=[[0.0, 0.0, 0.0], [2.3, 0.0, 0.0]]).write(tmp_path / "cu2.extxyz")
+    (tmp_path / "plumed.in").write_text(dimer_input())
+    return tmp_path
+
+
+def test_command_runs_resumes_and_analyses(dimer, cli):
+    args = ("metadynamics", "run", dimer / "cu2.extxyz", "--plumed", dimer / "plumed.in", "--calculator", "emt",
+            "-T", "300", "--timestep", "2", "--interval", "50", "-o", dimer / "run", "--no-progress")
+    r = cli(*args, "--steps", "200")
+    assert r.status == 0, r.err
+    hills = read_hills(dimer / "run" / "HILLS")
+    np.testing.assert_array_equal(np.round(hills.time / 2.0).astype(int), np.arange(10, 201, 10))
+    assert (dimer / "run" / "plumed.dat").read_text().splitlines()[0] == "UNITS LENGTH=A ENERGY=eV TIME=fs"
+    result = FreeEnergy.read(dimer / "run" / "metadynamics.json")
+    assert result.names == ["d"] and result.biasfactor == 5.0 and result.temperature_K == 300.0
+    assert "barrier: " in r.out
+    r = cli(*args, "--steps", "300")  # continues the run: every hill once
+    assert r.status == 0, r.err
+    hills = read_hills(dimer / "run" / "HILLS")
+    np.testing.assert_array_equal(np.round(hills.time / 2.0).astype(int), np.arange(10, 301, 10))
+
+
+def test_command_rejects_bad_input_in_one_line(dimer, cli):
+    def one_line(r, text):
+        assert r.status == 1, r.out
+        assert len(r.err.strip().splitlines()) == 1 and r.err.startswith("mofsnap metadynamics: error: ")
+        assert text in r.err
+
+    one_line(cli("metadynamics", "analyse", dimer / "HILLS", "-o", dimer / "x"),
+             "analyse needs the temperature of the run: give -T/--temperature K")
+    one_line(cli("metadynamics", "analyse", dimer / "HILLS", "-T", "300", "-o", dimer / "x"), "does not exist")
+    one_line(cli("metadynamics", "run", dimer / "cu2.extxyz", "--plumed", dimer / "missing.in", "--calculator",
+                 "emt", "-o", dimer / "x"), "missing.in does not exist")
+    args = ("metadynamics", "run", dimer / "cu2.extxyz", "--calculator", "emt", "--steps", "20", "--interval", "10",
+            "-o", dimer / "run", "--no-progress", "--plumed")
+    assert cli(*args, dimer / "plumed.in").status == 0
+    (dimer / "other.in").write_text(dimer_input(height=0.03))
+    one_line(cli(*args, dimer / "other.in"), "differs from this PLUMED input")

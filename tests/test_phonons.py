@@ -1,4 +1,4 @@
-"""Phonons: analytic diatomic chain, EMT Cu against its own finite-difference Hessian, DOS integrals."""
+"""Phonons: analytic diatomic chain, EMT Cu against ASE's finite-difference Hessian, DOS integrals, the command."""
 
 import json
 
@@ -9,10 +9,13 @@ from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
+from ase.vibrations import Vibrations
 
-from mofsnap.analysis.phonons import PhononError, compute_phonons, main
-from mofsnap.analysis.vdos import THZ_TO_CM1, VDOSResult, compute_vdos
+from mofsnap.analysis.phonons import PhononResult, compute_phonons
+from mofsnap.analysis.vdos import compute_vdos, write_outputs
+from mofsnap.exceptions import PhononError
 from mofsnap.md import read_trajectory, run_md
+from mofsnap.units import THZ_TO_CM1
 
 EPSILON, RHO0, R0 = 1.0, 5.0, 1.5
 
@@ -47,23 +50,14 @@ def test_diatomic_chain_frequencies_match_analytic_dispersion():
     assert result.counts == {"H1a": 1, "O2a": 1}
 
 
-def test_emt_copper_gamma_matches_own_finite_differences():
+def test_emt_copper_gamma_matches_ase_finite_differences(tmp_path):
     atoms = bulk("Cu", cubic=True, a=3.59)
     atoms.new_array("atom_types", np.array(["Cu12a", "Cu12b", "Cu12a", "Cu12b"]))
     atoms.calc = EMT()
-    h, n = 0.005, len(atoms)
-    hessian = np.zeros((3 * n, 3 * n))
-    for i in range(3 * n):
-        shifted = []
-        for sign in (1, -1):
-            probe = atoms.copy()
-            probe.calc = EMT()
-            probe.positions[i // 3, i % 3] += sign * h
-            shifted.append(probe.get_forces().ravel())
-        hessian[i] = -(shifted[0] - shifted[1]) / (2 * h)
-    masses = np.repeat(atoms.get_masses(), 3)
-    eigen = np.linalg.eigvalsh(0.5 * (hessian + hessian.T) / np.sqrt(np.outer(masses, masses)))
-    expected = np.sort(np.sign(eigen) * to_cm1(np.sqrt(np.abs(eigen))))
+    vibrations = Vibrations(atoms, name=str(tmp_path / "vib"), delta=0.005)
+    vibrations.run()
+    frequencies = vibrations.get_vibrations().get_frequencies()  # cm⁻¹, imaginary ones as imaginary numbers
+    expected = np.sort(np.where(np.abs(frequencies.imag) > 0, -np.abs(frequencies), frequencies.real))
     result = compute_phonons(atoms, EMT(), supercell=1, progress=False)
     np.testing.assert_allclose(np.sort(result.gamma_cm1), expected, atol=0.5)
     assert result.settings["symmetry"] is False  # the labels split equivalent sites
@@ -79,26 +73,53 @@ def test_dos_integrals_and_partials_sum_to_total():
     assert result.imaginary_modes() == 0
 
 
-def test_command_and_vdos_comparison(tmp_path):
+def test_result_round_trips_exactly(tmp_path):
+    atoms, calc = diatomic_chain()
+    result = compute_phonons(atoms, calc, supercell=(2, 1, 1), progress=False)
+    back = PhononResult.read(result.write(tmp_path / "phonons.json"))
+    for name in ("gamma_cm1", "frequency_cm1", "total"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(result, name))
+    assert list(back.partial) == list(result.partial) == ["H1a", "O2a"]
+    for label in result.partial:
+        np.testing.assert_array_equal(back.partial[label], result.partial[label])
+    assert (back.counts, back.settings) == (result.counts, result.settings)
+
+
+def test_command_and_vdos_comparison(tmp_path, cli):
     atoms = bulk("Cu", "fcc", a=3.59)
     atoms.new_array("atom_types", np.array(["Cu12a"]))
     atoms.write(tmp_path / "cu.extxyz")
-    main([str(tmp_path / "cu.extxyz"), "--calculator", "emt", "--supercell", "3", "--mesh", "8", "-o",
-          str(tmp_path / "ph"), "--no-progress"])
-    summary = json.loads((tmp_path / "ph" / "phonons.json").read_text())
-    assert summary["dos_integral"] == pytest.approx(3.0, rel=1e-3)
-    assert (tmp_path / "ph" / "phonon_dos.png").exists()
+    r = cli("phonons", tmp_path / "cu.extxyz", "--calculator", "emt", "--supercell", "3", "--mesh", "8", "-o",
+            tmp_path / "ph", "--no-progress")
+    assert r.status == 0, r.err
+    assert json.loads(r.out)["dos_integral"] == pytest.approx(3.0, rel=1e-3)
+    result = PhononResult.read(tmp_path / "ph" / "phonons.json")
+    assert result.settings["supercell"] == [3, 3, 3] and result.settings["mesh"] == [8, 8, 8]
+    assert np.trapezoid(result.total, result.frequency_cm1) == pytest.approx(3.0, rel=1e-3)
+    assert (tmp_path / "ph" / "phonon_dos.png").exists() and (tmp_path / "ph" / "phonon_dos.csv").exists()
 
     md = bulk("Cu", cubic=True, a=3.59).repeat(2)
     md.new_array("atom_types", np.array(["Cu12a"] * len(md)))
     run_md(md, 240, ensemble="nve", temperature_K=100, timestep_fs=5.0, trajectory=tmp_path / "md.extxyz",
            interval=2, calculator=EMT(), progress=False, frame_results=False)
-    compute_vdos(read_trajectory(tmp_path / "md.extxyz"), max_lag_fs=1000).write(tmp_path / "vdos")
-    vdos = VDOSResult.read(tmp_path / "vdos")
-    assert vdos.integral(vdos.total) == pytest.approx(3 * len(md) - 3, rel=1e-3)
-    main([str(tmp_path / "cu.extxyz"), "--calculator", "emt", "--supercell", "2", "-o", str(tmp_path / "ph2"),
-          "--compare-vdos", str(tmp_path / "vdos"), "--no-progress"])
+    write_outputs(compute_vdos(read_trajectory(tmp_path / "md.extxyz"), max_lag_fs=1000), tmp_path / "vdos")
+    r = cli("phonons", tmp_path / "cu.extxyz", "--calculator", "emt", "--supercell", "2", "-o", tmp_path / "ph2",
+            "--compare-vdos", tmp_path / "vdos", "--no-progress")
+    assert r.status == 0, r.err
     assert (tmp_path / "ph2" / "vdos_vs_phonons.png").exists()
+
+
+def test_command_rejects_bad_input_in_one_line(tmp_path, cli):
+    atoms = bulk("Cu", "fcc", a=3.59)
+    atoms.write(tmp_path / "cu.extxyz")
+    (tmp_path / "ph").mkdir()
+    (tmp_path / "ph" / "phonons.json").write_text(json.dumps({"mofsnap_result": "phonons", "version": 1}))
+    r = cli("phonons", tmp_path / "cu.extxyz", "--calculator", "emt", "--compare-vdos",
+            tmp_path / "ph" / "phonons.json")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1
+    assert r.err.startswith("mofsnap phonons: error: ") and "not a vdos" in r.err
+    r = cli("phonons", tmp_path / "cu.extxyz", "-o", tmp_path / "out")  # SNAP without --model
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1 and "--model" in r.err
 
 
 def test_non_periodic_structure_is_rejected():

@@ -1,4 +1,4 @@
-"""Thermal expansion: α and K from synthetic data with known answers, window averages, an EMT Cu scan."""
+"""Thermal expansion: α and K from synthetic data with known answers, window averages, an EMT Cu scan, the command."""
 
 import json
 
@@ -7,8 +7,10 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mofsnap.analysis.thermal_expansion import (ThermalExpansionError, average_state, bulk_modulus,
-                                                expansion_coefficient, main, run_npt_scan, window_means)
+from mofsnap.analysis.thermal_expansion import (BulkModulus, ExpansionCoefficient, StatePoint, ThermalExpansionResult,
+                                                analyse, average_state, bulk_modulus, expansion_coefficient,
+                                                run_npt_scan, window_means)
+from mofsnap.exceptions import ThermalExpansionError
 from mofsnap.md import read_trajectory
 
 
@@ -77,21 +79,24 @@ def test_fits_need_enough_points():
         bulk_modulus([0.0, 100.0], [10.0, 9.9], [0.0, 0.1])
 
 
-def test_emt_copper_scan_expands_on_heating(tmp_path):
+def test_emt_copper_scan_expands_on_heating(tmp_path, cli):
     atoms = bulk("Cu", cubic=True, a=3.59).repeat(2)
     atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
     paths = run_npt_scan(atoms, EMT(), tmp_path, [100.0, 900.0], runs=1, equilibration_ps=0.2, production_ps=0.8,
                          timestep_fs=4.0, frame_interval_fs=40.0, progress=False, pdamp_fs=200.0)
     assert read_trajectory(paths[(100.0, 0.101325)][0])[-1].info["md_step"] == 250
-    main([*(str(p[0]) for p in paths.values()), "-o", str(tmp_path / "out"), "--equilibration-ps", "0.2",
-          "--window-ps", "0.2", "--length-factor", "0.5", "--at", "500", "--degree-T", "1"])
-    result = json.loads((tmp_path / "out" / "thermal_expansion.json").read_text())
-    cold, hot = sorted(result["state_points"], key=lambda p: p["temperature_K"])
-    assert cold["windows"] == 4 and cold["a"] == pytest.approx(3.59, rel=0.02)
-    assert hot["a"] > cold["a"] + 3 * np.hypot(hot["a_err"], cold["a_err"])
-    assert result["alpha"]["per_K"] > 0
+    r = cli("thermal-expansion", *(p[0] for p in paths.values()), "-o", tmp_path / "out", "--equilibration-ps",
+            "0.2", "--window-ps", "0.2", "--length-factor", "0.5", "--at", "500", "--degree-T", "1")
+    assert r.status == 0, r.err
+    result = ThermalExpansionResult.read(tmp_path / "out" / "thermal_expansion.json")
+    cold, hot = result.state_points
+    assert (cold.temperature_K, hot.temperature_K) == (100.0, 900.0)
+    assert cold.windows == 4 and cold.a == pytest.approx(3.59, rel=0.02)
+    assert hot.a > cold.a + 3 * np.hypot(hot.a_err, cold.a_err)
+    assert result.alpha.per_K > 0 and result.alpha.at_K == 500.0 and result.alpha.degree == 1
+    assert json.loads(r.out)["alpha"]["per_K"] == result.alpha.per_K
     assert (tmp_path / "out" / "lattice_vs_T.png").exists() and (tmp_path / "out" / "state_points.csv").exists()
-    assert "bulk_modulus" not in result
+    assert result.bulk_modulus is None and json.loads(r.out)["bulk_modulus"] is None
 
 
 def lammps_dump(path, lengths):
@@ -102,14 +107,45 @@ def lammps_dump(path, lengths):
                          + f"0 {length}\n" * 3 + "ITEM: ATOMS id type x y z\n1 1 0 0 0\n")
 
 
-def test_lammps_dumps_with_temperatures_given_on_the_command_line(tmp_path):
+def test_lammps_dumps_with_temperatures_given_on_the_command_line(tmp_path, cli):
     # first frame: equilibration; the last one only closes the fourth window
     lammps_dump(tmp_path / "cold.dump", [9.0, 9.99, 10.01, 9.99, 10.01, 10.0])
     lammps_dump(tmp_path / "hot.dump", [9.0, 10.19, 10.21, 10.19, 10.21, 10.2])
-    with pytest.raises(ThermalExpansionError, match="no NPT temperature"):
-        main([str(tmp_path / "cold.dump"), "--frame-interval", "100", "-o", str(tmp_path / "x")])
-    main([f"{tmp_path / 'cold.dump'}:200", f"{tmp_path / 'hot.dump'}:400:0.101325", "--frame-interval", "100",
-          "--equilibration-ps", "0.1", "--window-ps", "0.1", "--at", "200", "-o", str(tmp_path / "out")])
-    result = json.loads((tmp_path / "out" / "thermal_expansion.json").read_text())
-    assert [p["a"] for p in result["state_points"]] == pytest.approx([10.0, 10.2])
-    assert result["alpha"]["per_K"] == pytest.approx(0.2 / 200 / 10.0, rel=1e-9)
+    r = cli("thermal-expansion", tmp_path / "cold.dump", "--frame-interval", "100", "-o", tmp_path / "x")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1
+    assert r.err.startswith("mofsnap thermal-expansion: error: ") and "no NPT temperature" in r.err
+    r = cli("thermal-expansion", f"{tmp_path / 'cold.dump'}:200", f"{tmp_path / 'hot.dump'}:400:0.101325",
+            "--frame-interval", "100", "--equilibration-ps", "0.1", "--window-ps", "0.1", "--at", "200", "-o",
+            tmp_path / "out")
+    assert r.status == 0, r.err
+    result = ThermalExpansionResult.read(tmp_path / "out" / "thermal_expansion.json")
+    assert [p.a for p in result.state_points] == pytest.approx([10.0, 10.2])
+    assert result.alpha.per_K == pytest.approx(0.2 / 200 / 10.0, rel=1e-9)
+
+
+def test_command_needs_trajectories_or_run(tmp_path, cli):
+    for args in ((), (tmp_path / "a.extxyz", "--run", tmp_path / "b.extxyz")):
+        r = cli("thermal-expansion", *args, "-o", tmp_path)
+        assert r.status == 1 and r.err.strip() == "mofsnap thermal-expansion: error: give either NPT trajectories " \
+                                                   "or --run STRUCTURE (not both)"
+
+
+def point(temperature, pressure, a, volume):
+    """A state point with distinct values in every field (errors from the fifth decimal)."""
+    return StatePoint(temperature, pressure, 3, 12, a, a * 1.1e-5, [a, a + 0.01, a - 0.02], [1e-4, 2e-4, 3e-4],
+                      [90.0, 90.1, 89.9], volume, volume * 3.3e-5)
+
+
+def test_analysis_finds_both_scans_and_round_trips_exactly(tmp_path):
+    points = [point(100.0, 0.101325, 26.0, 17576.0), point(300.0, 0.101325, 25.99, 17556.0),
+              point(500.0, 0.101325, 25.97, 17515.0), point(300.0, 500.0, 25.9, 17374.0)]
+    result = analyse(points, at_K=300.0, degree_T=1)
+    assert isinstance(result.alpha, ExpansionCoefficient) and isinstance(result.bulk_modulus, BulkModulus)
+    assert (result.alpha.pressure_MPa, result.alpha.degree) == (0.101325, 1)
+    assert (result.bulk_modulus.temperature_K, result.bulk_modulus.at_MPa) == (300.0, 0.101325)
+    assert result.bulk_modulus.GPa == pytest.approx(17556.0 * 499.898675 / (17556.0 - 17374.0) / 1000, rel=1e-9)
+    back = ThermalExpansionResult.read(result.write(tmp_path / "te.json"))
+    assert back.state_points == result.state_points
+    assert back.alpha == result.alpha and back.bulk_modulus == result.bulk_modulus
+    only_points = ThermalExpansionResult(points[:1])
+    assert ThermalExpansionResult.read(only_points.write(tmp_path / "one.json")) == only_points

@@ -1,6 +1,8 @@
-"""VDOS: known oscillator frequencies, normalisation, time-origin independence, the MD pipeline."""
+"""VDOS: known oscillator frequencies, normalisation, time-origin independence, the MD pipeline, the command."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,9 +12,11 @@ from ase.calculators.morse import MorsePotential
 from ase.build import bulk
 from ase.io import write
 
-from mofsnap.analysis.vdos import (THZ_TO_CM1, VDOSError, compute_vdos, main, parse_bands, run_vdos_protocol,
-                                   vdos_from_velocities)
+from mofsnap.analysis.vdos import VDOSResult, compute_vdos, run_vdos_protocol, vdos_from_velocities
+from mofsnap.cli.vdos import parse_bands
+from mofsnap.exceptions import ResultFileError, VDOSError
 from mofsnap.md import read_trajectory, run_md
+from mofsnap.units import THZ_TO_CM1
 
 DT_FS = 1.0
 
@@ -88,7 +92,7 @@ def test_diatomic_md_peak_at_harmonic_frequency(tmp_path):
     assert abs(peak_cm1(result, result.partial["N1a"], 200, 6000) - expected) < result.settings["resolution_cm1"] / 2
 
 
-def test_reference_protocol_helper_runs_npt_then_nve(tmp_path):
+def test_reference_protocol_helper_runs_npt_then_nve(tmp_path, cli):
     atoms = bulk("Cu", cubic=True).repeat(2)
     atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
     frames = run_vdos_protocol(atoms, EMT(), tmp_path, temperature_K=200, npt_ps=0.02, nve_ps=0.1,
@@ -104,11 +108,74 @@ def test_reference_protocol_helper_runs_npt_then_nve(tmp_path):
     for frame in frames:
         del frame.arrays["atom_types"]
     write(tmp_path / "untyped.extxyz", frames)
-    main([str(tmp_path / "untyped.extxyz"), "-o", str(tmp_path / "out"), "--bands", "0-400"])
-    summary = json.loads((tmp_path / "out" / "vdos.json").read_text())
+    r = cli("vdos", tmp_path / "untyped.extxyz", "-o", tmp_path / "out", "--bands", "0-400")
+    assert r.status == 0, r.err
+    assert json.loads(r.out)["dof"] == 3 * len(atoms) - 3
+    summary = json.loads((tmp_path / "out" / "vdos_summary.json").read_text())
     assert list(summary["counts"]) == ["Cu12a"] and summary["dof"] == 3 * len(atoms) - 3
     assert [(p["type"], p["band_cm1"]) for p in summary["peaks"]] == [("total", [0, 400]), ("Cu12a", [0, 400])]
-    assert (tmp_path / "out" / "vdos.png").exists()
+    written = VDOSResult.read(tmp_path / "out" / "vdos.json")
+    np.testing.assert_array_equal(written.total, compute_vdos(read_trajectory(tmp_path / "untyped.extxyz")).total)
+    assert (tmp_path / "out" / "vdos.png").exists() and (tmp_path / "out" / "vdos.csv").exists()
+
+
+def gas_trajectory(path, nframes=64):
+    """Four Ar atoms too far apart to bond (no atom types can be assigned), with oscillator velocities."""
+    masses = np.full(4, 39.948)
+    velocities = oscillators([300.0, 500.0, 700.0, 900.0], masses, nframes)
+    frames = []
+    for k in range(nframes):
+        atoms = Atoms("Ar4", positions=np.eye(4, 3) * 6.0, cell=[20, 20, 20], pbc=True)
+        atoms.set_velocities(velocities[k])
+        atoms.info["time_fs"] = k * DT_FS
+        frames.append(atoms)
+    write(path, frames)
+    return path
+
+
+def test_command_falls_back_to_elements_when_typing_fails(tmp_path, cli):
+    r = cli("vdos", gas_trajectory(tmp_path / "gas.extxyz"), "-o", tmp_path / "out", "--max-lag", "20")
+    assert r.status == 0, r.err
+    assert "per element" in r.err and "isolated atom" in r.err
+    result = VDOSResult.read(tmp_path / "out" / "vdos.json")
+    assert result.counts == {"Ar": 4} and list(result.partial) == ["Ar"]
+
+
+def test_python_m_form_analyses_a_trajectory(tmp_path):
+    """The form the design promises: ``python -m mofsnap.analysis.vdos traj.xyz``."""
+    gas_trajectory(tmp_path / "traj.xyz")
+    done = subprocess.run([sys.executable, "-m", "mofsnap.analysis.vdos", "traj.xyz", "--max-lag", "20"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["dof"] == 4 * 3  # the oscillators move the centre of mass: nothing removed
+    assert VDOSResult.read(tmp_path / "vdos" / "vdos.json").counts == {"Ar": 4}
+
+
+def test_result_round_trips_exactly(tmp_path):
+    masses = np.array([12.0, 1.0, 1.0])
+    result = vdos_from_velocities(oscillators([500.0, 1500.0, 3000.0], masses, 200), masses,
+                                  np.array(["C3a", "H1a", "H1b"]), DT_FS, max_lag_fs=50, removed_dof=1.5)
+    path = result.write(tmp_path / "sub" / "vdos.json")
+    back = VDOSResult.read(path)
+    np.testing.assert_array_equal(back.frequency_cm1, result.frequency_cm1)
+    np.testing.assert_array_equal(back.total, result.total)
+    assert list(back.partial) == list(result.partial)
+    for label in result.partial:
+        np.testing.assert_array_equal(back.partial[label], result.partial[label])
+    assert (back.dof, back.counts, back.settings) == (result.dof, result.counts, result.settings)
+    (tmp_path / "other.json").write_text(json.dumps({"mofsnap_result": "phonons", "version": 1}))
+    with pytest.raises(ResultFileError, match="not a vdos"):
+        VDOSResult.read(tmp_path / "other.json")
+
+
+def test_command_rejects_bad_input_in_one_line(tmp_path, cli):
+    r = cli("vdos", "-o", tmp_path)
+    assert r.status == 1 and r.err.strip() == "mofsnap vdos: error: give either a trajectory or --run STRUCTURE " \
+                                               "(not both)"
+    r = cli("vdos", gas_trajectory(tmp_path / "gas.extxyz"), "--bands", "600-100", "-o", tmp_path)
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1 and "LO < HI" in r.err
+    r = cli("vdos", tmp_path / "missing.extxyz", "-o", tmp_path)
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1 and "missing.extxyz" in r.err
 
 
 def test_bad_input_is_rejected():

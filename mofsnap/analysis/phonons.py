@@ -4,18 +4,17 @@ Force constants come from finite displacements of the structure (Γ only: the ce
 supercell, with phonopy's symmetry reduction unless atom types split symmetry-equivalent sites. The DOS
 is Gaussian-smeared on a q-point mesh; the partial DOS of each atom type is the sum of phonopy's
 projected DOS of its atoms, so the partial DOS add up to the total and each integrates to 3 × its atoms.
-:func:`plot_vdos_vs_phonon_dos` puts a harmonic DOS and an MD VDOS (anharmonic, finite temperature) in
-one plot, both per atom.
+:func:`mofsnap.plotting.vdos_vs_phonon_dos_figure` puts a harmonic DOS and an MD VDOS (anharmonic, finite
+temperature) in one plot, both per atom.
 
-Command::
+Command (also ``python -m mofsnap.analysis.phonons``)::
 
-    python -m mofsnap.analysis.phonons zif8.extxyz --model zif8 --d3 --supercell 1 -o phonons/
-    python -m mofsnap.analysis.phonons mof5.extxyz --model mof5 --compare-vdos vdos/ -o phonons/
+    mofsnap phonons zif8.extxyz --model zif8 --d3 --supercell 1 -o phonons/
+    mofsnap phonons mof5.extxyz --model mof5 --compare-vdos vdos/vdos.json -o phonons/
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,14 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
+from .. import plotting
 from ..exceptions import PhononError
-from ..md import add_calculator_arguments, calculator_from_args, read_structure
-from .vdos import THZ_TO_CM1, VDOSResult, atom_labels, plot_spectra, write_spectra_csv
+from ..results import read_result, write_result
+from ..units import THZ_TO_CM1
+from .vdos import atom_labels, write_spectra_csv
+
+#: Kind and format version of the files of :meth:`PhononResult.write`.
+RESULT_KIND, RESULT_VERSION = "phonons", 1
 
 
 @dataclass
@@ -66,21 +70,47 @@ class PhononResult:
         """Γ modes below ``-threshold_cm1`` (signs of an unrelaxed structure or an unstable model)."""
         return int(np.sum(self.gamma_cm1 < -threshold_cm1))
 
-    def write(self, directory: str | Path) -> dict:
-        """Write ``phonons.json``, ``phonon_dos.csv`` and ``phonon_dos.png``; return the JSON content."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        write_spectra_csv(out / "phonon_dos.csv", self.frequency_cm1, self.total, self.partial)
-        summary = {"natoms": self.natoms, "counts": self.counts, "settings": self.settings,
-                   "gamma_cm1": self.gamma_cm1.round(3).tolist(),
-                   "gamma_THz": (self.gamma_cm1 / THZ_TO_CM1).round(5).tolist(),
-                   "imaginary_modes_below_-10cm1": self.imaginary_modes(),
-                   "dos_integral": float(np.trapezoid(self.total, self.frequency_cm1)),
-                   "partial_integrals": {t: float(np.trapezoid(dos, self.frequency_cm1))
-                                         for t, dos in self.partial.items()}}
-        (out / "phonons.json").write_text(json.dumps(summary, indent=2))
-        plot_phonon_dos(self, out / "phonon_dos.png")
-        return summary
+    def write(self, path: str | Path) -> Path:
+        """Write this result as a versioned JSON file; :meth:`read` gives it back exactly."""
+        return write_result(path, RESULT_KIND, RESULT_VERSION, {
+            "gamma_cm1": self.gamma_cm1, "frequency_cm1": self.frequency_cm1, "total": self.total,
+            "partial": self.partial, "counts": self.counts, "settings": self.settings})
+
+    @classmethod
+    def read(cls, path: str | Path) -> PhononResult:
+        """Phonons written by :meth:`write`.
+
+        Raises
+        ------
+        ResultFileError
+            The file is missing or holds no phonons of this format version.
+        """
+        data = read_result(path, RESULT_KIND, RESULT_VERSION)
+        return cls(np.array(data["gamma_cm1"], dtype=float), np.array(data["frequency_cm1"], dtype=float),
+                   np.array(data["total"], dtype=float),
+                   {label: np.array(values, dtype=float) for label, values in data["partial"].items()},
+                   {label: int(n) for label, n in data["counts"].items()}, data["settings"])
+
+    def summary(self) -> dict:
+        """Atoms, settings, imaginary Γ modes and the integrals of the total and partial DOS."""
+        return {"natoms": self.natoms, "counts": self.counts, "settings": self.settings,
+                "imaginary_modes_below_-10cm1": self.imaginary_modes(),
+                "dos_integral": float(np.trapezoid(self.total, self.frequency_cm1)),
+                "partial_integrals": {t: float(np.trapezoid(dos, self.frequency_cm1))
+                                      for t, dos in self.partial.items()}}
+
+
+def write_outputs(result: PhononResult, directory: str | Path) -> dict:
+    """Write ``phonons.json`` (:meth:`PhononResult.write`), ``phonon_dos.csv``, ``phonons_summary.json``
+    (:meth:`PhononResult.summary`) and ``phonon_dos.png`` into ``directory``; return the summary."""
+    out = Path(directory)
+    result.write(out / "phonons.json")
+    write_spectra_csv(out / "phonon_dos.csv", result.frequency_cm1, result.total, result.partial)
+    summary = result.summary()
+    (out / "phonons_summary.json").write_text(json.dumps(summary, indent=2))
+    plotting.spectrum_figure(result.frequency_cm1, result.total, result.partial,
+                             "phonon DOS (states / cm$^{-1}$ / cell)", out / "phonon_dos.png")
+    return summary
 
 
 def _phonopy_atoms(atoms: Atoms):
@@ -176,86 +206,7 @@ def compute_phonons(atoms: Atoms, calculator: Calculator, *, supercell: int | tu
                         settings)
 
 
-def plot_phonon_dos(result: PhononResult, png: str | Path) -> None:
-    """Phonon DOS and partial DOS per type (cm⁻¹ below, THz above)."""
-    plot_spectra(result.frequency_cm1, result.total, result.partial, "phonon DOS (states / cm$^{-1}$ / cell)", png)
-
-
-def plot_vdos_vs_phonon_dos(vdos: VDOSResult, phonons: PhononResult, png: str | Path) -> None:
-    """MD VDOS and harmonic phonon DOS in one plot, both per atom (each integrates to 3).
-
-    One panel for the totals and one per atom type present in both.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    vdos_scale = 3.0 / vdos.dof  # the VDOS integrates to 3N - removed
-    common = [t for t in phonons.partial if t in vdos.partial]
-    common = common if len(common) > 1 else []  # one type: its panel would repeat the total
-    fig, axes = plt.subplots(1 + len(common), 1, figsize=(8, 2.2 * (1 + len(common)) + 0.8), sharex=True,
-                             squeeze=False)
-    panels = [("total", vdos.total, phonons.total)] + [(t, vdos.partial[t], phonons.partial[t]) for t in common]
-    for ax, (label, md, harmonic) in zip(axes[:, 0], panels):
-        ax.plot(vdos.frequency_cm1, md * vdos_scale, lw=1.0, label="MD VDOS")
-        ax.plot(phonons.frequency_cm1, harmonic / phonons.natoms, lw=1.0, label="harmonic phonon DOS")
-        ax.set_ylabel(f"{label}\n(states/cm$^{{-1}}$/atom)", fontsize=8)
-    axes[0, 0].legend(fontsize=8)
-    top = max(phonons.frequency_cm1.max(), 100.0)
-    axes[-1, 0].set_xlim(0, top)
-    axes[-1, 0].set_xlabel("frequency (cm$^{-1}$)")
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
-
-
-def _ints(text: str) -> tuple[int, int, int]:
-    values = [int(x) for x in text.split(",")]
-    if len(values) == 1:
-        values *= 3
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r}: give N or N1,N2,N3")
-    return tuple(values)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m mofsnap.analysis.phonons``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mofsnap.analysis.phonons",
-        description="Harmonic phonons with phonopy from a SNAP model (or another calculator): Γ frequencies, "
-                    "phonon DOS and partial DOS per atom type, optionally against an MD VDOS. Writes "
-                    "phonons.json, phonon_dos.csv, phonon_dos.png (and vdos_vs_phonons.png).")
-    parser.add_argument("structure", help="relaxed periodic structure (extxyz with atom_types, CIF, ...)")
-    parser.add_argument("-o", "--output", default="phonons", metavar="DIR", help="output directory")
-    parser.add_argument("--supercell", type=_ints, default=(1, 1, 1), metavar="N|N1,N2,N3",
-                        help="supercell of the force constants; 1 = Γ point of the cell itself (default 1)")
-    parser.add_argument("--mesh", type=_ints, metavar="N|N1,N2,N3",
-                        help="Γ-centred q mesh of the DOS (default: the supercell)")
-    parser.add_argument("--displacement", type=float, default=0.01, metavar="Å",
-                        help="finite displacement in Å (default 0.01)")
-    parser.add_argument("--sigma", type=float, default=5.0, metavar="CM-1",
-                        help="Gaussian smearing of the DOS in cm⁻¹ (default 5)")
-    parser.add_argument("--keep-residual-forces", action="store_true",
-                        help="do not subtract the forces of the undisplaced structure")
-    parser.add_argument("--by-element", action="store_true", help="partial DOS per element, not per atom type")
-    parser.add_argument("--compare-vdos", metavar="DIR",
-                        help="directory with vdos.csv + vdos.json from mofsnap.analysis.vdos: plot both")
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    add_calculator_arguments(parser)
-    args = parser.parse_args(argv)
-
-    result = compute_phonons(read_structure(args.structure), calculator_from_args(args), supercell=args.supercell,
-                             displacement=args.displacement, mesh=args.mesh, sigma_cm1=args.sigma,
-                             subtract_residual_forces=not args.keep_residual_forces, by_element=args.by_element,
-                             progress=not args.no_progress)
-    summary = result.write(args.output)
-    if args.compare_vdos:
-        plot_vdos_vs_phonon_dos(VDOSResult.read(args.compare_vdos), result,
-                                Path(args.output) / "vdos_vs_phonons.png")
-    print(json.dumps({k: summary[k] for k in ("natoms", "settings", "imaginary_modes_below_-10cm1", "dos_integral")},
-                     indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    from mofsnap.cli import run_as_module
+
+    run_as_module("phonons")

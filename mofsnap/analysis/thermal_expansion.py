@@ -8,18 +8,16 @@ samples, so a state point's value is their mean and its error the standard error
   of a(T) (error propagated from the fit covariance, i.e. from the window errors);
 - bulk modulus ``K = -V dP/dV`` at a chosen pressure from a weighted polynomial fit of V(P).
 
-Command::
+Command (also ``python -m mofsnap.analysis.thermal_expansion``)::
 
-    python -m mofsnap.analysis.thermal_expansion --run mof5.extxyz --model mof5 --d3 \\
+    mofsnap thermal-expansion --run mof5.extxyz --model mof5 --d3 \\
         --temperatures 100,200,300,400 --runs 5 -o te/          # run the MD (resumable), then analyse
-    python -m mofsnap.analysis.thermal_expansion te/*.extxyz -o te/   # analyse existing NPT trajectories
+    mofsnap thermal-expansion te/*.extxyz -o te/                 # analyse existing NPT trajectories
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,9 +26,16 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from .. import plotting
 from ..exceptions import ThermalExpansionError
-from ..md import (ATMOSPHERE_MPA, add_calculator_arguments, add_md_arguments, calculator_from_args, read_structure,
-                  read_trajectory, run_md)
+from ..md import read_trajectory, run_md
+from ..results import read_result, write_result
+from ..units import ATMOSPHERE_MPA
+
+#: Kind and format version of the files of :meth:`ThermalExpansionResult.write`.
+RESULT_KIND, RESULT_VERSION = "thermal-expansion", 1
+#: Reference protocol: time discarded at the start of every NPT run, and the averaging window (ps).
+EQUILIBRATION_PS, WINDOW_PS = 100.0, 10.0
 
 
 @dataclass
@@ -52,6 +57,92 @@ class StatePoint:
     angles: list[float]
     volume: float
     volume_err: float
+
+
+@dataclass
+class ExpansionCoefficient:
+    """Linear thermal-expansion coefficient ``α = (1/a) da/dT`` of a temperature scan.
+
+    Attributes
+    ----------
+    per_K, err_per_K : float
+        α and its standard error in 1/K.
+    at_K : float
+        Temperature where α is evaluated.
+    pressure_MPa : float
+        Pressure of the scan.
+    degree : int
+        Degree of the polynomial a(T) fitted.
+    """
+
+    per_K: float
+    err_per_K: float
+    at_K: float
+    pressure_MPa: float
+    degree: int
+
+
+@dataclass
+class BulkModulus:
+    """Isothermal bulk modulus ``K = -V dP/dV`` of a pressure scan.
+
+    Attributes
+    ----------
+    GPa, err_GPa : float
+        K and its standard error in GPa.
+    at_MPa : float
+        Pressure where K is evaluated.
+    temperature_K : float
+        Temperature of the scan.
+    degree : int
+        Degree of the polynomial V(P) fitted.
+    """
+
+    GPa: float
+    err_GPa: float
+    at_MPa: float
+    temperature_K: float
+    degree: int
+
+
+@dataclass
+class ThermalExpansionResult:
+    """State points of NPT runs and what their scans give.
+
+    Attributes
+    ----------
+    state_points : list of StatePoint
+        Every (T, P) state point, sorted by temperature, then pressure.
+    alpha : ExpansionCoefficient or None
+        From the temperature scan at the pressure with most state points (None with fewer than two).
+    bulk_modulus : BulkModulus or None
+        From the pressure scan at the temperature with most state points (None with fewer than two).
+    """
+
+    state_points: list[StatePoint]
+    alpha: ExpansionCoefficient | None = None
+    bulk_modulus: BulkModulus | None = None
+
+    def write(self, path: str | Path) -> Path:
+        """Write this result as a versioned JSON file; :meth:`read` gives it back exactly."""
+        return write_result(path, RESULT_KIND, RESULT_VERSION, {
+            "state_points": [asdict(p) for p in self.state_points],
+            "alpha": None if self.alpha is None else asdict(self.alpha),
+            "bulk_modulus": None if self.bulk_modulus is None else asdict(self.bulk_modulus)})
+
+    @classmethod
+    def read(cls, path: str | Path) -> ThermalExpansionResult:
+        """A result written by :meth:`write`.
+
+        Raises
+        ------
+        ResultFileError
+            The file is missing or holds no thermal-expansion result of this format version.
+        """
+        data = read_result(path, RESULT_KIND, RESULT_VERSION)
+        return cls([StatePoint(**p) for p in data["state_points"]],
+                   None if data["alpha"] is None else ExpansionCoefficient(**data["alpha"]),
+                   None if data["bulk_modulus"] is None else BulkModulus(**data["bulk_modulus"]))
 
 
 def frame_times_fs(frames: list[Atoms], frame_interval_fs: float | None = None) -> np.ndarray:
@@ -172,17 +263,16 @@ def bulk_modulus(pressures_MPa, volumes, volume_err, at_MPa: float = ATMOSPHERE_
 
 
 def analyse(points: list[StatePoint], at_K: float = 300.0, at_MPa: float | None = None, degree_T: int = 2,
-            degree_P: int = 1) -> dict:
+            degree_P: int = 1) -> ThermalExpansionResult:
     """Temperature scan (at the pressure with most state points) and pressure scan (at the temperature with
     most state points) of a set of state points: α at ``at_K`` and K at ``at_MPa`` (lowest pressure if None).
 
     Returns
     -------
-    dict
-        ``state_points``, and when available ``alpha`` (``per_K``, ``err_per_K``, ``at_K``, ``pressure_MPa``)
-        and ``bulk_modulus`` (``GPa``, ``err_GPa``, ``at_MPa``, ``temperature_K``).
+    ThermalExpansionResult
+        The state points with α and K where the scans have two points or more.
     """
-    result: dict = {"state_points": [asdict(p) for p in points]}
+    result = ThermalExpansionResult(list(points))
     by_pressure, by_temperature = defaultdict(list), defaultdict(list)
     for p in points:
         by_pressure[p.pressure_MPa].append(p)
@@ -192,16 +282,14 @@ def analyse(points: list[StatePoint], at_K: float = 300.0, at_MPa: float | None 
         scan = sorted(scan, key=lambda p: p.temperature_K)
         alpha, err = expansion_coefficient([p.temperature_K for p in scan], [p.a for p in scan],
                                            [p.a_err for p in scan], at_K, degree_T)
-        result["alpha"] = {"per_K": alpha, "err_per_K": err, "at_K": at_K, "pressure_MPa": pressure,
-                           "degree": min(degree_T, len(scan) - 1)}
+        result.alpha = ExpansionCoefficient(alpha, err, at_K, pressure, min(degree_T, len(scan) - 1))
     temperature, scan = max(by_temperature.items(), key=lambda item: len(item[1]))
     if len(scan) >= 2:
         scan = sorted(scan, key=lambda p: p.pressure_MPa)
         where = scan[0].pressure_MPa if at_MPa is None else at_MPa
         modulus, err = bulk_modulus([p.pressure_MPa for p in scan], [p.volume for p in scan],
                                     [p.volume_err for p in scan], where, degree_P)
-        result["bulk_modulus"] = {"GPa": modulus, "err_GPa": err, "at_MPa": where, "temperature_K": temperature,
-                                  "degree": min(degree_P, len(scan) - 1)}
+        result.bulk_modulus = BulkModulus(modulus, err, where, temperature, min(degree_P, len(scan) - 1))
     return result
 
 
@@ -211,9 +299,10 @@ def scan_trajectory_name(temperature_K: float, pressure_MPa: float, run: int) ->
 
 
 def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, temperatures_K: list[float],
-                 pressures_MPa: list[float] = (ATMOSPHERE_MPA,), runs: int = 5, equilibration_ps: float = 100.0,
-                 production_ps: float = 500.0, timestep_fs: float = 1.0, frame_interval_fs: float = 100.0,
-                 seed: int = 0, progress: bool = True, **md_options) -> dict[tuple[float, float], list[Path]]:
+                 pressures_MPa: list[float] = (ATMOSPHERE_MPA,), runs: int = 5,
+                 equilibration_ps: float = EQUILIBRATION_PS, production_ps: float = 500.0, timestep_fs: float = 1.0,
+                 frame_interval_fs: float = 100.0, seed: int = 0, progress: bool = True,
+                 **md_options) -> dict[tuple[float, float], list[Path]]:
     """NPT runs at every (T, P) combination, several independent runs each (different velocity seeds).
 
     Every run starts from ``atoms`` and writes ``DIR/npt_T{T}K_P{P}MPa_run{i}.extxyz``; restarting the scan
@@ -260,8 +349,8 @@ def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, te
     return paths
 
 
-def state_points_from_files(files: list[str], equilibration_ps: float, window_ps: float, length_factor: float = 1.0,
-                            frame_interval_fs: float | None = None) -> list[StatePoint]:
+def state_points_from_files(files: list[str], equilibration_ps: float = EQUILIBRATION_PS, window_ps: float = WINDOW_PS,
+                            length_factor: float = 1.0, frame_interval_fs: float | None = None) -> list[StatePoint]:
     """Group NPT trajectories by (T, P) and average them.
 
     Each entry is ``PATH`` (T and P read from the frames' ``md_target_temperature_K`` /
@@ -285,117 +374,53 @@ def state_points_from_files(files: list[str], equilibration_ps: float, window_ps
             for (t, p), runs in sorted(groups.items())]
 
 
-def plot_scans(result: dict, directory: Path) -> list[Path]:
-    """``lattice_vs_T.png`` and ``lattice_vs_P.png`` (with fits) for the scans present in ``result``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = [StatePoint(**p) for p in result["state_points"]]
+def plot_scans(result: ThermalExpansionResult, directory: str | Path) -> list[Path]:
+    """``lattice_vs_T.png`` and ``lattice_vs_P.png`` (points with the fitted curve) for the scans of ``result``."""
+    directory = Path(directory)
     written = []
-    for key, label, along, fixed in [("alpha", "T (K)", "temperature_K", "pressure_MPa"),
-                                     ("bulk_modulus", "P (MPa)", "pressure_MPa", "temperature_K")]:
-        if key not in result:
-            continue
-        fit = result[key]
-        scan = sorted((p for p in points if getattr(p, fixed) == fit[fixed]), key=lambda p: getattr(p, along))
-        x = np.array([getattr(p, along) for p in scan])
-        values, errors, ylabel = ((np.array([p.a for p in scan]), np.array([p.a_err for p in scan]), "a (Å)")
-                                  if key == "alpha" else
-                                  (np.array([p.volume for p in scan]), np.array([p.volume_err for p in scan]),
-                                   "V (Å$^3$)"))
-        poly, _ = _weighted_fit(x, values, errors, fit["degree"])
-        grid = np.linspace(x.min(), x.max(), 200)
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        ax.errorbar(x, values, yerr=errors, fmt="o", capsize=3, label="NPT mean ± s.e.")
-        ax.plot(grid, poly(grid), "-", lw=1, label=f"degree-{fit['degree']} fit")
-        if key == "alpha":
-            title = f"α({fit['at_K']:g} K) = {fit['per_K'] * 1e6:.2f} ± {fit['err_per_K'] * 1e6:.2f} × 10⁻⁶ /K"
-        else:
-            title = f"K({fit['at_MPa']:g} MPa) = {fit['GPa']:.2f} ± {fit['err_GPa']:.2f} GPa"
-        ax.set(xlabel=label, ylabel=ylabel, title=title)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        png = directory / ("lattice_vs_T.png" if key == "alpha" else "lattice_vs_P.png")
-        fig.savefig(png, dpi=130)
-        plt.close(fig)
-        written.append(png)
+    if result.alpha is not None:
+        fit = result.alpha
+        scan = sorted((p for p in result.state_points if p.pressure_MPa == fit.pressure_MPa),
+                      key=lambda p: p.temperature_K)
+        title = f"α({fit.at_K:g} K) = {fit.per_K * 1e6:.2f} ± {fit.err_per_K * 1e6:.2f} × 10⁻⁶ /K"
+        written.append(_plot_scan([p.temperature_K for p in scan], [p.a for p in scan], [p.a_err for p in scan],
+                                  fit.degree, "T (K)", "a (Å)", title, directory / "lattice_vs_T.png"))
+    if result.bulk_modulus is not None:
+        fit = result.bulk_modulus
+        scan = sorted((p for p in result.state_points if p.temperature_K == fit.temperature_K),
+                      key=lambda p: p.pressure_MPa)
+        written.append(_plot_scan([p.pressure_MPa for p in scan], [p.volume for p in scan],
+                                  [p.volume_err for p in scan], fit.degree, "P (MPa)", "V (Å$^3$)",
+                                  f"K({fit.at_MPa:g} MPa) = {fit.GPa:.2f} ± {fit.err_GPa:.2f} GPa",
+                                  directory / "lattice_vs_P.png"))
     return written
 
 
-def write_results(result: dict, directory: str | Path) -> None:
-    """``thermal_expansion.json``, ``state_points.csv`` and the plots in ``directory``."""
+def _plot_scan(x, values, errors, degree: int, xlabel: str, ylabel: str, title: str, png: Path) -> Path:
+    x, values, errors = (np.asarray(v, dtype=float) for v in (x, values, errors))
+    poly, _ = _weighted_fit(x, values, errors, degree)
+    grid = np.linspace(x.min(), x.max(), 200)
+    return plotting.fit_scan_figure(x, values, errors, grid, poly(grid), xlabel, ylabel, title,
+                                    f"degree-{degree} fit", png)
+
+
+def write_outputs(result: ThermalExpansionResult, directory: str | Path) -> Path:
+    """Write ``thermal_expansion.json`` (:meth:`ThermalExpansionResult.write`), ``state_points.csv`` and the
+    plots of :func:`plot_scans` into ``directory``; return the JSON file."""
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "thermal_expansion.json").write_text(json.dumps(result, indent=2))
+    path = result.write(out / "thermal_expansion.json")
     with open(out / "state_points.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["T_K", "P_MPa", "runs", "windows", "a_A", "a_err_A", "b_A", "c_A", "alpha_deg",
                          "beta_deg", "gamma_deg", "V_A3", "V_err_A3"])
-        for p in result["state_points"]:
-            writer.writerow([p["temperature_K"], p["pressure_MPa"], p["runs"], p["windows"], p["a"], p["a_err"],
-                             p["lengths"][1], p["lengths"][2], *p["angles"], p["volume"], p["volume_err"]])
+        for p in result.state_points:
+            writer.writerow([p.temperature_K, p.pressure_MPa, p.runs, p.windows, p.a, p.a_err, p.lengths[1],
+                             p.lengths[2], *p.angles, p.volume, p.volume_err])
     plot_scans(result, out)
-
-
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m mofsnap.analysis.thermal_expansion``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mofsnap.analysis.thermal_expansion",
-        description="Lattice parameter vs temperature and pressure from NPT MD (several runs per state point, "
-                    "equilibration discarded, window averages), linear thermal-expansion coefficient α at a "
-                    "chosen T and bulk modulus from the pressure scan. Analyses existing NPT trajectories or "
-                    "runs them first (--run). Writes thermal_expansion.json, state_points.csv and PNG plots.")
-    parser.add_argument("trajectories", nargs="*", metavar="FILE[:T[:P]]",
-                        help="NPT trajectories (extxyz, ASE .traj, LAMMPS dump, ...); T (K) and P (MPa) are read "
-                             "from frames written by mofsnap or given after colons")
-    parser.add_argument("-o", "--output", default="thermal_expansion", metavar="DIR", help="output directory")
-    parser.add_argument("--equilibration-ps", type=float, default=100.0,
-                        help="time discarded at the start of every run in ps (default 100)")
-    parser.add_argument("--window-ps", type=float, default=10.0, help="averaging window in ps (default 10)")
-    parser.add_argument("--frame-interval", type=float, metavar="FS",
-                        help="time between frames in fs for trajectories without time_fs (e.g. LAMMPS dumps)")
-    parser.add_argument("--length-factor", type=float, default=1.0,
-                        help="multiply cell lengths by this to get the reported lattice parameter (0.5 for a "
-                             "2x2x2 supercell, 1.41421 for the primitive cell of an fcc lattice; default 1)")
-    parser.add_argument("--at", type=float, default=300.0, metavar="K", help="temperature of α (default 300)")
-    parser.add_argument("--at-pressure", type=float, metavar="MPA",
-                        help="pressure of the bulk modulus (default: lowest pressure of the scan)")
-    parser.add_argument("--degree-T", type=int, default=2, help="polynomial degree of the a(T) fit (default 2)")
-    parser.add_argument("--degree-P", type=int, default=1, help="polynomial degree of the V(P) fit (default 1)")
-    run = parser.add_argument_group("running the NPT scan (--run)")
-    run.add_argument("--run", metavar="STRUCTURE", help="run the NPT scan from this structure first (resumable)")
-    run.add_argument("--temperatures", type=_floats, default=[300.0], metavar="T1,T2,...",
-                     help="temperatures in K (default 300)")
-    run.add_argument("--pressures", type=_floats, default=[ATMOSPHERE_MPA], metavar="P1,P2,...",
-                     help="pressures in MPa (default 1 atm)")
-    run.add_argument("--runs", type=int, default=5, help="independent runs per state point (default 5)")
-    run.add_argument("--production-ps", type=float, default=500.0, help="production per run in ps (default 500)")
-    run.add_argument("--save-every", type=float, default=100.0, metavar="FS", help="frame interval (default 100)")
-    add_md_arguments(parser, ensemble=False)
-    add_calculator_arguments(parser)
-    args = parser.parse_args(argv)
-    if bool(args.trajectories) == (args.run is not None):
-        parser.error("give either NPT trajectories or --run STRUCTURE")
-
-    files = args.trajectories
-    if args.run is not None:
-        paths = run_npt_scan(read_structure(args.run), calculator_from_args(args), args.output, args.temperatures,
-                             args.pressures, args.runs, args.equilibration_ps, args.production_ps, args.timestep,
-                             args.save_every, args.seed, not args.no_progress, cell=args.cell,
-                             tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
-        files = [str(p) for group in paths.values() for p in group]
-    points = state_points_from_files(files, args.equilibration_ps, args.window_ps, args.length_factor,
-                                     args.frame_interval)
-    result = analyse(points, args.at, args.at_pressure, args.degree_T, args.degree_P)
-    write_results(result, args.output)
-    print(json.dumps({k: v for k, v in result.items() if k != "state_points"}, indent=2))
+    return path
 
 
 if __name__ == "__main__":
-    main()
+    from mofsnap.cli import run_as_module
+
+    run_as_module("thermal-expansion")

@@ -7,17 +7,17 @@ spectra share one scale, chosen so that the total VDOS integrates to the number 
 ``3N - removed`` (equipartition); the partial VDOS of the types therefore add up to the total exactly and
 each integrates to its share of the kinetic energy, ``≈ 3 N_t`` for a thermalised system.
 
-Command::
+Command (also ``python -m mofsnap.analysis.vdos``)::
 
-    python -m mofsnap.analysis.vdos nve.extxyz -o vdos/ --bands 0-600,600-1800,2800-3300
-    python -m mofsnap.analysis.vdos --run zif8.extxyz --model zif8 --d3 -o vdos/   # reference protocol
+    mofsnap vdos nve.extxyz -o vdos/ --bands 0-600,600-1800,2800-3300
+    mofsnap vdos --run zif8.extxyz --model zif8 --d3 -o vdos/   # reference protocol
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,14 +26,19 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from scipy.signal import find_peaks
 
+from .. import plotting
 from ..atomtypes import assign_atom_types
-from ..exceptions import VDOSError
-from ..units import THZ_TO_CM1
-from ..md import (ATMOSPHERE_MPA, add_calculator_arguments, add_md_arguments, calculator_from_args, read_structure,
-                  read_trajectory, run_md)
+from ..exceptions import AtomTypingError, VDOSError
+from ..md import read_trajectory, run_md
+from ..results import read_result, write_result
+from ..units import ATMOSPHERE_MPA, THZ_TO_CM1
+
+log = logging.getLogger(__name__)
 
 #: Lag windows: Hann and Blackman halves (1 at lag 0, 0 at the maximum lag) or none (rectangular).
 WINDOWS = ("hann", "blackman", "none")
+#: Kind and format version of the files of :meth:`VDOSResult.write`.
+RESULT_KIND, RESULT_VERSION = "vdos", 1
 
 
 def write_spectra_csv(path: str | Path, frequency_cm1: np.ndarray, total: np.ndarray,
@@ -121,40 +126,53 @@ class VDOSResult:
                                 "peaks": found})
         return entries
 
+    def write(self, path: str | Path) -> Path:
+        """Write this result as a versioned JSON file; :meth:`read` gives it back exactly."""
+        return write_result(path, RESULT_KIND, RESULT_VERSION, {
+            "frequency_cm1": self.frequency_cm1, "total": self.total, "partial": self.partial, "dof": self.dof,
+            "counts": self.counts, "settings": self.settings})
+
     @classmethod
-    def read(cls, directory: str | Path) -> VDOSResult:
-        """A result written by :meth:`write` (``vdos.csv`` and ``vdos.json`` in ``directory``)."""
-        directory = Path(directory)
-        if not (directory / "vdos.csv").exists() or not (directory / "vdos.json").exists():
-            raise VDOSError(f"{directory} holds no vdos.csv and vdos.json (written by mofsnap.analysis.vdos)")
-        summary = json.loads((directory / "vdos.json").read_text())
-        with open(directory / "vdos.csv", newline="") as handle:
-            header, *rows = list(csv.reader(handle))
-        table = np.array(rows, dtype=float)
-        return cls(table[:, 0], table[:, 2], {t: table[:, 3 + k] for k, t in enumerate(header[3:])},
-                   float(summary["dof"]), summary["counts"], summary["settings"])
+    def read(cls, path: str | Path) -> VDOSResult:
+        """A VDOS written by :meth:`write`.
 
-    def write(self, directory: str | Path, bands: list[tuple[float, float]] | None = None,
-              min_prominence: float = 0.05) -> dict:
-        """Write ``vdos.csv`` (spectra), ``vdos.json`` (settings, integrals, peaks) and ``vdos.png``.
-
-        Returns
-        -------
-        dict
-            The content of ``vdos.json``.
+        Raises
+        ------
+        ResultFileError
+            The file is missing or holds no VDOS of this format version.
         """
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        labels = list(self.partial)
-        write_spectra_csv(out / "vdos.csv", self.frequency_cm1, self.total, self.partial)
-        summary = {"dof": self.dof, "natoms": int(sum(self.counts.values())), "counts": self.counts,
-                   "settings": self.settings, "states": {"total": self.integral(self.total),
-                                                         **{t: self.integral(self.partial[t]) for t in labels}},
-                   "bands_cm1": [list(b) for b in bands or []],
-                   "peaks": self.peaks(bands, min_prominence) if bands else []}
-        (out / "vdos.json").write_text(json.dumps(summary, indent=2))
-        plot_vdos(self, out / "vdos.png", bands)
-        return summary
+        data = read_result(path, RESULT_KIND, RESULT_VERSION)
+        return cls(np.array(data["frequency_cm1"], dtype=float), np.array(data["total"], dtype=float),
+                   {label: np.array(values, dtype=float) for label, values in data["partial"].items()},
+                   float(data["dof"]), {label: int(n) for label, n in data["counts"].items()}, data["settings"])
+
+    def summary(self, bands: list[tuple[float, float]] | None = None, min_prominence: float = 0.05) -> dict:
+        """Degrees of freedom, atoms, settings, states of every spectrum and the peaks within ``bands``."""
+        return {"dof": self.dof, "natoms": int(sum(self.counts.values())), "counts": self.counts,
+                "settings": self.settings,
+                "states": {"total": self.integral(self.total),
+                           **{label: self.integral(spectrum) for label, spectrum in self.partial.items()}},
+                "bands_cm1": [list(b) for b in bands or []],
+                "peaks": self.peaks(bands, min_prominence) if bands else []}
+
+
+def write_outputs(result: VDOSResult, directory: str | Path, bands: list[tuple[float, float]] | None = None,
+                  min_prominence: float = 0.05) -> dict:
+    """Write ``vdos.json`` (:meth:`VDOSResult.write`), ``vdos.csv`` (spectra), ``vdos_summary.json`` (states and
+    peaks of :meth:`VDOSResult.summary`) and ``vdos.png`` into ``directory``.
+
+    Returns
+    -------
+    dict
+        The summary written to ``vdos_summary.json``.
+    """
+    out = Path(directory)
+    result.write(out / "vdos.json")
+    write_spectra_csv(out / "vdos.csv", result.frequency_cm1, result.total, result.partial)
+    summary = result.summary(bands, min_prominence)
+    (out / "vdos_summary.json").write_text(json.dumps(summary, indent=2))
+    plot_vdos(result, out / "vdos.png", bands)
+    return summary
 
 
 def _lag_window(name: str, length: int) -> np.ndarray:
@@ -265,13 +283,22 @@ def frame_interval_of(frames: list[Atoms]) -> float:
 
 
 def atom_labels(atoms: Atoms, by_element: bool = False) -> np.ndarray:
-    """Labels of the partial spectra: ``arrays["atom_types"]`` if present, else types assigned by
-    :func:`mofsnap.atomtypes.assign_atom_types`; the chemical symbols when ``by_element``."""
+    """Labels of the partial spectra of ``atoms``.
+
+    ``arrays["atom_types"]`` if present, else types assigned by :func:`mofsnap.atomtypes.assign_atom_types`;
+    the chemical symbols when ``by_element`` or when the structure cannot be typed (isolated atoms, unknown
+    elements...), the latter with a logged warning.
+    """
     if by_element:
         return np.array(atoms.get_chemical_symbols())
     if "atom_types" in atoms.arrays:
         return atoms.arrays["atom_types"].astype(str)
-    return np.asarray(assign_atom_types(atoms.copy()), dtype=str)
+    try:
+        return np.asarray(assign_atom_types(atoms.copy()), dtype=str)
+    except AtomTypingError as error:
+        log.warning("no atom types in the frames and they cannot be assigned (%s): partial spectra per element",
+                    error)
+        return np.array(atoms.get_chemical_symbols())
 
 
 def _removed_dof(frames: list[Atoms], velocities: np.ndarray, masses: np.ndarray) -> float:
@@ -372,103 +399,14 @@ def run_vdos_protocol(atoms: Atoms, calculator: Calculator, directory: str | Pat
     return read_trajectory(nve)
 
 
-def plot_vdos(result: VDOSResult, png: str | Path, bands: list[tuple[float, float]] | None = None) -> None:
-    """Total VDOS and partial VDOS per type against frequency (cm⁻¹ below, THz above)."""
+def plot_vdos(result: VDOSResult, png: str | Path, bands: list[tuple[float, float]] | None = None) -> Path:
+    """Total VDOS and partial VDOS per type against frequency (cm⁻¹ below, THz above), up to the highest mode."""
     top = result.frequency_cm1[np.flatnonzero(result.total > 1e-3 * result.total.max())[-1]]
-    plot_spectra(result.frequency_cm1, result.total, result.partial, "VDOS (states / cm$^{-1}$)", png, bands,
-                 xmax=min(result.frequency_cm1[-1], 1.1 * top))
-
-
-def plot_spectra(frequency_cm1: np.ndarray, total: np.ndarray, partial: dict[str, np.ndarray], ylabel: str,
-                 png: str | Path, bands: list[tuple[float, float]] | None = None, xmax: float | None = None) -> None:
-    """A density of states and its partial densities per atom type (cm⁻¹ below, THz above), as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(frequency_cm1, total, color="black", lw=1.2, label="total")
-    for label, spectrum in partial.items():
-        ax.plot(frequency_cm1, spectrum, lw=0.9, label=label)
-    for lo, hi in bands or []:
-        ax.axvspan(lo, hi, color="grey", alpha=0.1)
-    if xmax is not None:
-        ax.set_xlim(0, xmax)
-    ax.set_xlabel("frequency (cm$^{-1}$)")
-    ax.set_ylabel(ylabel)
-    ax.secondary_xaxis("top", functions=(lambda x: x / THZ_TO_CM1, lambda x: x * THZ_TO_CM1)).set_xlabel(
-        "frequency (THz)")
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
-
-
-def parse_bands(text: str) -> list[tuple[float, float]]:
-    """``"0-600,600-1800"`` -> ``[(0, 600), (600, 1800)]`` (cm⁻¹)."""
-    try:
-        bands = [tuple(float(x) for x in item.split("-")) for item in text.split(",") if item.strip()]
-    except ValueError as error:
-        raise VDOSError(f"bands {text!r} must look like 0-600,600-1800 (cm⁻¹)") from error
-    if any(len(b) != 2 or not b[0] < b[1] for b in bands):
-        raise VDOSError(f"bands {text!r} must be LO-HI pairs with LO < HI")
-    return bands
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m mofsnap.analysis.vdos``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mofsnap.analysis.vdos",
-        description="Total and per-atom-type vibrational density of states from the mass-weighted velocity "
-                    "autocorrelation of a trajectory with velocities, or run the reference protocol (NPT "
-                    "equilibration, NVE production) first with --run. Writes vdos.csv, vdos.json, vdos.png.")
-    parser.add_argument("trajectory", nargs="?", help="extxyz (momenta or velocities column) or ASE .traj")
-    parser.add_argument("-o", "--output", default="vdos", metavar="DIR", help="output directory (default ./vdos)")
-    parser.add_argument("--frame-interval", type=float, metavar="FS",
-                        help="time between frames in fs (default: from the frames' time_fs)")
-    parser.add_argument("--skip", type=int, default=0, help="frames dropped from the start (default 0)")
-    parser.add_argument("--max-lag", type=float, default=5000.0, metavar="FS",
-                        help="longest correlation time in fs; sets the resolution (default 5000, capped at half "
-                             "the trajectory)")
-    parser.add_argument("--window", choices=WINDOWS, default="hann", help="lag window (default hann)")
-    parser.add_argument("--padding", type=int, default=4, help="zero-padding factor (default 4)")
-    parser.add_argument("--bands", default="0-600,600-1800,2800-3300", metavar="LO-HI,...",
-                        help="frequency bands in cm⁻¹ for the peak list (default 0-600,600-1800,2800-3300)")
-    parser.add_argument("--prominence", type=float, default=0.05,
-                        help="minimum peak prominence as a fraction of the band maximum (default 0.05)")
-    parser.add_argument("--by-element", action="store_true", help="partial VDOS per element, not per atom type")
-    parser.add_argument("--removed-dof", type=float,
-                        help="degrees of freedom removed from 3N (default: 3 if the centre of mass is fixed, "
-                             "plus constraints)")
-    run = parser.add_argument_group("reference protocol (--run)")
-    run.add_argument("--run", metavar="STRUCTURE", help="run NPT then NVE from this structure with the calculator")
-    run.add_argument("-T", "--temperature", type=float, default=300.0, metavar="K", help="temperature (default 300)")
-    run.add_argument("-P", "--pressure", type=float, default=ATMOSPHERE_MPA, metavar="MPA",
-                     help="NPT pressure in MPa (default 1 atm)")
-    run.add_argument("--npt-ps", type=float, default=1.0, help="NPT equilibration in ps (default 1)")
-    run.add_argument("--nve-ps", type=float, default=500.0, help="NVE production in ps (default 500)")
-    run.add_argument("--save-every", type=float, default=2.0, metavar="FS", help="NVE frame interval (default 2)")
-    add_md_arguments(parser, ensemble=False)
-    add_calculator_arguments(parser)
-    args = parser.parse_args(argv)
-    if (args.trajectory is None) == (args.run is None):
-        parser.error("give either a trajectory or --run STRUCTURE")
-
-    if args.run is not None:
-        frames = run_vdos_protocol(read_structure(args.run), calculator_from_args(args), args.output,
-                                   temperature_K=args.temperature, pressure_MPa=args.pressure, npt_ps=args.npt_ps,
-                                   nve_ps=args.nve_ps, timestep_fs=args.timestep, frame_interval_fs=args.save_every,
-                                   seed=args.seed, progress=not args.no_progress, cell=args.cell,
-                                   tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
-    else:
-        frames = read_trajectory(args.trajectory)
-    result = compute_vdos(frames, frame_interval_fs=args.frame_interval, skip=args.skip, max_lag_fs=args.max_lag,
-                          window=args.window, padding=args.padding, by_element=args.by_element,
-                          removed_dof=args.removed_dof)
-    summary = result.write(args.output, parse_bands(args.bands), args.prominence)
-    print(json.dumps({"dof": summary["dof"], "states": summary["states"], "settings": summary["settings"]}, indent=2))
+    return plotting.spectrum_figure(result.frequency_cm1, result.total, result.partial, "VDOS (states / cm$^{-1}$)",
+                                    png, bands, xmax=min(result.frequency_cm1[-1], 1.1 * top))
 
 
 if __name__ == "__main__":
-    main()
+    from mofsnap.cli import run_as_module
+
+    run_as_module("vdos")

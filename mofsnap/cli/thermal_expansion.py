@@ -1,0 +1,91 @@
+"""Lattice parameters against temperature and pressure from NPT MD: thermal expansion α and bulk modulus.
+
+Several NPT runs per state point; the equilibration is discarded and the rest averaged over windows, whose
+spread gives the errors. α = (1/a) da/dT at a chosen T comes from a weighted fit of a(T), the bulk modulus
+from a fit of V(P). Analyses existing NPT trajectories (FILE, or FILE:T[:P] for trajectories without
+mofsnap's T and P, e.g. LAMMPS dumps) or runs the scan first with --run (resumable).
+
+Writes thermal_expansion.json (readable with ThermalExpansionResult.read), state_points.csv,
+lattice_vs_T.png and lattice_vs_P.png into -o DIR; prints α and the bulk modulus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from ..analysis.thermal_expansion import analyse, run_npt_scan, state_points_from_files, write_outputs
+from ..exceptions import ThermalExpansionError
+from ..structures import read_structure
+from .options import add_calculator, add_md, add_output, calculator_from_args, default_of, positive_float, positive_int
+
+
+def float_list(text: str) -> list[float]:
+    """argparse type: ``"100,200,300"`` -> ``[100.0, 200.0, 300.0]``."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 100,200,300") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mofsnap thermal-expansion``."""
+    parser.add_argument("trajectories", nargs="*", metavar="FILE[:T[:P]]",
+                        help="NPT trajectories (extxyz, ASE .traj, LAMMPS dump, ...); T (K) and P (MPa) are read "
+                             "from frames written by mofsnap or given after colons")
+    add_output(parser, "thermal_expansion")
+    for flag, parameter, what in (("--equilibration-ps", "equilibration_ps",
+                                   "time discarded at the start of every run in ps"),
+                                  ("--window-ps", "window_ps", "averaging window in ps")):
+        value = default_of(state_points_from_files, parameter)
+        parser.add_argument(flag, type=positive_float, default=value, metavar="PS", help=f"{what} (default {value:g})")
+    parser.add_argument("--frame-interval", type=positive_float, metavar="FS",
+                        help="time between frames in fs for trajectories without time_fs (e.g. LAMMPS dumps)")
+    parser.add_argument("--length-factor", type=positive_float,
+                        default=default_of(state_points_from_files, "length_factor"),
+                        help="multiply cell lengths by this to get the reported lattice parameter (0.5 for a "
+                             "2x2x2 supercell, 1.41421 for the primitive cell of an fcc lattice; default %(default)s)")
+    parser.add_argument("--at", type=positive_float, default=default_of(analyse, "at_K"), metavar="K",
+                        help="temperature of α (default %(default)s)")
+    parser.add_argument("--at-pressure", type=float, metavar="MPA",
+                        help="pressure of the bulk modulus (default: lowest pressure of the scan)")
+    parser.add_argument("--degree-T", type=positive_int, default=default_of(analyse, "degree_T"),
+                        help="polynomial degree of the a(T) fit (default %(default)s)")
+    parser.add_argument("--degree-P", type=positive_int, default=default_of(analyse, "degree_P"),
+                        help="polynomial degree of the V(P) fit (default %(default)s)")
+    scan = parser.add_argument_group("running the NPT scan (--run)")
+    scan.add_argument("--run", metavar="STRUCTURE", help="run the NPT scan from this structure first (resumable)")
+    scan.add_argument("--temperatures", type=float_list, metavar="T1,T2,...",
+                      help="temperatures in K (default: the --at temperature)")
+    scan.add_argument("--pressures", type=float_list, default=list(default_of(run_npt_scan, "pressures_MPa")),
+                      metavar="P1,P2,...", help="pressures in MPa (default 1 atm)")
+    scan.add_argument("--runs", type=positive_int, default=default_of(run_npt_scan, "runs"),
+                      help="independent runs per state point (default %(default)s)")
+    production = default_of(run_npt_scan, "production_ps")
+    scan.add_argument("--production-ps", type=positive_float, default=production, metavar="PS",
+                      help=f"production per run in ps (default {production:g})")
+    interval = default_of(run_npt_scan, "frame_interval_fs")
+    scan.add_argument("--save-every", type=positive_float, default=interval, metavar="FS",
+                      help=f"frame interval in fs (default {interval:g})")
+    add_md(parser, ensemble=False)
+    add_calculator(parser)
+
+
+def run(args: argparse.Namespace) -> None:
+    """``mofsnap thermal-expansion``: run the NPT scan if asked, then analyse the trajectories."""
+    if bool(args.trajectories) == (args.run is not None):
+        raise ThermalExpansionError("give either NPT trajectories or --run STRUCTURE (not both)")
+    files = args.trajectories
+    if args.run is not None:
+        paths = run_npt_scan(read_structure(args.run), calculator_from_args(args), args.output,
+                             args.temperatures or [args.at], args.pressures, args.runs, args.equilibration_ps,
+                             args.production_ps, args.timestep, args.save_every, args.seed, args.progress,
+                             cell=args.cell, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
+        files = [str(p) for group in paths.values() for p in group]
+    points = state_points_from_files(files, args.equilibration_ps, args.window_ps, args.length_factor,
+                                     args.frame_interval)
+    result = analyse(points, args.at, args.at_pressure, args.degree_T, args.degree_P)
+    write_outputs(result, args.output)
+    print(json.dumps({"alpha": result.alpha and asdict(result.alpha),
+                      "bulk_modulus": result.bulk_modulus and asdict(result.bulk_modulus)}, indent=2))

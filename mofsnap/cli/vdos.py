@@ -1,0 +1,102 @@
+"""Vibrational density of states, total and per atom type, from the velocities of an MD trajectory.
+
+The mass-weighted velocity autocorrelation of each atom type is windowed, zero padded and cosine
+transformed; the total integrates to the degrees of freedom and the partial VDOS add up to it. Give a
+trajectory with velocities, or --run STRUCTURE to run the reference protocol first (NPT equilibration, NVE
+production). Frames without atom types are typed on the fly; when that fails, the partial VDOS are per
+element.
+
+Writes vdos.json (the VDOS, readable with VDOSResult.read), vdos.csv (the spectra), vdos_summary.json
+(states and peaks per band) and vdos.png into -o DIR; prints the degrees of freedom and states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..analysis.vdos import WINDOWS, compute_vdos, run_vdos_protocol, write_outputs
+from ..exceptions import VDOSError
+from ..md import read_trajectory
+from ..structures import read_structure
+from .options import (add_calculator, add_md, add_output, add_pressure, calculator_from_args, default_of,
+                      positive_float, positive_int)
+
+#: Frequency bands of the peak list when --bands is not given: framework, fingerprint and C-H stretch (cm⁻¹).
+DEFAULT_BANDS = "0-600,600-1800,2800-3300"
+
+
+def parse_bands(text: str) -> list[tuple[float, float]]:
+    """``"0-600,600-1800"`` -> ``[(0, 600), (600, 1800)]`` (cm⁻¹).
+
+    Raises
+    ------
+    VDOSError
+        Text that is not comma-separated ``LO-HI`` pairs with ``LO < HI``.
+    """
+    try:
+        bands = [tuple(float(x) for x in item.split("-")) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise VDOSError(f"bands {text!r} must look like 0-600,600-1800 (cm⁻¹)") from None
+    if any(len(b) != 2 or not b[0] < b[1] for b in bands):
+        raise VDOSError(f"bands {text!r} must be LO-HI pairs with LO < HI (cm⁻¹), e.g. 0-600,600-1800")
+    return bands
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mofsnap vdos``."""
+    parser.add_argument("trajectory", nargs="?", help="extxyz (momenta or velocities column) or ASE .traj")
+    add_output(parser, "vdos")
+    parser.add_argument("--frame-interval", type=positive_float, metavar="FS",
+                        help="time between frames in fs (default: from the frames' time_fs)")
+    parser.add_argument("--skip", type=int, default=default_of(compute_vdos, "skip"),
+                        help="frames dropped from the start (default %(default)s)")
+    max_lag = default_of(compute_vdos, "max_lag_fs")
+    parser.add_argument("--max-lag", type=positive_float, default=max_lag, metavar="FS",
+                        help=f"longest correlation time in fs; sets the resolution (default {max_lag:g}, capped at "
+                             "half the trajectory)")
+    parser.add_argument("--window", choices=WINDOWS, default=default_of(compute_vdos, "window"),
+                        help="lag window (default %(default)s)")
+    parser.add_argument("--padding", type=positive_int, default=default_of(compute_vdos, "padding"),
+                        help="zero-padding factor (default %(default)s)")
+    parser.add_argument("--bands", default=DEFAULT_BANDS, metavar="LO-HI,...",
+                        help="frequency bands in cm⁻¹ for the peak list (default %(default)s)")
+    parser.add_argument("--prominence", type=positive_float, default=default_of(write_outputs, "min_prominence"),
+                        help="minimum peak prominence as a fraction of the band maximum (default %(default)s)")
+    parser.add_argument("--by-element", action="store_true", help="partial VDOS per element, not per atom type")
+    parser.add_argument("--removed-dof", type=float,
+                        help="degrees of freedom removed from 3N (default: 3 if the centre of mass is fixed, "
+                             "plus constraints)")
+    protocol = parser.add_argument_group("reference protocol (--run)")
+    protocol.add_argument("--run", metavar="STRUCTURE",
+                          help="run NPT then NVE from this structure with the calculator, then analyse the NVE run")
+    for flags, parameter, metavar, what in ((("-T", "--temperature"), "temperature_K", "K", "temperature in K"),
+                                            (("--npt-ps",), "npt_ps", "PS", "NPT equilibration in ps"),
+                                            (("--nve-ps",), "nve_ps", "PS", "NVE production in ps"),
+                                            (("--save-every",), "frame_interval_fs", "FS", "NVE frame interval in fs")):
+        value = default_of(run_vdos_protocol, parameter)
+        protocol.add_argument(*flags, type=positive_float, default=value, metavar=metavar,
+                              help=f"{what} (default {value:g})")
+    add_pressure(protocol)
+    add_md(parser, ensemble=False)
+    add_calculator(parser)
+
+
+def run(args: argparse.Namespace) -> None:
+    """``mofsnap vdos``: the VDOS of a trajectory, or of the reference protocol run first."""
+    if (args.trajectory is None) == (args.run is None):
+        raise VDOSError("give either a trajectory or --run STRUCTURE (not both)")
+    bands = parse_bands(args.bands)
+    if args.run is not None:
+        frames = run_vdos_protocol(read_structure(args.run), calculator_from_args(args), args.output,
+                                   temperature_K=args.temperature, pressure_MPa=args.pressure, npt_ps=args.npt_ps,
+                                   nve_ps=args.nve_ps, timestep_fs=args.timestep, frame_interval_fs=args.save_every,
+                                   seed=args.seed, progress=args.progress, cell=args.cell, tdamp_fs=args.tdamp,
+                                   pdamp_fs=args.pdamp, chain=args.chain)
+    else:
+        frames = read_trajectory(args.trajectory)
+    result = compute_vdos(frames, frame_interval_fs=args.frame_interval, skip=args.skip, max_lag_fs=args.max_lag,
+                          window=args.window, padding=args.padding, by_element=args.by_element,
+                          removed_dof=args.removed_dof)
+    summary = write_outputs(result, args.output, bands, args.prominence)
+    print(json.dumps({k: summary[k] for k in ("dof", "states", "settings")}, indent=2))
