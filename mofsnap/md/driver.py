@@ -18,28 +18,24 @@ positions, velocities, cell and the step counter continue from the last frame.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
-from ase.io import read, write
-from ase.io.trajectory import Trajectory
 from ase.md import IsotropicMTKNPT, Langevin, MaskedMTKNPT, MTKNPT, NoseHooverChainNVT, VelocityVerlet
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from tqdm import tqdm
 
-from .exceptions import MDError
-from .units import ATMOSPHERE_MPA
+from ..exceptions import MDError
+from ..units import ATMOSPHERE_MPA
+from .guards import Guard
+from .trajectory import FrameWriter, read_trajectory
 
 ENSEMBLES = ("nve", "nvt", "langevin", "npt")
 #: NPT cell degrees of freedom: lengths only (reference protocol), volume only, or the full cell.
 CELL_MODES = ("angles-fixed", "isotropic", "full")
-
-#: A guard gets the atoms after each step and the total step number; a non-empty string stops the run.
-Guard = Callable[[Atoms, int], "str | None"]
 
 
 @dataclass
@@ -78,90 +74,6 @@ class MDResult:
         if self.new_steps == 0 or self.wall_seconds <= 0:
             return float("nan")
         return self.new_steps * self.timestep_fs * 1e-6 / self.wall_seconds * 86400.0
-
-
-def blowup_guard(max_force: float = 20.0, max_temperature_K: float = 3000.0) -> Guard:
-    """A guard stopping a run whose forces or temperature run away (for active learning).
-
-    Parameters
-    ----------
-    max_force : float
-        Largest tolerated force on any atom in eV/Å.
-    max_temperature_K : float
-        Largest tolerated instantaneous temperature in K.
-
-    Returns
-    -------
-    Guard
-        ``guard(atoms, step)`` returning a reason string when the run must stop (also for non-finite
-        forces), else None.
-    """
-
-    def guard(atoms: Atoms, step: int) -> str | None:
-        forces = atoms.get_forces()  # (not the energy: MD steps need forces only, which can be cheaper)
-        if not np.all(np.isfinite(forces)):
-            return f"non-finite forces at step {step}"
-        fmax = float(np.max(np.linalg.norm(forces, axis=1)))
-        if fmax > max_force:
-            return f"force {fmax:.1f} eV/Å > {max_force} eV/Å at step {step}"
-        temperature = atoms.get_temperature()
-        if temperature > max_temperature_K:
-            return f"temperature {temperature:.0f} K > {max_temperature_K} K at step {step}"
-        return None
-
-    return guard
-
-
-def read_trajectory(path: str | Path, index: str | int | slice = ":") -> list[Atoms]:
-    """Frames of an extended-XYZ, ASE ``.traj`` or any ``ase.io``-readable trajectory.
-
-    Atom types stored by :func:`run_md` in a ``.traj`` (``info["atom_types"]``) are restored to
-    ``atoms.arrays["atom_types"]``; an extended-XYZ ``velocities`` column becomes the momenta.
-
-    Raises
-    ------
-    MDError
-        If the file does not exist, cannot be read by ``ase.io`` or holds no frame.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MDError(f"{path} does not exist; give a structure or trajectory file (extxyz, CIF, .traj, ...)")
-    try:
-        frames = read(path, index=index)
-    except Exception as error:  # ase.io raises many kinds of errors for files it cannot parse
-        raise MDError(f"{path}: ase.io cannot read it ({type(error).__name__}: {error})") from error
-    frames = frames if isinstance(frames, list) else [frames]
-    if not frames:
-        raise MDError(f"{path} holds no frame")
-    for atoms in frames:
-        if "atom_types" not in atoms.arrays and "atom_types" in atoms.info:
-            atoms.new_array("atom_types", np.array(atoms.info.pop("atom_types"), dtype=str))
-        if "velocities" in atoms.arrays:
-            atoms.set_velocities(atoms.arrays.pop("velocities"))
-    return frames
-
-
-class _FrameWriter:
-    """Appends frames to an extended-XYZ file (one open per frame, so a killed run leaves a valid file)
-    or to an ASE ``.traj``."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._traj = Trajectory(str(path), "a") if path.suffix == ".traj" else None
-
-    def write(self, atoms: Atoms, results: bool) -> None:
-        if self._traj is not None:
-            frame = atoms.copy()
-            frame.calc = atoms.calc if results else None
-            if "atom_types" in frame.arrays:
-                frame.info["atom_types"] = frame.arrays["atom_types"].tolist()
-            self._traj.write(frame)
-        else:
-            write(self.path, atoms, format="extxyz", append=True, write_results=results)
-
-    def close(self) -> None:
-        if self._traj is not None:
-            self._traj.close()
 
 
 def _integrator(atoms: Atoms, ensemble: str, cell: str, temperature_K: float, pressure_MPa: float,
@@ -312,7 +224,7 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
     if ensemble == "npt":
         info.update(md_pressure_MPa=pressure_MPa, md_cell=cell)
 
-    writer = _FrameWriter(path) if path is not None else None
+    writer = FrameWriter(path) if path is not None else None
 
     def save(step: int, reason: str | None = None) -> None:
         if writer is None:
@@ -351,9 +263,3 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
             writer.close()
     wall = time.perf_counter() - began
     return MDResult(atoms, step, step - start, stopped, path, wall, timestep_fs)
-
-
-if __name__ == "__main__":
-    from mofsnap.cli import run_as_module
-
-    run_as_module("md")
