@@ -2,7 +2,9 @@
 
 The rule
 --------
-Bonds come from covalent radii with periodic images (:func:`mofsnap.topology.bond_pairs`). An atom's
+Bonds come from covalent radii with periodic images (:func:`mofsnap.topology.bond_pairs`); two metal atoms are
+not bonded unless ``metal_bonds=True``, so a metal's coordination number counts its ligand atoms (the Cu of a
+paddlewheel is ``Cu4a``, not ``Cu5a``; the Zr of a Zr6 cluster ``Zr8a``, not ``Zr12a``). An atom's
 *environment* is the tree of bonded atoms seen from it, ``shells`` bonds deep: element and coordination number of
 the atom, then of its neighbours, then of theirs, each level sorted (colour refinement, or Weisfeiler-Lehman, on
 the bond graph). Atoms of one element and coordination number whose environments differ get different letters.
@@ -77,6 +79,7 @@ def assign_atom_types(
     bond_scale: float = BOND_SCALE,
     min_distance: float = MIN_DISTANCE,
     max_coordination: Mapping[str, int] | None = None,
+    metal_bonds: bool = False,
 ) -> np.ndarray:
     """Give every atom a type label (element + coordination number + letter) by the rule of this module.
 
@@ -92,6 +95,9 @@ def assign_atom_types(
         Atoms closer than this (Å) are rejected as overlapping.
     max_coordination : mapping of str to int, optional
         Per-element upper bounds on the number of bonds, overriding :data:`MAX_COORDINATION`.
+    metal_bonds : bool
+        Bond metal atoms to each other by the distance rule too (the rule before metal-metal contacts stopped
+        counting; see :mod:`mofsnap.topology`).
 
     Returns
     -------
@@ -115,7 +121,7 @@ def assign_atom_types(
         )
     boxed = _boxed(atoms)
     _check_overlaps(boxed, min_distance)
-    i, j, _, _ = bond_pairs(boxed, bond_scale)
+    i, j, _, _ = bond_pairs(boxed, bond_scale, metal_bonds)
     coordination = np.bincount(i, minlength=len(atoms))
     _check_coordination(atoms, coordination, bond_scale, {**MAX_COORDINATION, **(max_coordination or {})})
 

@@ -14,20 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase.data import atomic_numbers, covalent_radii
 
 from .atomtypes import element_of
 from .exceptions import ModelError
 from .resources import data_path
 
 #: The reference ZIF-8 SNAP settings as stored in ``data/hyperparameters/zif8.json``: ``snap`` (the SNAP keys,
-#: which are the defaults of :class:`SNAPModel`), ``types`` (per-type radius and weight), ``other_types``
-#: (defaults by element for other labels) and ``zbl`` (pairs and switching radii of the repulsion).
+#: which are the defaults of :class:`SNAPModel`), ``types`` (per-type radius and weight) and ``zbl`` (pairs and
+#: switching radii of the repulsion).
 ZIF8_REFERENCE: dict[str, Any] = json.loads(data_path("hyperparameters", "zif8.json").read_text())
 
 #: Per-type (radius, weight) of the reference ZIF-8 SNAP model.
 ZIF8_HYPERPARAMETERS: dict[str, tuple[float, float]] = {
     label: (values["radius"], values["weight"]) for label, values in ZIF8_REFERENCE["types"].items()
 }
+
+#: The rule for per-element radii and weights of ``data/hyperparameters/elements.json`` (see
+#: :func:`element_hyperparameters`).
+ELEMENT_RULE: dict[str, Any] = json.loads(data_path("hyperparameters", "elements.json").read_text())
 
 _SNAP_DEFAULTS: dict[str, Any] = ZIF8_REFERENCE["snap"]
 _INT_KEYS = ("twojmax", "bzeroflag", "quadraticflag", "switchflag")
@@ -45,20 +50,32 @@ def n_bispectrum(twojmax: int) -> int:
     return count
 
 
-def default_hyperparameters(types: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-type (radii, weights): the published ZIF-8 values where the label has one, else by element.
+def element_hyperparameters(symbol: str) -> tuple[float, float]:
+    """SNAP (radius, weight) of an element by the rule of ``data/hyperparameters/elements.json``.
 
-    Other labels get the ``other_types`` values of the reference file: radius 0.28 for hydrogen and 0.45 for
-    other elements (times ``rcutfac`` = 4 Å gives the cutoff), weight 1.
+    Radius: ``0.28 + 0.4 (r_cov - r_cov,H)`` clipped to [0.28, 0.45] (Cordero covalent radii in Å, as in
+    :data:`ase.data.covalent_radii`): 0.28 for H, 0.42-0.45 for C, N, O, 0.45 for metals, so the pair cutoff
+    ``rcutfac (R_i + R_j)`` stays within 3.6 Å with ``rcutfac`` 4. Weight: the Pauling electronegativity over
+    that of carbon, clipped to [0.25, 1.5] (1 where the element has none): 0.86 for H, 1 for C, 1.19 for N,
+    1.35 for O, 0.52 for Zr, 0.65 for Zn.
     """
-    fallback = ZIF8_REFERENCE["other_types"]
-    radii, weights = [], []
-    for label in types:
-        default = fallback["H" if element_of(label) == "H" else "other"]
-        r, w = ZIF8_HYPERPARAMETERS.get(label, (default["radius"], default["weight"]))
-        radii.append(r)
-        weights.append(w)
-    return np.array(radii), np.array(weights)
+    radius, weight = ELEMENT_RULE["radius"], ELEMENT_RULE["weight"]
+    r_cov = covalent_radii[atomic_numbers[symbol]] - covalent_radii[atomic_numbers["H"]]
+    r = float(np.clip(radius["base"] + radius["slope"] * r_cov, radius["min"], radius["max"]))
+    chi = ELEMENT_RULE["electronegativity"]
+    w = chi[symbol] / chi[weight["reference_element"]] if symbol in chi else weight["missing"]
+    return round(r, 4), round(float(np.clip(w, weight["min"], weight["max"])), 4)
+
+
+def default_hyperparameters(types: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-type (radii, weights): the published ZIF-8 values when ``types`` are exactly the ZIF-8 types, else
+    per element by :func:`element_hyperparameters` (a label name alone says nothing about the chemistry: the
+    ``H1a`` of UiO-66 is an OH hydrogen, the ``C3a`` of MOF-5 a carboxylate carbon)."""
+    if sorted(types) == sorted(ZIF8_HYPERPARAMETERS):
+        values = [ZIF8_HYPERPARAMETERS[label] for label in types]
+    else:
+        values = [element_hyperparameters(element_of(label)) for label in types]
+    return np.array([r for r, _ in values], dtype=float), np.array([w for _, w in values], dtype=float)
 
 
 @dataclass(eq=False)

@@ -13,6 +13,13 @@ applied to the change of the bond since the reference. For bonds shorter than ha
 ordinary minimum image; it stays right in skewed triclinic cells, in cells that deform, and whatever way the
 atoms are wrapped (or unwrapped) across the boundary. Angles and dihedrals are built from these bond vectors.
 
+Metal-metal contacts
+--------------------
+Two metal atoms (:data:`METALS`) are never bonded by default, however close: a Cu-Cu contact of 2.63 Å in a
+paddlewheel or Zr-Zr of 3.52 Å in a Zr6 cluster is held together by its bridging ligands, and counting it would
+make coordination numbers (and so atom types, angles and dihedrals) depend on where a distance threshold falls.
+Coordination numbers then count ligand atoms only. ``metal_bonds=True`` restores the plain distance rule.
+
 Units
 -----
 Lengths in Å; angles and dihedrals in degrees unless ``degrees=False`` (radians). Bond angles lie in [0, 180],
@@ -27,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.data import covalent_radii
+from ase.data import chemical_symbols, covalent_radii
 from matscipy.neighbours import neighbour_list
 
 from .exceptions import TopologyError
@@ -36,11 +43,21 @@ from .results import read_result, write_result
 #: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
 BOND_SCALE = 1.2
 
+#: Elements that are not metals: hydrogen, the noble gases, and the non-metals and metalloids of the p block.
+NON_METALS = frozenset({
+    "H", "He", "B", "C", "N", "O", "F", "Ne", "Si", "P", "S", "Cl", "Ar", "Ge", "As", "Se", "Br", "Kr", "Sb", "Te",
+    "I", "Xe", "At", "Rn",
+})  # fmt: skip
+
+#: Atomic numbers of the metals (every element up to Cm that is not in :data:`NON_METALS`).
+METALS = frozenset(z for z in range(1, 97) if chemical_symbols[z] not in NON_METALS)
+
 #: Default factor: a bond is broken when longer than this times its reference length.
 BROKEN_BOND_TOLERANCE = 1.5
 
 
-def bond_pairs(atoms: Atoms, scale: float = BOND_SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def bond_pairs(atoms: Atoms, scale: float = BOND_SCALE, metal_bonds: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Directed bonded pairs of a periodic structure.
 
     Parameters
@@ -49,6 +66,9 @@ def bond_pairs(atoms: Atoms, scale: float = BOND_SCALE) -> tuple[np.ndarray, np.
         The structure (periodic or not).
     scale : float
         Bond if distance < ``scale * (r_cov,i + r_cov,j)`` (ASE covalent radii).
+    metal_bonds : bool
+        Also bond two metal atoms by the distance rule (by default metal-metal contacts are no bonds; see the
+        module notes).
 
     Returns
     -------
@@ -60,7 +80,10 @@ def bond_pairs(atoms: Atoms, scale: float = BOND_SCALE) -> tuple[np.ndarray, np.
         Bond lengths in Å.
     """
     numbers = np.unique(atoms.numbers)
-    cutoffs = {(int(a), int(b)): scale * (covalent_radii[a] + covalent_radii[b]) for a in numbers for b in numbers}
+    cutoffs = {(int(a), int(b)): scale * (covalent_radii[a] + covalent_radii[b]) for a in numbers for b in numbers
+               if metal_bonds or not (a in METALS and b in METALS)}
+    if not cutoffs:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3), int), np.zeros(0)
     i, j, shift, distance = neighbour_list("ijSd", atoms, cutoffs)
     return i, j, shift, distance
 
@@ -164,7 +187,7 @@ class Topology:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_atoms(cls, atoms: Atoms, scale: float = BOND_SCALE) -> Topology:
+    def from_atoms(cls, atoms: Atoms, scale: float = BOND_SCALE, metal_bonds: bool = False) -> Topology:
         """Find bonds (:func:`bond_pairs`), angles and dihedrals of a typed, 3D-periodic reference structure.
 
         Parameters
@@ -173,6 +196,8 @@ class Topology:
             Reference structure carrying ``atoms.arrays["atom_types"]``.
         scale : float
             Bond criterion of :func:`bond_pairs`.
+        metal_bonds : bool
+            Count metal-metal contacts as bonds (off by default, as for the atom types).
 
         Raises
         ------
@@ -184,7 +209,7 @@ class Topology:
         if not atoms.pbc.all() or atoms.cell.rank < 3:
             raise TopologyError("a Topology needs a 3D-periodic reference structure with a full cell")
         labels = np.asarray(atoms.arrays["atom_types"]).astype(str)
-        i, j, shift, _ = bond_pairs(atoms, scale)
+        i, j, shift, _ = bond_pairs(atoms, scale, metal_bonds)
         if len(i) == 0:
             raise TopologyError(f"no bonds found in the reference structure (bond scale {scale})")
 

@@ -12,7 +12,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from mofsnap.atomtypes import assign_atom_types
-from mofsnap.exceptions import MDError, StructureError
+from mofsnap.exceptions import StructureError
 from mofsnap.structures import STRUCTURES, builtin_structure, mof5, read_structure, site_table, zif8
 from mofsnap.topology import bond_pairs
 
@@ -214,15 +214,20 @@ def test_read_structure_restores_types_and_rejects_missing_files(zif8_atoms, tmp
     write(tmp_path / "zif8.extxyz", zif8_atoms)
     back = read_structure(tmp_path / "zif8.extxyz")
     assert back.arrays["atom_types"].tolist() == zif8_atoms.arrays["atom_types"].tolist()
-    with pytest.raises(MDError, match="missing.cif does not exist"):
+    with pytest.raises(StructureError, match="missing.cif does not exist"):
         read_structure(tmp_path / "missing.cif")
 
 
 def test_command_writes_structure_files(cli, tmp_path):
     r = cli("structures", "mof5-primitive", "-o", tmp_path)
     assert r.status == 0, r.err
-    assert json.loads(r.out) == json.loads((tmp_path / "mof5-primitive.json").read_text())
-    summary = json.loads(r.out)
+    assert r.out == (tmp_path / "mof5-primitive.txt").read_text()
+    summary = json.loads((tmp_path / "mof5-primitive.json").read_text())
+    assert summary["types"]["O4a"]["neighbours"] == "4 Zn4a"  # central μ4-O
+    assert summary["types"]["C3a"]["neighbours"] == "1 C3b, 2 O2a"
+    assert summary["metal_coordination"]["Zn4a"]["coordination"] == 4
+    assert summary["metal_coordination"]["Zn4a"]["ligand_atoms"] == "4 O"
+    assert "Zn4a   4-coordinate by 4 O" in r.out
     assert summary["natoms"] == 106 and summary["formula"] == "C48H24O26Zn8"
     assert summary["atom_types"] == {"C3a": 12, "C3b": 12, "C3c": 24, "H1a": 24, "O2a": 24, "O4a": 2, "Zn4a": 8}
     back = read(tmp_path / "mof5-primitive.extxyz")
@@ -235,6 +240,6 @@ def test_command_rejects_an_unknown_name_in_one_line(cli, tmp_path):
     r = cli("structures", "zif9", "-o", tmp_path / "out")
     assert r.status == 1
     assert r.err.strip().splitlines() == [
-        "mofsnap structures: error: unknown built-in structure 'zif9'; choose one of zif8, zif8-primitive, mof5, "
-        "mof5-primitive"]
+        "mofsnap structures: error: zif9 is neither a structure file nor a built-in structure (zif8, zif8-primitive, "
+        "mof5, mof5-primitive); give a CIF, extxyz, POSCAR, ... file or one of these names"]
     assert not (tmp_path / "out").exists()

@@ -1,28 +1,53 @@
-"""Write a built-in framework (typed) as extxyz, CIF, JSON summary and PNG picture.
+"""Read, check and type a framework (a CIF or other structure file, or a built-in name) and write it out.
 
-NAME is one of the built-in structures: zif8 and mof5 are the cubic cells of ZIF-8 (276 atoms) and MOF-5
-(424 atoms), zif8-primitive and mof5-primitive their primitive cells (138 and 106 atoms). The files are
-DIR/NAME.extxyz (with the atom types), NAME.cif, NAME.json (composition, cell, type counts, shortest distance)
-and NAME.png; the summary is also printed.
+SOURCE is a structure file (CIF, extxyz, POSCAR, anything ASE reads; CIFs ASE cannot parse are read with gemmi)
+or a built-in name: zif8, mof5 (cubic cells of 276 and 424 atoms), zif8-primitive, mof5-primitive (138 and 106
+atoms). Files are checked before anything else: partial occupancy, guests and solvent, missing hydrogens,
+overlapping atoms and elements the reference cannot treat each end in one line naming the atoms and the fix; a
+left-handed cell is re-oriented. The outputs are DIR/STEM.extxyz (with the atom types), STEM.cif, STEM.json and
+STEM.txt (formula, cell, each type with its count and neighbours, metal coordination, warnings) and STEM.png,
+STEM being the built-in name or the file name without suffix; the text summary is also printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
 
-from ..structures import STRUCTURES, builtin_structure, summary, write_structure_files
+from ..model import SNAPModel
+from ..reference import DEFAULT_REFERENCE, REFERENCES, reference_by_name
+from ..structures import (STRUCTURES, find_primitive_cell, prepare_structure, snap_ready_cell, summary,
+                          summary_text, write_structure_files)
 from .options import add_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mofsnap structures``."""
-    parser.add_argument("name", metavar="NAME", help=f"built-in structure: {', '.join(STRUCTURES)}")
+    parser.add_argument("source", metavar="SOURCE", help=f"structure file, or a built-in name: {', '.join(STRUCTURES)}")
     add_output(parser, ".", "output directory, created if missing")
+    parser.add_argument("--keep-major", action="store_true",
+                        help="keep the major component of partially occupied (disordered) CIF sites")
+    parser.add_argument("--remove-guests", action="store_true",
+                        help="remove guest and solvent molecules not bonded to the framework")
+    parser.add_argument("--metal-bonds", action="store_true",
+                        help="count metal-metal contacts as bonds (the old rule; off by default)")
+    parser.add_argument("--reference", choices=REFERENCES, default=DEFAULT_REFERENCE,
+                        help="the reference whose elements are checked (default %(default)s)")
+    parser.add_argument("--primitive", action="store_true", help="reduce to the primitive cell (spglib)")
+    parser.add_argument("--snap-ready", action="store_true",
+                        help="write the smallest supercell whose widths exceed twice the default SNAP cutoff")
 
 
 def run(args: argparse.Namespace) -> None:
-    """Build the structure, write its files and print its summary."""
-    atoms = builtin_structure(args.name)
-    write_structure_files(atoms, args.output, args.name)
-    print(json.dumps(summary(atoms), indent=2))
+    """Prepare the structure, write its files and print its summary."""
+    atoms, warnings = prepare_structure(args.source, keep_major=args.keep_major, remove_guests=args.remove_guests,
+                                        metal_bonds=args.metal_bonds, reference=reference_by_name(args.reference))
+    if args.primitive:
+        atoms = find_primitive_cell(atoms)
+    if args.snap_ready:
+        cutoff = SNAPModel(sorted(set(atoms.arrays["atom_types"]))).cutoff
+        atoms, repeats = snap_ready_cell(atoms, cutoff)
+        warnings.append(f"the {'x'.join(map(str, repeats))} supercell for the SNAP cutoff {cutoff:.2f} Å")
+    stem = args.source if args.source in STRUCTURES else Path(args.source).stem
+    write_structure_files(atoms, args.output, stem, warnings, args.metal_bonds)
+    print(summary_text(summary(atoms, warnings, args.metal_bonds)), end="")

@@ -1,18 +1,27 @@
-"""Structures: the built-in frameworks ZIF-8 and MOF-5, their registry, and structure files.
+"""Structures: the built-in frameworks, any MOF from a file, checked, typed and made SNAP-ready.
 
 - :func:`zif8`, :func:`mof5`: typed conventional or primitive cells built from the site tables in
   ``data/structures/`` (:mod:`.builtin`, :mod:`.sites`);
 - :data:`STRUCTURES`, :func:`builtin_structure`: the one registry of built-in structures by name
   (``zif8``, ``zif8-primitive``, ``mof5``, ``mof5-primitive``);
-- :func:`read_structure`, :func:`summary`, :func:`write_structure_files`: structure files (:mod:`.io`).
+- :func:`read_structure`: CIF (gemmi where ASE fails, :mod:`.cif`), extxyz, POSCAR, anything ASE reads;
+- :func:`prepare_structure`, :func:`check_structure`: the checks before any reference call (:mod:`.intake`);
+- :func:`snap_ready_cell`, :func:`find_primitive_cell`, :func:`perpendicular_widths`, :func:`right_handed`:
+  cells (:mod:`.cells`);
+- :func:`summary`, :func:`summary_text`, :func:`write_structure_files`: describing and writing (:mod:`.io`).
 
-Command: ``mofsnap structures NAME -o DIR`` (also ``python -m mofsnap.structures``) writes a built-in structure
-as extxyz (with types), CIF, JSON summary and PNG.
+Command: ``mofsnap structures NAME|FILE -o DIR`` (also ``python -m mofsnap.structures``) writes a typed
+structure as extxyz, CIF, JSON and text summary and PNG.
 """
 
 from .builtin import STRUCTURES, builtin_structure, mof5, zif8
-from .io import read_structure, summary, write_structure_files
+from .cells import find_primitive_cell, perpendicular_widths, right_handed, snap_ready_cell
+from .cif import read_cif
+from .intake import check_structure, prepare_structure
+from .io import read_structure, summary, summary_text, write_structure_files
 from .sites import Site, SiteTable, primitive_cell, site_table
 
-__all__ = ["STRUCTURES", "Site", "SiteTable", "builtin_structure", "mof5", "primitive_cell", "read_structure",
-           "site_table", "summary", "write_structure_files", "zif8"]
+__all__ = ["STRUCTURES", "Site", "SiteTable", "builtin_structure", "check_structure", "find_primitive_cell", "mof5",
+           "perpendicular_widths", "prepare_structure", "primitive_cell", "read_cif", "read_structure",
+           "right_handed", "site_table", "snap_ready_cell", "summary", "summary_text", "write_structure_files",
+           "zif8"]

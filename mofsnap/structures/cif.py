@@ -1,0 +1,158 @@
+"""Reading CIF files: ASE's reader first, gemmi for the CIFs ASE cannot parse, CIF sites kept on every atom.
+
+ASE's reader refuses space-group settings it has no table entry for (``I m c m``), spellings such as
+``f_d_-3_m`` or ``P4(2)/mmc``, and a symmetry loop holding a bare ``x,y,z``. Such files are read again with
+gemmi (https://gemmi.readthedocs.io): a well-kept, fast C++ library with Python wheels for every platform and no
+further dependencies, whose CIF parser follows the CIF 1.1 grammar and whose space-group tables know every
+setting of the International Tables. The symmetry of a file is, in this order of preference: its symmetry
+operations, its Hall symbol, its Hermann-Mauguin symbol (spellings normalised; without an origin choice the
+first one, as in ASE), its space-group number.
+
+Either way every atom carries the CIF site it comes from and that site's occupancy and disorder group, in
+``atoms.arrays["cif_site"]``, ``["occupancy"]`` and ``["disorder_group"]``, for the checks of
+:mod:`mofsnap.structures.intake`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+
+import gemmi
+import numpy as np
+from ase import Atoms
+from ase.cell import Cell
+from ase.data import atomic_numbers
+from ase.io import read
+
+from ..exceptions import StructureError
+
+log = logging.getLogger(__name__)
+
+#: Atoms of one CIF site closer than this (Å) after applying the symmetry are one atom.
+SAME_ATOM_A = 0.05
+
+_SYMOP_TAGS = ("_space_group_symop_operation_xyz", "_symmetry_equiv_pos_as_xyz")
+_HALL_TAGS = ("_space_group_name_Hall", "_symmetry_space_group_name_Hall")
+_HM_TAGS = ("_space_group_name_H-M_alt", "_symmetry_space_group_name_H-M")
+_NUMBER_TAGS = ("_space_group_IT_number", "_symmetry_Int_Tables_number")
+
+
+def read_cif(path: str | Path) -> Atoms:
+    """The crystal of the first data block with atom sites in a CIF file.
+
+    Parameters
+    ----------
+    path : path
+        The CIF file.
+
+    Returns
+    -------
+    Atoms
+        The full unit cell with ``arrays["cif_site"]`` (site label), ``["occupancy"]`` and
+        ``["disorder_group"]`` (0 where the file gives none).
+
+    Raises
+    ------
+    StructureError
+        The file is no CIF, has no atom sites or no cell, names an unknown element or a space group neither ASE
+        nor gemmi knows.
+    """
+    path = Path(path)
+    block = _atom_site_block(path)
+    sites = gemmi.make_small_structure_from_block(block).sites
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            atoms = read(path, format="cif")
+        kinds = np.asarray(atoms.arrays["spacegroup_kinds"])
+        if len(kinds) and kinds.max() >= len(sites):
+            raise ValueError("ASE and gemmi disagree on the atom sites")
+        atoms = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
+    except Exception as error:  # noqa: BLE001  (ASE's CIF reader raises many kinds of errors)
+        log.debug("%s: ASE cannot read it (%s); reading it with gemmi", path, error)
+        atoms, kinds = _expand_with_gemmi(path, block, sites)
+    atoms.arrays["cif_site"] = np.array([sites[k].label for k in kinds], dtype=str)
+    atoms.arrays["occupancy"] = np.array([sites[k].occ for k in kinds], dtype=float)
+    atoms.arrays["disorder_group"] = np.array([sites[k].disorder_group for k in kinds], dtype=int)
+    atoms.info["name"] = block.name
+    return atoms
+
+
+def normalise_spacegroup_name(name: str) -> str:
+    """A Hermann-Mauguin symbol as gemmi spells it: ``f_d_-3_m`` -> ``f d -3 m``, ``P4(2)/mmc`` -> ``P4_2/mmc``."""
+    name = name.strip().strip("'\"")
+    name = re.sub(r"(\d)\((\d)\)", r"\1_\2", name)
+    return re.sub(r"_(?!\d)|(?<!\d)_", " ", name).strip()
+
+
+def _atom_site_block(path: Path) -> gemmi.cif.Block:
+    try:
+        document = gemmi.cif.read(str(path))
+    except (RuntimeError, ValueError) as error:
+        raise StructureError(f"{path}: not a readable CIF ({error}); check the file") from None
+    for block in document:
+        if block.find_values("_atom_site_fract_x"):
+            return block
+    raise StructureError(f"{path}: no data block with _atom_site_fract_x (fractional atom sites); give a CIF of a "
+                         "crystal structure")
+
+
+def _operations(path: Path, block: gemmi.cif.Block) -> list[np.ndarray]:
+    """The symmetry operations of ``block`` as 4x4 Seitz matrices (fractional coordinates)."""
+    ops = None
+    for tag in _SYMOP_TAGS:
+        values = [gemmi.cif.as_string(v) for v in block.find_values(tag)]
+        if values:
+            ops = [gemmi.Op(v.replace(" ", "")) for v in values]
+            break
+    else:
+        spacegroup = None
+        for tags, lookup in ((_HALL_TAGS, lambda v: gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(v))),
+                             (_HM_TAGS, lambda v: gemmi.find_spacegroup_by_name(normalise_spacegroup_name(v))),
+                             (_NUMBER_TAGS, lambda v: gemmi.find_spacegroup_by_number(int(v)))):
+            values = [gemmi.cif.as_string(block.find_value(tag)) for tag in tags if block.find_value(tag)]
+            for value in values:
+                try:
+                    spacegroup = lookup(value)
+                except (RuntimeError, ValueError):
+                    spacegroup = None
+                if spacegroup is not None:
+                    break
+            if spacegroup is not None:
+                break
+        if spacegroup is None:
+            raise StructureError(f"{path}: no symmetry operations and no space group known to ASE or gemmi; add a "
+                                 "_space_group_symop_operation_xyz loop")
+        ops = list(spacegroup.operations())
+    return [np.array(op.float_seitz()) for op in ops]
+
+
+def _expand_with_gemmi(path: Path, block: gemmi.cif.Block, sites) -> tuple[Atoms, np.ndarray]:
+    """Apply the symmetry operations to every site; return the atoms and the site index of each."""
+    small = gemmi.make_small_structure_from_block(block)
+    if not small.cell.is_crystal():
+        raise StructureError(f"{path}: no unit cell (_cell_length_a, ...); give a CIF of a crystal structure")
+    cell = Cell.fromcellpar([small.cell.a, small.cell.b, small.cell.c,
+                             small.cell.alpha, small.cell.beta, small.cell.gamma])
+    operations = _operations(path, block)
+    numbers, fractional, kinds = [], [], []
+    for k, site in enumerate(sites):
+        symbol = site.element.name
+        if symbol not in atomic_numbers or atomic_numbers[symbol] == 0:
+            raise StructureError(f"{path}: CIF site {site.label} has an unknown element {site.type_symbol!r}; "
+                                 "give its chemical symbol in _atom_site_type_symbol")
+        position = np.append(site.fract.tolist(), 1.0)
+        images = np.array([(op @ position)[:3] for op in operations]) % 1.0
+        kept: list[np.ndarray] = []
+        for image in images:
+            if all(np.linalg.norm(cell.cartesian_positions((image - other + 0.5) % 1.0 - 0.5)) > SAME_ATOM_A
+                   for other in kept):
+                kept.append(image)
+        numbers += [atomic_numbers[symbol]] * len(kept)
+        fractional += kept
+        kinds += [k] * len(kept)
+    atoms = Atoms(numbers, scaled_positions=np.array(fractional).reshape(-1, 3), cell=cell, pbc=True)
+    return atoms, np.array(kinds, dtype=int)

@@ -1,0 +1,312 @@
+"""Any MOF in: CIFs ASE cannot parse, the checks before any reference call (partial occupancy, guests, missing
+hydrogens, overlaps, elements), left-handed cells, SNAP-ready cells, and the structures command on files."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import read, write
+
+from mofsnap.exceptions import ReferenceMethodError, StructureError
+from mofsnap.reference import XTB
+from mofsnap.structures import (check_structure, find_primitive_cell, perpendicular_widths, prepare_structure,
+                                read_structure, snap_ready_cell)
+from mofsnap.structures.cif import normalise_spacegroup_name
+
+
+def cif_text(sites, cell, spacegroup=None, symops=None, disorder=False):
+    """A CIF of ``sites`` = [(label, symbol, (x, y, z) fractional, occupancy[, group])]."""
+    a, b, c, alpha, beta, gamma = cell
+    lines = ["data_test", f"_cell_length_a {a}", f"_cell_length_b {b}", f"_cell_length_c {c}",
+             f"_cell_angle_alpha {alpha}", f"_cell_angle_beta {beta}", f"_cell_angle_gamma {gamma}"]
+    if spacegroup:
+        lines.append(f"_symmetry_space_group_name_H-M '{spacegroup}'")
+    if symops:
+        lines += ["loop_", "_symmetry_equiv_pos_as_xyz", *symops]
+    lines += ["loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_fract_y",
+              "_atom_site_fract_z", "_atom_site_occupancy"] + (["_atom_site_disorder_group"] if disorder else [])
+    for label, symbol, (x, y, z), occupancy, *group in sites:
+        lines.append(f"{label} {symbol} {x:.6f} {y:.6f} {z:.6f} {occupancy}" + (f" {group[0]}" if disorder else ""))
+    return "\n".join(lines) + "\n"
+
+
+def mu_oh_chain(substituent="H"):
+    """An Al(μ-OR) chain along x: Al-O 1.90 Å, each O bridging two Al, with an H or a CH3 group on O."""
+    cell = np.diag([3.70, 9.0, 9.0])
+    atoms = Atoms("AlO", positions=[[0.0, 4.5, 4.5], [1.85, 4.5, 5.0]], cell=cell, pbc=True)
+    if substituent == "H":
+        atoms += Atoms("H", positions=[[1.85, 4.5, 5.97]])
+    else:
+        atoms += Atoms("C", positions=[[1.85, 4.5, 6.43]])
+        atoms += methyl_hydrogens(atoms.positions[2], 0.0)
+    return atoms
+
+
+def methyl_hydrogens(carbon, phase_deg):
+    """Three H on a methyl C whose C-O bond points down z, rotated by ``phase_deg`` about z."""
+    phases = np.radians(phase_deg + np.array([0.0, 120.0, 240.0]))
+    tilt = np.radians(180.0 - 109.47)
+    return Atoms("H3", positions=[carbon + 1.09 * np.array([np.sin(tilt) * np.cos(p), np.sin(tilt) * np.sin(p),
+                                                            np.cos(tilt)]) for p in phases])
+
+
+def paddlewheel():
+    """The Cu2(O2CH)4 paddlewheel molecule: Cu-Cu 2.63 Å, Cu-O 1.96 Å, C-O 1.28 Å, C-H 1.09 Å."""
+    atoms = Atoms("Cu2", positions=[[0, 0, 1.315], [0, 0, -1.315]])
+    for direction in ([1, 0], [0, 1], [-1, 0], [0, -1]):
+        d = np.array(direction + [0], dtype=float)
+        atoms += Atoms("O2CH", positions=[1.95 * d + [0, 0, 1.13], 1.95 * d - [0, 0, 1.13], 2.55 * d, 3.64 * d])
+    return atoms
+
+
+# ---------------------------------------------------------------- reading CIFs ASE cannot parse
+@pytest.mark.parametrize("spacegroup, symops, cell, natoms", [
+    ("I m c m", None, (10, 11, 12, 90, 90, 90), 16),        # a non-standard setting of Imma: 16 general positions
+    ("P4(2)/mmc", None, (10, 10, 12, 90, 90, 90), 16),      # 4/mmm has 16 operations, primitive lattice
+    (None, ["x,y,z"], (10, 11, 12, 90, 90, 90), 1),         # a symmetry loop holding one bare x,y,z
+])
+def test_cifs_ase_cannot_parse_are_read(tmp_path, spacegroup, symops, cell, natoms):
+    path = tmp_path / "odd.cif"
+    path.write_text(cif_text([("C1", "C", (0.1, 0.2, 0.3), 1)], cell, spacegroup, symops))
+    with pytest.raises(Exception):
+        read(path)  # ASE alone fails on these files
+    atoms = read_structure(path)
+    assert len(atoms) == natoms
+    assert atoms.arrays["cif_site"].tolist() == ["C1"] * natoms
+    fractional = atoms.get_scaled_positions()
+    assert len(np.unique(np.round(fractional, 6), axis=0)) == natoms  # no duplicates
+    assert np.isclose(fractional, [0.1, 0.2, 0.3]).all(axis=1).any()  # the site itself is among them
+
+
+def test_diamond_in_an_underscore_space_group_is_typed_by_the_command(cli, tmp_path):
+    a = 3.567
+    path = tmp_path / "diamond.cif"
+    path.write_text(cif_text([("C1", "C", (0, 0, 0), 1)], (a, a, a, 90, 90, 90), "f_d_-3_m"))
+    r = cli("structures", path, "-o", tmp_path / "out")
+    assert r.status == 0, r.err
+    summary = json.loads((tmp_path / "out" / "diamond.json").read_text())
+    assert summary["atom_types"] == {"C4a": 8}  # origin choice 1: 8 atoms, each with 4 C at a√3/4
+    assert summary["shortest_distance_A"] == pytest.approx(a * np.sqrt(3) / 4, abs=1e-3)
+    assert summary["types"]["C4a"]["neighbours"] == "4 C4a"
+    assert "C4a" in r.out and "8" in r.out
+
+
+@pytest.mark.parametrize("name, normalised", [("f_d_-3_m", "f d -3 m"), ("P4(2)/mmc", "P4_2/mmc"),
+                                              ("'P 42/m m c'", "P 42/m m c")])
+def test_spacegroup_spellings_are_normalised(name, normalised):
+    assert normalise_spacegroup_name(name) == normalised
+
+
+# ---------------------------------------------------------------- partial occupancy
+def _disordered_methoxide_cif(tmp_path, occupancies, groups=None):
+    atoms = mu_oh_chain("CH3")
+    minor = methyl_hydrogens(atoms.positions[2], 60.0)
+    sites = [(f"{s}{k}", s, tuple(f), 1) for k, (s, f) in enumerate(zip(atoms.get_chemical_symbols()[:3],
+                                                                        atoms.get_scaled_positions()[:3]))]
+    fractional = atoms.cell.scaled_positions
+    sites += [(f"H{k}A", "H", tuple(f), occupancies[0], (groups or [0, 0])[0])
+              for k, f in enumerate(fractional(atoms.positions[3:]))]
+    sites += [(f"H{k}B", "H", tuple(f), occupancies[1], (groups or [0, 0])[1])
+              for k, f in enumerate(fractional(minor.positions))]
+    sites = [s if len(s) == 5 else (*s, 0) for s in sites]
+    path = tmp_path / "methoxide.cif"
+    path.write_text(cif_text(sites, atoms.cell.cellpar(), symops=["x,y,z"], disorder=True))
+    return path
+
+
+def test_partial_occupancy_is_refused_naming_the_sites(tmp_path, cli):
+    path = _disordered_methoxide_cif(tmp_path, (0.6, 0.4))
+    with pytest.raises(StructureError, match=r"partial occupancy .* sites H0A \(0\.6\), H1A \(0\.6\), H2A \(0\.6\), "
+                                             r"H0B \(0\.4\).*--keep-major"):
+        prepare_structure(path)
+    r = cli("structures", path, "-o", tmp_path / "out")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1
+    assert r.err.startswith("mofsnap structures: error: partial occupancy") and "H2B (0.4)" in r.err
+
+
+@pytest.mark.parametrize("occupancies, groups, kept", [((0.6, 0.4), None, "A"), ((0.5, 0.5), [2, 1], "B")])
+def test_keep_major_keeps_one_methyl_orientation(tmp_path, occupancies, groups, kept):
+    path = _disordered_methoxide_cif(tmp_path, occupancies, groups)
+    atoms, warnings = prepare_structure(path, keep_major=True)
+    assert atoms.get_chemical_formula() == "CH3AlO"
+    assert sorted(atoms.arrays["cif_site"][atoms.numbers == 1]) == [f"H{k}{kept}" for k in range(3)]
+    assert sorted(atoms.arrays["atom_types"]) == ["Al2a", "C4a", "H1a", "H1a", "H1a", "O3a"]
+    assert len(warnings) == 1 and "kept the major component" in warnings[0]
+
+
+def test_half_occupied_sites_without_groups_have_no_major_component(tmp_path, cli):
+    path = _disordered_methoxide_cif(tmp_path, (0.5, 0.5))
+    with pytest.raises(StructureError, match="no major component at CIF sites H0A.*disorder_group"):
+        prepare_structure(path, keep_major=True)
+    r = cli("structures", path, "--keep-major", "-o", tmp_path / "out")
+    assert r.status == 1 and "no major component" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- guests and solvent
+def _solvated(rng):
+    from mofsnap.structures import builtin_structure
+
+    framework = builtin_structure("mof5-primitive")
+    del framework.arrays["atom_types"]
+    grid = rng.random((4000, 3)) @ framework.cell.array
+    distances = np.linalg.norm(grid[:, None] - framework.positions[None], axis=2).min(axis=1)
+    centre = grid[np.argmax(distances)]
+    water = Atoms("OH2", positions=centre + np.array([[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]))
+    return framework, framework + water
+
+
+def test_guest_molecules_are_listed_and_removed_on_request(rng, tmp_path, cli):
+    framework, solvated = _solvated(rng)
+    with pytest.raises(StructureError, match=r"guest or solvent molecules .*1 x H2O \(atoms 106,107,108\).*"
+                                             r"--remove-guests"):
+        check_structure(solvated)
+    cleaned, warnings = check_structure(solvated, remove_guests=True)
+    assert cleaned.get_chemical_formula() == framework.get_chemical_formula()
+    np.testing.assert_array_equal(cleaned.positions, framework.positions)
+    assert warnings == ["removed guest or solvent molecules: 1 x H2O (atoms 106,107,108)"]
+    write(tmp_path / "solvated.extxyz", solvated)
+    r = cli("structures", tmp_path / "solvated.extxyz", "-o", tmp_path / "out")
+    assert r.status == 1 and "1 x H2O" in r.err and len(r.err.strip().splitlines()) == 1
+    r = cli("structures", tmp_path / "solvated.extxyz", "--remove-guests", "-o", tmp_path / "out")
+    assert r.status == 0, r.err
+    summary = json.loads((tmp_path / "out" / "solvated.json").read_text())
+    assert summary["atom_types"] == {"C3a": 12, "C3b": 12, "C3c": 24, "H1a": 24, "O2a": 24, "O4a": 2, "Zn4a": 8}
+    assert summary["warnings"] == warnings
+
+
+def test_a_molecule_alone_is_no_framework():
+    atoms = paddlewheel()
+    atoms.set_cell(np.eye(3) * 15.0)
+    atoms.pbc = True
+    atoms.center()
+    with pytest.raises(StructureError, match="no periodic framework.*finite molecule"):
+        check_structure(atoms)
+
+
+# ---------------------------------------------------------------- missing hydrogens
+def test_hydrogen_less_linker_names_the_carbons(tmp_path, cli):
+    from mofsnap.structures import builtin_structure
+
+    typed = builtin_structure("mof5-primitive")
+    atoms = typed[typed.numbers != 1]
+    ring_ch = np.flatnonzero(typed.arrays["atom_types"][typed.numbers != 1] == "C3c")
+    with pytest.raises(StructureError, match=r"missing hydrogens: C with too few bonds.*: 24 atom\(s\) "
+                                             + ", ".join(f"{a} \\(C\\)" for a in ring_ch[:8])):
+        check_structure(atoms)
+    write(tmp_path / "bare.extxyz", atoms)
+    r = cli("structures", tmp_path / "bare.extxyz", "-o", tmp_path / "out")
+    assert r.status == 1 and "missing hydrogens" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("drop, phrase", [
+    ("methyl H", "pyramidal C with three bonds"),
+    ("hydroxyl H", "O bonded to one metal only"),
+])
+def test_missing_hydrogens_by_valence_rules(drop, phrase):
+    if drop == "methyl H":
+        atoms = mu_oh_chain("CH3")
+        del atoms[[5]]
+        bad = 2
+    else:  # a terminal aqua/hydroxo O on the Al of the chain, without its H
+        atoms = mu_oh_chain("H")
+        atoms += Atoms("O", positions=[[0.0, 4.5, 2.6]])
+        bad = 3
+    with pytest.raises(StructureError, match=f"missing hydrogens: {phrase}.*1 atom\\(s\\) {bad} "):
+        check_structure(atoms)
+
+
+def test_complete_structures_pass_the_hydrogen_rules(zif8_atoms, mof5_atoms):
+    for atoms in (zif8_atoms, mof5_atoms, mu_oh_chain("H"), mu_oh_chain("CH3")):
+        checked, warnings = check_structure(atoms)
+        assert len(checked) == len(atoms) and warnings == []
+
+
+# ---------------------------------------------------------------- overlaps and elements
+def test_overlapping_cif_sites_are_named(tmp_path):
+    atoms = mu_oh_chain("H")
+    sites = [(f"{s}1", s, tuple(f), 1) for s, f in zip(atoms.get_chemical_symbols(), atoms.get_scaled_positions())]
+    sites.append(("O1X", "O", tuple(atoms.get_scaled_positions()[1] + [0.02, 0, 0]), 1))
+    path = tmp_path / "overlap.cif"
+    path.write_text(cif_text(sites, atoms.cell.cellpar(), symops=["x,y,z"]))
+    with pytest.raises(StructureError, match=r"overlapping atoms .*atom 1 \(O, CIF site O1\) and atom 3 "
+                                             r"\(O, CIF site O1X\) at 0\.074 Å.*remove duplicate"):
+        prepare_structure(path)
+
+
+@pytest.mark.parametrize("symbol, match", [("Bk", "no covalent radius"), ("Cm", "no D3 parameters")])
+def test_elements_without_parameters_are_refused(symbol, match):
+    atoms = mu_oh_chain("H")
+    atoms.symbols[0] = symbol
+    with pytest.raises(StructureError, match=f"{match} .*1 atom\\(s\\) 0 \\({symbol}\\)"):
+        check_structure(atoms)
+
+
+def test_the_reference_must_know_every_element():
+    atoms = mu_oh_chain("H")
+    atoms.symbols[0] = "U"
+    with pytest.raises(ReferenceMethodError, match="no parameters for U"):
+        check_structure(atoms, reference=XTB("GFN1-xTB"))
+
+
+def test_command_checks_the_elements_of_the_reference(tmp_path, cli):
+    atoms = mu_oh_chain("H")
+    atoms.symbols[0] = "U"
+    write(tmp_path / "u.extxyz", atoms)
+    r = cli("structures", tmp_path / "u.extxyz", "-o", tmp_path / "out")
+    assert r.status == 1 and r.err.strip() == ("mofsnap structures: error: GFN1-xTB has no parameters for U "
+                                               "(only H to Rn)")
+
+
+# ---------------------------------------------------------------- cells
+def test_left_handed_cell_is_reoriented():
+    from mofsnap.structures import builtin_structure
+
+    atoms = builtin_structure("mof5-primitive")
+    flipped = atoms.copy()
+    flipped.set_cell(atoms.cell.array[[1, 0, 2]], scale_atoms=False)
+    assert np.linalg.det(flipped.cell.array) < 0
+    checked, warnings = check_structure(flipped)
+    assert np.linalg.det(checked.cell.array) > 0
+    assert warnings == ["the cell was left-handed; its three vectors were negated (same lattice and positions)"]
+    np.testing.assert_allclose(checked.get_all_distances(mic=True), atoms.get_all_distances(mic=True), atol=1e-9)
+
+
+@pytest.mark.parametrize("cutoff, repeats", [(3.6, (2, 1, 1)), (4.6, (3, 2, 2)), (1.0, (1, 1, 1))])
+def test_snap_ready_cell_of_a_rod_chain(cutoff, repeats):
+    atoms = mu_oh_chain("H")  # 3.7 Å along the chain, 9 Å across
+    atoms.arrays["atom_types"] = np.array(["Al2a", "O3a", "H1a"])
+    supercell, found = snap_ready_cell(atoms, cutoff)
+    assert found == repeats
+    assert len(supercell) == 3 * np.prod(repeats)
+    assert supercell.arrays["atom_types"].tolist() == ["Al2a", "O3a", "H1a"] * int(np.prod(repeats))
+    np.testing.assert_allclose(perpendicular_widths(supercell.cell.array), np.array([3.7, 9.0, 9.0]) * repeats)
+
+
+def test_snap_ready_cell_is_the_smallest_in_a_skewed_cell():
+    cell = np.array([[6.6, 0.0, 0.0], [2.5, 7.1, 0.0], [-1.2, 1.9, 6.8]])
+    atoms = Atoms("C", positions=[[0.0, 0.0, 0.0]], cell=cell, pbc=True)
+    supercell, repeats = snap_ready_cell(atoms, 4.0)
+    widths = perpendicular_widths(supercell.cell.array)
+    assert (widths > 8.0).all()
+    for axis in range(3):  # one repeat fewer along any axis is too thin
+        fewer = np.array(repeats)
+        fewer[axis] -= 1
+        assert fewer[axis] == 0 or perpendicular_widths(cell * fewer[:, None])[axis] <= 8.0
+
+
+def test_snap_ready_cell_refuses_bad_input():
+    with pytest.raises(StructureError, match="cutoff must be > 0"):
+        snap_ready_cell(mu_oh_chain("H"), 0.0)
+    molecule = paddlewheel()
+    with pytest.raises(StructureError, match="periodic in all three directions"):
+        snap_ready_cell(molecule, 3.0)
+
+
+def test_primitive_cell_of_the_conventional_mof5_keeps_types(mof5_atoms):
+    primitive = find_primitive_cell(mof5_atoms)
+    assert len(primitive) == 106
+    conventional = Counter(mof5_atoms.arrays["atom_types"].tolist())
+    assert Counter(primitive.arrays["atom_types"].tolist()) == {t: n // 4 for t, n in conventional.items()}
+    assert primitive.get_volume() == pytest.approx(mof5_atoms.get_volume() / 4)
