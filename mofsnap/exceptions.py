@@ -91,3 +91,8 @@ class ResultFileError(MofsnapError, ValueError):
 
 class StructureError(MofsnapError, ValueError):
     """An unknown built-in structure name, or a structure file that is missing or cannot be read."""
+
+
+class ValidationFailed(MofsnapError, RuntimeError):
+    """An active-learning campaign ended, but its final model failed the closing validation (the message names
+    the failed checks: the guard, the time and the atoms/types involved, or the errors and lattice)."""

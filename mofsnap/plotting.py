@@ -336,3 +336,37 @@ def free_energy_figures(result, directory: str | Path) -> list[Path]:
     axes[0, 0].legend()
     written.append(save_figure(fig, directory / "barrier_convergence.png"))
     return written
+
+
+def validation_figure(validation, runs: Sequence[Sequence], path: str | Path) -> Path:
+    """Write the closing validation of active learning: temperature and volume change against time of each
+    run (the guard's stop marked), with the verdict of every check as the title.
+
+    Parameters
+    ----------
+    validation : mofsnap.learn.Validation
+        The verdict.
+    runs : sequence of sequences of Atoms
+        The frames of each of ``validation.runs`` (as written by :func:`mofsnap.md.run_md`).
+    path : path
+        PNG file to write.
+    """
+    fig, axes = new_figure(2, len(runs), figsize=(5.5 * len(runs), 6.0), sharex="col")
+    for column, (run, frames) in enumerate(zip(validation.runs, runs)):
+        time_ps = np.array([f.info.get("time_fs", 0.0) for f in frames]) / 1000.0
+        volume = np.array([f.get_volume() for f in frames])
+        axes[0, column].plot(time_ps, [f.info.get("temperature_K", np.nan) for f in frames])
+        axes[0, column].axhline(run.temperature_K, color="grey", ls=":")
+        axes[0, column].set_title(f"{run.temperature_K:.0f} K NPT, SNAP + D3", fontsize=9)
+        axes[0, column].set_ylabel("temperature (K)")
+        axes[1, column].plot(time_ps, 100 * (volume / volume[0] - 1.0) if len(volume) else [])
+        axes[1, column].set_ylabel("volume change (%)")
+        axes[1, column].set_xlabel("time (ps)")
+        if run.stopped and len(time_ps):
+            for ax in axes[:, column]:
+                ax.axvline(time_ps[-1], color="red", ls="--", label="stopped")
+            axes[1, column].legend(fontsize=8)
+    lines = [f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}" for c in validation.checks]
+    fig.suptitle(("validation passed" if validation.passed else "VALIDATION FAILED") + "\n" + "\n".join(lines),
+                 fontsize=7, ha="left", x=0.01)
+    return save_figure(fig, path)

@@ -22,9 +22,9 @@ from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import LearnError, ResultFileError
 from mofsnap.fit import FitReport, extrapolation_grade
 from mofsnap.labelling import LabelStore
-from mofsnap.learn import (DEMO, RMSE, ActiveLearning, ClosingMD, CurvePoint, FinalRecord, GenerationRecord,
-                           LearnSettings, LearnSummary, MDTask, PoolResult, learn_from_pool, load_structure,
-                           perturbed_copies, read_run, run_tasks)
+from mofsnap.learn import (DEMO, RMSE, ActiveLearning, CurvePoint, FinalRecord, GenerationRecord, LearnSettings,
+                           LearnSummary, MDTask, PoolResult, Validation, ValidationCheck, ValidationRun,
+                           learn_from_pool, load_structure, perturbed_copies, read_run, run_tasks)
 from mofsnap.descriptors import SnapDescriptors
 from mofsnap.model import SNAPModel
 from mofsnap.reference import ASEReference
@@ -32,8 +32,8 @@ from mofsnap.topology import Topology
 
 #: A campaign small enough for a test: ethanol in a periodic box, with a short closing SNAP + D3 run.
 TINY = LearnSettings(n_perturbed=6, temperatures=(100.0, 200.0), runs=3, md_steps=30, frame_interval=5,
-                     ramp_steps=20, ramp_segments=2, test_size=3, extra_random=1, final_md_steps=20, twojmax=2,
-                     max_workers=1)
+                     ramp_steps=20, ramp_segments=2, test_size=3, extra_random=1, final_md_steps=20, hot_md_steps=10,
+                     twojmax=2, max_workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +97,58 @@ def _finish(process: subprocess.Popen) -> str:
     return out
 
 
-def _kill_when(process: subprocess.Popen, condition, timeout: float = 120.0) -> None:
+def _descendants(pid: int) -> set[int]:
+    """The processes started (directly or not) by ``pid``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _kill_when(process: subprocess.Popen, condition, timeout: float = 120.0, group: bool = True,
+               before_kill=None) -> None:
+    """SIGKILL the run when ``condition()`` holds (after calling ``before_kill()``): with its workers
+    (``group``, as a batch system would), or the main process alone, after which every process it started must
+    end within seconds (no orphans)."""
     deadline = time.time() + timeout
     while not condition():
         assert process.poll() is None, "the run ended before the kill point"
         assert time.time() < deadline, "kill point never reached"
         time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)  # the run and its worker processes, as a batch system would
+    if group:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return
+    children = _descendants(process.pid)
+    assert children, "the run had started no worker process"
+    if before_kill is not None:
+        before_kill()
+    process.kill()
     process.wait()
+    deadline = time.time() + 10.0
+    while any(_alive(pid) for pid in children) and time.time() < deadline:
+        time.sleep(0.1)
+    orphans = [pid for pid in children if _alive(pid)]
+    if orphans:
+        os.killpg(process.pid, signal.SIGKILL)
+    assert not orphans, f"processes {orphans} outlived the killed campaign"
 
 
 @pytest.fixture(scope="module")
@@ -153,20 +197,32 @@ def test_campaign_writes_models_reports_and_learns(uninterrupted):
     assert LearnSummary.read(uninterrupted / "returned_summary.json") == summary
 
 
-def test_closing_md_runs_the_final_model_with_d3(uninterrupted):
-    """The closing NPT run: its steps, and means over the second half of its trajectory."""
-    closing = LearnSummary.read(uninterrupted / "summary.json").final.closing_md
-    assert closing == ClosingMD.read(uninterrupted / "final" / "md_300K_snap_d3.json")
-    assert closing.steps == TINY.final_md_steps and closing.stopped is None and closing.ns_per_day > 0
-    frames = ase.io.read(closing.trajectory, ":")
-    assert len(frames) == TINY.final_md_steps // 10 + 1  # a frame every 10 steps, the start included
-    half = frames[len(frames) // 2:]
-    assert closing.mean_volume_A3 == pytest.approx(np.mean([f.get_volume() for f in half]), rel=1e-12)
-    assert closing.mean_temperature_K == pytest.approx(np.mean([f.get_temperature() for f in half]), rel=1e-6)
+def test_campaign_ends_with_a_written_validation(uninterrupted):
+    """The closing SNAP + D3 runs at 300 K and at the top temperature, the checks and their verdict."""
+    validation = LearnSummary.read(uninterrupted / "summary.json").validation
+    assert validation == Validation.read(uninterrupted / "final" / "validation.json")
+    assert (uninterrupted / "final" / "validation.png").stat().st_size > 1000
+    assert [r.temperature_K for r in validation.runs] == [300.0, max(TINY.temperatures)]
+    assert [r.planned_steps for r in validation.runs] == [TINY.final_md_steps, TINY.hot_md_steps]
+    assert [c.name for c in validation.checks] == ["300 K NPT run", "200 K NPT run", "test errors", "300 K lattice"]
+    assert validation.passed == all(c.passed for c in validation.checks)
+    assert validation.verdict.startswith("validation passed" if validation.passed else "validation failed")
+    for run in validation.runs:
+        assert run == ValidationRun.read(Path(run.trajectory).with_suffix(".json"))
+        frames = ase.io.read(run.trajectory, ":")
+        assert frames[0].calc.results["energy"] != 0.0  # SNAP + D3 energies stored
+        if run.stopped is None:
+            assert run.steps == run.planned_steps
+            assert len(frames) == run.planned_steps // 10 + 1  # a frame every 10 steps, the start included
+            half = frames[len(frames) // 2:]
+            assert run.mean_volume_A3 == pytest.approx(np.mean([f.get_volume() for f in half]), rel=1e-12)
+            assert run.mean_temperature_K == pytest.approx(np.mean([f.get_temperature() for f in half]), rel=1e-6)
+            np.testing.assert_allclose(run.mean_cell_lengths, np.mean([f.cell.lengths() for f in half], axis=0))
+    assert validation.test == LearnSummary.read(uninterrupted / "summary.json").final.test
 
 
 @pytest.mark.parametrize("kill_point", ["labelling", "md"])
-def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, ethanol_file, uninterrupted, kill_point):
+def test_sigkill_and_resume_gives_the_uninterrupted_result(cli, tmp_path, ethanol_file, uninterrupted, kill_point):
     work = tmp_path / "work"
     config = _config(tmp_path, ethanol_file)
     process = _learn(config, work)
@@ -175,8 +231,16 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, ethanol_fil
         before = {a.info["label_hash"]: a.info["wall_time"] for a in LabelStore(work / "labels.db")}
     else:
         first_run = work / "gen001" / "md" / "run000.json"
-        _kill_when(process, first_run.exists)
+
+        def second_learner_is_refused():
+            r = cli("learn", config, "-o", work)
+            assert r.status == 1
+            assert r.err.startswith(f"mofsnap learn: error: {work} is in use by another mofsnap learn process "
+                                    f"(pid {process.pid}); wait for it") and r.err.count("\n") == 1
+
+        _kill_when(process, first_run.exists, group=False, before_kill=second_learner_is_refused)
         stamp = first_run.stat().st_mtime_ns, (work / "gen001" / "md" / "run000.extxyz").stat().st_mtime_ns
+    assert (work / "lock").exists()  # a stale lock: the kernel released it with its process
     _finish(_learn(config, work))
     store = LabelStore(work / "labels.db")
     hashes = [a.info["label_hash"] for a in store]
@@ -279,6 +343,7 @@ def test_relax_fmax_relaxes_the_structure_with_the_reference_once(tmp_path, etha
     ase.io.write(path, distorted)
     settings = replace(TINY, structure=str(path), relax_fmax=0.02, relax_steps=500)
     learner = ActiveLearning(workdir=tmp_path / "work", settings=settings, reference=_springs(ethanol_file))
+    learner.close()
     relaxed = learner.structure.copy()
     relaxed.calc = BondSprings(ase.io.read(ethanol_file))
     assert np.linalg.norm(relaxed.get_forces(), axis=1).max() <= 0.02
@@ -338,21 +403,32 @@ def _summary() -> LearnSummary:
                    GenerationRecord(2, 200.0, 0, 0, 0, RMSE(1.5, 140.25, 22.0, 9), runs=3, stopped=3)]
     test = RMSE(2.0, 0.1 + 0.2, 1e-17, 3)
     final = FinalRecord("w/final/model", RMSE(1.4, 141.0, 20.5, 10), test,
-                        [CurvePoint(0, 7, RMSE(9.0, 900.0, 90.0, 3)), CurvePoint(1, 10, test)],
-                        ClosingMD(20, None, 0.37, 301.2, 736.0, "w/final/md_300K_snap_d3.extxyz"))
-    return LearnSummary(generations, final, 13, 1, 12.5)
+                        [CurvePoint(0, 7, RMSE(9.0, 900.0, 90.0, 3)), CurvePoint(1, 10, test)])
+    runs = [ValidationRun(300.0, 20, 20, None, 0.37, 301.2, 736.0, 0.0125, [9.0, 9.1, 8.95], "w/final/v300.extxyz"),
+            ValidationRun(200.0, 10, 4, "bond guard: C1a (atom 0)-O1a (atom 2) at 2.20 Å > 1.5 x its 1.43 Å at "
+                          "0.004 ps (step 4)", float("nan"), 210.0, 730.5, 0.25, [9.0, 9.0, 9.0], "w/final/v200.extxyz")]
+    checks = [ValidationCheck("300 K NPT run", True, "stable"), ValidationCheck("200 K NPT run", False, runs[1].stopped)]
+    return LearnSummary(generations, final, Validation(runs, test, checks), 13, 1, 12.5)
 
 
 def test_learn_summary_round_trips_exactly(tmp_path):
     summary = _summary()
     back = LearnSummary.read(summary.write(tmp_path / "summary.json"))
-    assert back == summary
+    assert back.generations == summary.generations and back.final == summary.final
+    assert (back.labels, back.failed_labels, back.wall_seconds) == (13, 1, 12.5)
     for old, new in zip(summary.generations, back.generations):
         assert new == old and type(new.train) is RMSE
-    assert back.final.closing_md == summary.final.closing_md and back.final.test.stress == 1e-17
+    assert back.final.test.stress == 1e-17
     assert back.generations[2].previous_model_on_new is None and back.generations[2].grade_mean is None
-    no_md = replace(summary, final=replace(summary.final, test=None, closing_md=None))
-    assert LearnSummary.read(no_md.write(tmp_path / "no_md.json")) == no_md
+    for old, new in zip(summary.validation.runs, back.validation.runs):
+        assert type(new) is ValidationRun and new.mean_cell_lengths == old.mean_cell_lengths
+    assert np.isnan(back.validation.runs[1].ns_per_day)  # NaN survives (and compares unequal, hence field by field)
+    assert back.validation.checks == summary.validation.checks and back.validation.test == summary.validation.test
+    assert not back.validation.passed
+    assert back.validation.verdict == "validation failed: 200 K NPT run: " + summary.validation.runs[1].stopped
+    no_test = replace(summary, final=replace(summary.final, test=None),
+                      validation=replace(summary.validation, runs=summary.validation.runs[:1], test=None))
+    assert LearnSummary.read(no_test.write(tmp_path / "no_test.json")) == no_test
 
 
 def test_pool_result_round_trips_and_other_files_are_refused(tmp_path):
@@ -404,21 +480,6 @@ def test_settings_toml_round_trip(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(settings.to_toml())
     assert LearnSettings.from_toml(path) == settings
-
-
-@pytest.mark.parametrize("text, message", [
-    ("runz = 3\n", "unknown settings"),
-    ("selection = 'best'\n", "selection must be one of"),
-    ("runs = 0\n", "runs must be at least 1"),
-    ("temperatures = [100, -5]\n", "temperatures must be positive"),
-    ("cbad_pick = 'best'\n", "cbad_pick must be one of"),
-    ("runs = \n", "not a TOML file"),
-])
-def test_bad_settings_are_rejected(tmp_path, text, message):
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(LearnError, match=message):
-        LearnSettings.from_toml(path)
 
 
 def test_unknown_structure_is_rejected():

@@ -2,11 +2,15 @@
 
 Settings come from a TOML file (keys of mofsnap.learn.LearnSettings), from the embedded demo (--demo: the
 MOF-5 primitive cell with GFN1-xTB, about 15 minutes on 2 cores) or are the defaults. The work directory
-(-o) holds all state: a killed run given the same directory resumes where it stopped.
+(-o) holds all state: a killed run given the same directory resumes where it stopped; a second process on the
+same directory is refused. Every setting is checked before any work. The campaign ends with a validation of
+the final model (guarded SNAP + D3 NPT runs at 300 K and at the highest training temperature, test errors,
+300 K lattice): its verdict is printed, written (final/validation.json, validation.png) and a failed
+validation ends the command with exit status 1.
 
     mofsnap learn config.toml -o WORKDIR
     mofsnap learn --demo -o results/demo
-    mofsnap learn --write-config my.toml          # every key with its default (with --demo: the demo's)
+    mofsnap learn --write-config my.toml          # every key, commented, with its default (--demo: the demo's)
     mofsnap learn config.toml --pool a.xyz b.xyz  # select with CBAD from trajectories, label, fit (no MD loop)
 """
 
@@ -16,7 +20,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from ..exceptions import LearnError
+from ..exceptions import LearnError, ValidationFailed
 from .options import add_executor, add_output
 
 
@@ -29,13 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true", help="the embedded demo schedule (MOF-5 cell, GFN1-xTB)")
     parser.add_argument("--pool", nargs="+", metavar="TRAJ",
                         help="select with CBAD from these trajectories, label and fit (no MD loop)")
-    parser.add_argument("--write-config", metavar="FILE", help="write the settings (demo or defaults) and exit")
+    parser.add_argument("--write-config", metavar="FILE",
+                        help="write the settings (demo or defaults) as a commented TOML file and exit")
     add_executor(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     """Run ``mofsnap learn``."""
-    from ..learn import CLOSING_TEMPERATURE_K, DEMO, ActiveLearning, LearnSettings, learn_from_pool
+    from ..learn import DEMO, ActiveLearning, LearnSettings, learn_from_pool
 
     if args.config and args.demo:
         raise LearnError("give either a config file or --demo, not both")
@@ -53,16 +58,23 @@ def run(args: argparse.Namespace) -> None:
         print(f"model: {result.model}.snapcoeff/.snapparam ({result.train.n} training configurations)")
         print(f"results in {args.output}: result.json, report.json, parity.png")
         return
-    final = ActiveLearning(workdir=args.output, settings=settings, progress=args.progress).run().final
+    with ActiveLearning(workdir=args.output, settings=settings, progress=args.progress) as learner:
+        summary = learner.run()
+    final = summary.final
     print(f"\nfinal model: {final.model}.snapcoeff/.snapparam ({final.train.n} training configurations)")
     if final.test is None:
         print("no test set: the ramp MD gave no intact frame")
     else:
         print(f"test RMSE ({final.test.n} configurations): {final.test.energy:.2f} meV/atom, "
               f"{final.test.forces:.0f} meV/Å, {final.test.stress:.1f} MPa")
-    if final.closing_md is not None:
-        md = final.closing_md
-        print(f"{CLOSING_TEMPERATURE_K:.0f} K NPT with SNAP + D3: {md.steps} steps, {md.ns_per_day:.2f} ns/day, "
-              f"<T> = {md.mean_temperature_K:.0f} K, <V> = {md.mean_volume_A3:.0f} Å³"
-              + (f", stopped: {md.stopped}" if md.stopped else ""))
-    print(f"results in {args.output}: summary.json, summary.png, learning_curve.png, final/")
+    for run in summary.validation.runs:
+        print(f"{run.temperature_K:.0f} K NPT with SNAP + D3: {run.steps}/{run.planned_steps} steps, "
+              f"<T> = {run.mean_temperature_K:.0f} K, <V> = {run.mean_volume_A3:.0f} Å³"
+              + (f", stopped: {run.stopped}" if run.stopped else ""))
+    for check in summary.validation.checks:
+        print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
+    print(f"results in {args.output}: summary.json, summary.png, learning_curve.png, final/ "
+          "(validation.json, validation.png)")
+    if not summary.validation.passed:
+        raise ValidationFailed(f"{summary.validation.verdict} (everything is written in {args.output}; see "
+                               "final/validation.png)")

@@ -4,16 +4,22 @@
 - :mod:`~mofsnap.learn.loop`: :class:`ActiveLearning`, the resumable loop (MOF-5 route);
 - :mod:`~mofsnap.learn.pool`: :func:`learn_from_pool`, select-label-fit from existing trajectories (ZIF-8 route);
 - :mod:`~mofsnap.learn.md_tasks`: the loop's MD runs as crash-safe tasks;
-- :mod:`~mofsnap.learn.summary`: :class:`LearnSummary` and the other results.
+- :mod:`~mofsnap.learn.validation`: :func:`validate`, the guarded closing runs and checks that end a campaign;
+- :mod:`~mofsnap.learn.processes`: the work-directory lock and worker processes that end with the campaign;
+- :mod:`~mofsnap.learn.summary`: :class:`LearnSummary`, :class:`Validation` and the other results.
 """
 
-from .loop import CLOSING_TEMPERATURE_K, DEFAULT_WORKDIR, ActiveLearning, load_structure, perturbed_copies, prediction_errors
+from .loop import DEFAULT_WORKDIR, ActiveLearning, load_structure, perturbed_copies, prediction_errors
 from .md_tasks import EXPLOSIONS, MDTask, read_run, run_md_task, run_tasks
 from .pool import learn_from_pool
+from .processes import WorkdirLock, worker_pool
 from .settings import CBAD_PICKS, DEMO, SELECTIONS, LearnSettings
-from .summary import RMSE, ClosingMD, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, PoolResult
+from .summary import (RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, PoolResult, Validation,
+                      ValidationCheck, ValidationRun)
+from .validation import VALIDATION_TEMPERATURE_K, validate, validation_guard
 
-__all__ = ["CBAD_PICKS", "CLOSING_TEMPERATURE_K", "DEFAULT_WORKDIR", "DEMO", "EXPLOSIONS", "RMSE", "SELECTIONS", "ActiveLearning",
-           "ClosingMD", "CurvePoint", "FinalRecord", "GenerationRecord", "LearnSettings", "LearnSummary", "MDTask",
-           "PoolResult", "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run",
-           "run_md_task", "run_tasks"]
+__all__ = ["CBAD_PICKS", "DEFAULT_WORKDIR", "DEMO", "EXPLOSIONS", "RMSE", "SELECTIONS", "VALIDATION_TEMPERATURE_K",
+           "ActiveLearning", "CurvePoint", "FinalRecord", "GenerationRecord", "LearnSettings", "LearnSummary",
+           "MDTask", "PoolResult", "Validation", "ValidationCheck", "ValidationRun", "WorkdirLock",
+           "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run", "run_md_task",
+           "run_tasks", "validate", "validation_guard", "worker_pool"]

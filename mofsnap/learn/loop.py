@@ -18,12 +18,14 @@ State lives in the work directory, so a killed run resumes where it stopped and 
     gen000/ ...          per generation: md/run###.extxyz (+ .json, written when the run is complete),
                          model.snapcoeff/.snapparam, report.json (the generation's completion mark),
                          parity.png, cbad.json
-    final/               ramp trajectory, final model, closing MD
+    final/               ramp trajectory, final model, validation (runs, validation.json, validation.png)
     summary.json, summary.png, learning_curve.png
+    lock                 held by the process running the campaign (a second one is refused)
 
 Every step is deterministic given the seed and idempotent: finished MD runs are not rerun (an unfinished one
 restarts from its beginning, so the result equals an uninterrupted run), labels already in the store are not
-recomputed, and fitted generations are read rather than refitted.
+recomputed, and fitted generations are read rather than refitted. The campaign ends with the validation of
+:mod:`mofsnap.learn.validation`, whose verdict is part of the summary.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import os
 import time
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import asdict
-from multiprocessing import get_context
 from pathlib import Path
 
 import ase.io
@@ -50,22 +51,21 @@ from ..exceptions import LearnError
 from ..fit import FitReport, extrapolation_grade, fit_snap
 from ..hashing import atoms_hash
 from ..labelling import LabelStore, label
-from ..md import blowup_guard, run_md
 from ..model import SNAPModel
 from ..reference import Reference, reference_by_name
 from ..structures import STRUCTURES, builtin_structure
 from ..topology import Topology
 from ..units import EV_PER_A3_IN_MPA
-from .md_tasks import MDTask, npt_cell, read_run, run_tasks
+from .md_tasks import MDTask, read_run, run_tasks
+from .processes import WorkdirLock, worker_pool
 from .settings import LearnSettings
-from .summary import RMSE, ClosingMD, CurvePoint, FinalRecord, GenerationRecord, LearnSummary
+from .summary import RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary
+from .validation import validate
 
 log = logging.getLogger(__name__)
 
 #: Work directory of a campaign when none is given.
 DEFAULT_WORKDIR = "mofsnap-learn"
-#: Temperature (K) of the closing NPT run with the final SNAP + D3.
-CLOSING_TEMPERATURE_K = 300.0
 
 
 def load_structure(spec: str | Atoms) -> Atoms:
@@ -149,6 +149,12 @@ class ActiveLearning:
     progress : bool
         Show progress bars of the MD runs.
 
+    Raises
+    ------
+    LearnError
+        Another process works in ``workdir`` (the learner holds ``workdir/lock`` until :meth:`close`, the end
+        of a ``with`` block or of the process), or ``workdir`` was made with other settings.
+
     Examples
     --------
     >>> from mofsnap.learn import ActiveLearning, DEMO                 # doctest: +SKIP
@@ -167,13 +173,34 @@ class ActiveLearning:
         self._own_executor = False  # a local pool made here (shut down at the end, replaced when broken)
         self.topology = Topology.from_atoms(self.structure)
         self.types = sorted(set(self.structure.arrays["atom_types"]))
-        self._check_workdir()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.lock = WorkdirLock(self.workdir)
+        try:
+            self._check_workdir()
+        except LearnError:
+            self.lock.release()
+            raise
         self.store = LabelStore(self.workdir / "labels.db")
         if settings.relax_fmax is not None:
             self.structure = self._relaxed()
 
+    def close(self) -> None:
+        """Shut down a process pool made here and release the work directory."""
+        self._shutdown_pool()
+        self.lock.release()
+
+    def _shutdown_pool(self) -> None:
+        if self._own_executor:
+            self.executor.shutdown()
+            self.executor, self._own_executor = None, False
+
+    def __enter__(self) -> ActiveLearning:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def _check_workdir(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         saved = self.workdir / "settings.json"
         mine = {k: v for k, v in json.loads(json.dumps(asdict(self.settings))).items()
                 if k not in LearnSettings.RUNTIME_KEYS}
@@ -249,8 +276,7 @@ class ActiveLearning:
 
                 self.executor = Client(self.settings.executor).get_executor()
             else:
-                self.executor = ProcessPoolExecutor(self.settings.max_workers or os.cpu_count(),
-                                                    mp_context=get_context("forkserver"))
+                self.executor = worker_pool(self.settings.max_workers or os.cpu_count() or 1)
         return self.executor
 
     def _fit(self, k: int) -> tuple[SNAPModel, FitReport]:
@@ -366,7 +392,7 @@ class ActiveLearning:
         return picks
 
     def final(self, last: int) -> FinalRecord:
-        """Ramp test pool, test labels, final fit, learning curve, closing MD."""
+        """Ramp test pool, test labels, final fit, learning curve."""
         s = self.settings
         out = self.workdir / "final"
         out.mkdir(exist_ok=True)
@@ -399,45 +425,29 @@ class ActiveLearning:
                                            xlabel="labelled training configurations")
         else:
             log.warning("the ramp MD gave no intact frame to test on: no test errors, no learning curve")
-        return FinalRecord(str(out / "model"), RMSE.from_metrics(report.metrics["train"]), curve[-1].test, curve,
-                           self._closing_md(model, out) if s.final_md_steps else None)
-
-    def _closing_md(self, model: SNAPModel, out: Path) -> ClosingMD:
-        """A 300 K NPT run with the final SNAP + D3 (the production setting)."""
-        done = out / "md_300K_snap_d3.json"
-        if done.exists():
-            return ClosingMD.read(done)
-        atoms = self.structure.copy()
-        atoms.calc = SNAPCalculator(model, d3=True)
-        path = out / "md_300K_snap_d3.extxyz"
-        result = run_md(atoms, self.settings.final_md_steps, temperature_K=CLOSING_TEMPERATURE_K, ensemble="npt",
-                        cell=npt_cell(atoms), pressure_MPa=self.settings.pressure_MPa, seed=self.settings.seed,
-                        trajectory=path, interval=10, guard=blowup_guard(), progress=self.progress)
-        frames = ase.io.read(path, ":")
-        half = frames[len(frames) // 2:]
-        closing = ClosingMD(result.steps, result.stopped, result.ns_per_day,
-                            float(np.mean([f.info["temperature_K"] for f in half])),
-                            float(np.mean([f.get_volume() for f in half])), str(path))
-        closing.write(done)
-        return closing
+        return FinalRecord(str(out / "model"), RMSE.from_metrics(report.metrics["train"]), curve[-1].test, curve)
 
     def run(self) -> LearnSummary:
-        """Run (or resume) the whole campaign; return the summary also written to ``summary.json``."""
+        """Run (or resume) the whole campaign and its validation; return the summary written to ``summary.json``.
+
+        A failed validation does not raise: ``summary.validation.passed`` is False and its ``verdict`` names the
+        failed checks (the ``mofsnap learn`` command then exits non-zero).
+        """
         start = time.perf_counter()
         records = [self._logged(self.step0())]
         for k, temperature in enumerate(self.settings.temperatures, start=1):
             records.append(self._logged(self.generation(k, temperature)))
         final = self.final(len(self.settings.temperatures))
-        summary = LearnSummary(records, final, len(self.store), self.store.count_failures(),
+        validation = validate(SNAPModel.read(final.model), self.structure, self.topology, self.settings, final.test,
+                              self.workdir / "final", self.progress)
+        summary = LearnSummary(records, final, validation, len(self.store), self.store.count_failures(),
                                time.perf_counter() - start)
         summary.write(self.workdir / "summary.json")
         plotting.learn_summary_figure(summary, self.workdir / "summary.png")
         if final.test is not None:
             log.info("final model %s: test RMSE %.2f meV/atom, %.0f meV/Å, %.1f MPa", final.model,
                      final.test.energy, final.test.forces, final.test.stress)
-        if self._own_executor:
-            self.executor.shutdown()
-            self.executor, self._own_executor = None, False
+        self._shutdown_pool()
         return summary
 
     def _logged(self, record: GenerationRecord) -> GenerationRecord:

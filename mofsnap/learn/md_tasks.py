@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import ase.io
@@ -25,6 +24,7 @@ from ..calculator import D3, SNAPCalculator
 from ..exceptions import LammpsError, ModelError
 from ..md import Guard, blowup_guard, run_md
 from ..topology import Topology
+from .processes import worker_pool
 
 #: Errors by which an MD run with an extrapolating model fails (they end the run like the blow-up guard).
 EXPLOSIONS = (np.linalg.LinAlgError, LammpsError, ModelError, FloatingPointError, OverflowError)
@@ -185,7 +185,7 @@ def run_tasks(tasks: list[MDTask], executor: Executor, desc: str, progress: bool
         except BrokenExecutor:
             broken.append(task)
     for task in broken:
-        with ProcessPoolExecutor(1, mp_context=get_context("forkserver")) as single:
+        with worker_pool(1) as single:
             try:
                 single.submit(run_md_task, task).result()
             except BrokenExecutor as exc:

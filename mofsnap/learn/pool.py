@@ -53,29 +53,29 @@ def learn_from_pool(pool: list[str | Path], structure: Atoms | str, workdir: str
     PoolResult
         Numbers offered, selected and labelled, the model prefix and its errors.
     """
-    learner = ActiveLearning(structure, workdir, settings, reference, executor, progress)
-    frames = [f for path in pool for f in ase.io.iread(str(path))]
-    for f in frames:
-        f.arrays["atom_types"] = learner.structure.arrays["atom_types"]
-        f.calc = None
-    cbad = CBADFilter(learner.topology, settings.resolutions or None, bond_tolerance=settings.bond_tolerance)
-    selected = cbad.select(frames, shuffle=True, seed=settings.seed, progress=progress)
-    held_out = np.random.default_rng(settings.seed).random(len(selected)) < validation_fraction
-    labelled = learner.label(selected, [{"generation": 0, "role": "test" if h else "train", "source": "pool",
-                                         "frame": int(a.info.get("cbad_index", i))}
-                                        for i, (a, h) in enumerate(zip(selected, held_out))])
-    validation = sorted(learner.store.select(role="test"), key=lambda a: a.info["label_hash"])
-    model, report = fit_snap(learner.training_set(0), validation or None,
-                             model=SNAPModel(learner.types, twojmax=settings.twojmax, rcutfac=settings.rcutfac),
-                             energy_weight=settings.energy_weight, stress_weight=settings.stress_weight,
-                             cache_dir=learner.workdir / "descriptors", seed=settings.seed)
-    out = learner.workdir / "model"
-    model.write(out)
-    report.write(learner.workdir / "report.json")
-    report.plot(learner.workdir / "parity.png")
-    cbad.write(learner.workdir / "cbad.json")
-    result = PoolResult(len(frames), len(selected), len(labelled), str(out),
-                        RMSE.from_metrics(report.metrics["train"]),
-                        RMSE.from_metrics(report.metrics["validation"]) if validation else None)
-    result.write(learner.workdir / "result.json")
+    with ActiveLearning(structure, workdir, settings, reference, executor, progress) as learner:
+        frames = [f for path in pool for f in ase.io.iread(str(path))]
+        for f in frames:
+            f.arrays["atom_types"] = learner.structure.arrays["atom_types"]
+            f.calc = None
+        cbad = CBADFilter(learner.topology, settings.resolutions or None, bond_tolerance=settings.bond_tolerance)
+        selected = cbad.select(frames, shuffle=True, seed=settings.seed, progress=progress)
+        held_out = np.random.default_rng(settings.seed).random(len(selected)) < validation_fraction
+        labelled = learner.label(selected, [{"generation": 0, "role": "test" if h else "train", "source": "pool",
+                                             "frame": int(a.info.get("cbad_index", i))}
+                                            for i, (a, h) in enumerate(zip(selected, held_out))])
+        validation = sorted(learner.store.select(role="test"), key=lambda a: a.info["label_hash"])
+        model, report = fit_snap(learner.training_set(0), validation or None,
+                                 model=SNAPModel(learner.types, twojmax=settings.twojmax, rcutfac=settings.rcutfac),
+                                 energy_weight=settings.energy_weight, stress_weight=settings.stress_weight,
+                                 cache_dir=learner.workdir / "descriptors", seed=settings.seed)
+        out = learner.workdir / "model"
+        model.write(out)
+        report.write(learner.workdir / "report.json")
+        report.plot(learner.workdir / "parity.png")
+        cbad.write(learner.workdir / "cbad.json")
+        result = PoolResult(len(frames), len(selected), len(labelled), str(out),
+                            RMSE.from_metrics(report.metrics["train"]),
+                            RMSE.from_metrics(report.metrics["validation"]) if validation else None)
+        result.write(learner.workdir / "result.json")
     return result

@@ -1,11 +1,21 @@
-"""The settings of an active-learning campaign: :class:`LearnSettings`, its TOML form and the :data:`DEMO`."""
+"""The settings of an active-learning campaign: :class:`LearnSettings`, its TOML form and the :data:`DEMO`.
+
+Every value is checked when the settings are made (from TOML, the command line or Python alike), before any
+work: its type against the field's annotation, and its range against the field's ``metadata`` (``minimum``,
+``above`` or ``choices``); an error names the key.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import Field, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import LearnError
 from ..reference import DEFAULT_REFERENCE
@@ -15,6 +25,15 @@ from ..units import ATMOSPHERE_MPA, ENERGY_WEIGHT, STRESS_WEIGHT
 SELECTIONS = ("cbad", "grade", "random")
 #: Which CBAD-new frame of a run is picked (see :attr:`LearnSettings.cbad_pick`).
 CBAD_PICKS = ("first", "last", "random")
+
+
+def _setting(default: Any, *, minimum: float | None = None, above: float | None = None,
+             choices: tuple | None = None) -> Field:
+    """A settings field with its allowed range: ``>= minimum``, ``> above`` or one of ``choices``."""
+    metadata = {k: v for k, v in (("minimum", minimum), ("above", above), ("choices", choices)) if v is not None}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -36,8 +55,8 @@ class LearnSettings:
         uniform amplitude of the symmetric cell strain components.
     relax_fmax : float or None
         Relax the atom positions of the structure with the reference (FIRE, to this largest force in eV/Å)
-        before step 0, so that MD starts near the reference's minimum; ``None`` uses the structure as given
-        (e.g. one already relaxed with the reference, as for CP2K).
+        before step 0, so that MD starts near the reference's minimum; unset (``None``) uses the structure as
+        given (e.g. one already relaxed with the reference, as for CP2K). Structures from CIFs need it.
     relax_steps : int
         Step limit of that relaxation.
     md_displacement : float
@@ -63,65 +82,71 @@ class LearnSettings:
     ramp_steps, ramp_segments : int
         Final test pool: NPT ramp from 10 K to ``max(temperatures)`` in this many steps and segments.
     test_size, extra_random : int
-        Random ramp frames labelled as test set, and further random ones added to the training set.
-    final_md_steps : int
-        Length of the closing 300 K NPT run with the final SNAP + D3 (0 skips it).
+        Random ramp frames labelled as held-out test set, and further random ones added to the training set.
+    final_md_steps, hot_md_steps : int
+        Validation: steps (1 fs) of the closing NPT runs with the final SNAP + D3 at 300 K (default 50 ps, the
+        stability protocol of MOF force-field benchmarks) and at ``max(temperatures)`` (default 10 ps).
+    max_volume_change : float
+        Validation guard: largest relative change of the cell volume from the start of a closing run.
+    max_lattice_deviation : float
+        Validation: largest relative deviation of the mean 300 K cell lengths from the reference-relaxed ones.
+    max_test_energy, max_test_forces, max_test_stress : float
+        Validation: largest test RMSE of the final model on the held-out frames (meV/atom, meV/Å, MPa).
     twojmax, rcutfac, energy_weight, stress_weight : int, float, float, float
         SNAP and fit settings (per-type radii and weights: the model defaults).
     max_force, max_temperature_factor, bond_tolerance : float
-        Blow-up guard of the MD: force (eV/Å), temperature as a multiple of the target (at least the target
-        + 1000 K), and bond length as a multiple of the reference bond.
+        Blow-up guard of every MD run: force (eV/Å), temperature as a multiple of the target (at least the
+        target + 1000 K), and bond length as a multiple of the reference bond.
     max_workers : int or None
-        Local process-pool size (default: one per CPU); ignored when an executor is given.
+        Local process-pool size (unset: one per CPU); ignored when an executor is given.
     executor : str or None
         Address of a Dask scheduler to run labelling and MD on (e.g. one started by dask-jobqueue).
     """
 
     structure: str = "mof5-primitive"
     reference: str = DEFAULT_REFERENCE
-    seed: int = 0
-    n_perturbed: int = 300
-    displacement: float = 0.12
-    strain: float = 0.005
-    relax_fmax: float | None = None
-    relax_steps: int = 200
-    md_displacement: float = 0.03
-    temperatures: tuple[float, ...] = tuple(float(t) for t in range(100, 1001, 100))
-    runs: int = 50
-    md_steps: int = 2000
-    frame_interval: int = 20
+    seed: int = _setting(0, minimum=0)
+    n_perturbed: int = _setting(300, minimum=1)
+    displacement: float = _setting(0.12, minimum=0)
+    strain: float = _setting(0.005, minimum=0)
+    relax_fmax: float | None = _setting(None, above=0)
+    relax_steps: int = _setting(200, minimum=1)
+    md_displacement: float = _setting(0.03, minimum=0)
+    temperatures: tuple[float, ...] = _setting(tuple(float(t) for t in range(100, 1001, 100)), above=0)
+    runs: int = _setting(50, minimum=1)
+    md_steps: int = _setting(2000, minimum=1)
+    frame_interval: int = _setting(20, minimum=1)
     pressure_MPa: float = ATMOSPHERE_MPA
     d3: bool = False
-    selection: str = "cbad"
-    cbad_pick: str = "first"
-    grade_threshold: float = 1.0
-    resolutions: dict = field(default_factory=dict)
-    ramp_steps: int = 20000
-    ramp_segments: int = 20
-    test_size: int = 100
-    extra_random: int = 0
-    final_md_steps: int = 2000
-    twojmax: int = 8
-    rcutfac: float = 4.0
-    energy_weight: float = ENERGY_WEIGHT
-    stress_weight: float = STRESS_WEIGHT
-    max_force: float = 20.0
-    max_temperature_factor: float = 3.0
-    bond_tolerance: float = 1.5
-    max_workers: int | None = None
+    selection: str = _setting("cbad", choices=SELECTIONS)
+    cbad_pick: str = _setting("first", choices=CBAD_PICKS)
+    grade_threshold: float = _setting(1.0, minimum=0)
+    resolutions: dict[str, float] = _setting({}, above=0)
+    ramp_steps: int = _setting(20000, minimum=1)
+    ramp_segments: int = _setting(20, minimum=1)
+    test_size: int = _setting(100, minimum=1)
+    extra_random: int = _setting(0, minimum=0)
+    final_md_steps: int = _setting(50000, minimum=1)
+    hot_md_steps: int = _setting(10000, minimum=1)
+    max_volume_change: float = _setting(0.15, above=0)
+    max_lattice_deviation: float = _setting(0.05, above=0)
+    max_test_energy: float = _setting(5.0, above=0)
+    max_test_forces: float = _setting(300.0, above=0)
+    max_test_stress: float = _setting(200.0, above=0)
+    twojmax: int = _setting(8, minimum=0)
+    rcutfac: float = _setting(4.0, above=0)
+    energy_weight: float = _setting(ENERGY_WEIGHT, minimum=0)
+    stress_weight: float = _setting(STRESS_WEIGHT, minimum=0)
+    max_force: float = _setting(20.0, above=0)
+    max_temperature_factor: float = _setting(3.0, minimum=1)
+    bond_tolerance: float = _setting(1.5, above=1)
+    max_workers: int | None = _setting(None, minimum=1)
     executor: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
-        if self.selection not in SELECTIONS:
-            raise LearnError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
-        if self.cbad_pick not in CBAD_PICKS:
-            raise LearnError(f"cbad_pick must be one of {CBAD_PICKS}, got {self.cbad_pick!r}")
-        for name in ("n_perturbed", "runs", "md_steps", "frame_interval", "ramp_segments"):
-            if getattr(self, name) < 1:
-                raise LearnError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if any(t <= 0 for t in self.temperatures):
-            raise LearnError(f"temperatures must be positive, got {self.temperatures}")
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            object.__setattr__(self, f.name, _checked(f.name, getattr(self, f.name), hints[f.name], f.metadata))
 
     #: Keys that may change between a run and its resume (they do not change results).
     RUNTIME_KEYS = ("max_workers", "executor")
@@ -133,42 +158,108 @@ class LearnSettings:
         Raises
         ------
         LearnError
-            The file is missing or is not TOML, a key is unknown or a value is invalid.
+            The file is missing, empty or not TOML, a key is unknown or a value is invalid.
         """
         path = Path(path)
         if not path.is_file():
             raise LearnError(f"{path}: no such settings file; write one with 'mofsnap learn --write-config FILE'")
         try:
             data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as error:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise LearnError(f"{path}: not a TOML file ({error})") from None
+        if not data:
+            raise LearnError(f"{path}: no settings in the file; write one with 'mofsnap learn --write-config FILE'")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise LearnError(f"{path}: unknown settings {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except LearnError as error:
+            raise LearnError(f"{path}: {error}") from None
 
     def to_toml(self) -> str:
-        """The settings as a TOML document (``None`` values are left out)."""
-        lines = []
+        """The settings as a commented TOML document: each key after its meaning (unset keys commented out)."""
+        meanings = _attribute_docs(type(self).__doc__ or "")
+        lines = ["# mofsnap learn settings (mofsnap.learn.LearnSettings)."]
+        previous = None
         for key, value in asdict(self).items():
+            meaning = meanings.get(key)
+            if meaning is not previous:  # keys described together share one comment
+                lines.extend(["", *(f"# {line}" for line in meaning or [])])
+            previous = meaning
             if value is None:
-                continue
-            if isinstance(value, dict):
-                body = ", ".join(f"{k} = {v!r}" for k, v in value.items())
+                lines.append(f"# {key} =   (unset)")
+            elif isinstance(value, dict):
+                body = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
                 lines.append(f"{key} = {{{body}}}")
             elif isinstance(value, tuple):
-                lines.append(f"{key} = [{', '.join(repr(v) for v in value)}]")
+                lines.append(f"{key} = [{', '.join(json.dumps(v) for v in value)}]")
             else:
                 lines.append(f"{key} = {json.dumps(value)}")
         return "\n".join(lines) + "\n"
+
+
+def _type_name(annotation: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if typing.get_origin(annotation) is tuple:
+        return "a list of numbers"
+    if typing.get_origin(annotation) is dict:
+        return "a table of numbers"
+    return names[annotation]
+
+
+def _checked(key: str, value: Any, annotation: Any, limits: dict) -> Any:
+    """``value`` converted to the field's type (ints to floats, lists to tuples) if valid, else a LearnError."""
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):  # "X | None": unset is allowed
+        if value is None:
+            return None
+        (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        origin = typing.get_origin(annotation)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise LearnError(f"setting {key!r} must be {_type_name(annotation)}, got {value!r}")
+        return tuple(_checked(key, v, float, limits) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise LearnError(f"setting {key!r} must be {_type_name(annotation)}, got {value!r}")
+        return {str(k): _checked(f"{key}.{k}", v, float, limits) for k, v in value.items()}
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+        raise LearnError(f"setting {key!r} must be {_type_name(annotation)}, got {value!r}")
+    if annotation is float and not math.isfinite(value):
+        raise LearnError(f"setting {key!r} must be finite, got {value!r}")
+    if "choices" in limits and value not in limits["choices"]:
+        raise LearnError(f"setting {key!r} must be one of {limits['choices']}, got {value!r}")
+    if "minimum" in limits and value < limits["minimum"]:
+        raise LearnError(f"setting {key!r} must be at least {limits['minimum']}, got {value!r}")
+    if "above" in limits and value <= limits["above"]:
+        raise LearnError(f"setting {key!r} must be greater than {limits['above']}, got {value!r}")
+    return value
+
+
+def _attribute_docs(docstring: str) -> dict[str, list[str]]:
+    """Each attribute's description lines from a numpy docstring's ``Attributes`` section."""
+    section = docstring.split("Attributes\n    ----------\n", 1)[-1]
+    meanings: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        entry = re.match(r"^    (\w[\w, ]*) : ", line)
+        if entry:
+            description: list[str] = []
+            meanings.update((name.strip(), description) for name in entry[1].split(","))
+        elif line.startswith("        ") and meanings:
+            description.append(line.strip())
+    return meanings
 
 
 #: The README's main job: a reduced schedule on the 106-atom MOF-5 cell that takes about 15 minutes on 2 cores.
 #: Its cell strains are ±2 % (reference: ±0.5 % of the 424-atom cell): the small cell's volume fluctuates
 #: more in NPT, and the model must know the compressed and expanded cell to keep the barostat out of holes.
 #: Its MD runs with D3, as the production MD does: D3 shrinks the cell by ~2 %, a region the model must see.
+#: Its validation runs are short (2 ps at 300 K, 1 ps at 800 K) instead of the protocol's 50 and 10 ps.
 DEMO = LearnSettings(relax_fmax=0.1, n_perturbed=80, strain=0.02, d3=True,
                      temperatures=tuple(float(t) for t in range(100, 801, 100)),
                      runs=10, md_steps=500, frame_interval=10, ramp_steps=2000, ramp_segments=10, test_size=30,
-                     final_md_steps=2000)
+                     final_md_steps=2000, hot_md_steps=1000)

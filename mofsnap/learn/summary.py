@@ -129,23 +129,96 @@ class CurvePoint:
 
 
 @dataclass(frozen=True)
-class ClosingMD(ResultFile):
-    """The closing 300 K NPT run with the final SNAP + D3 model (means over its second half)."""
+class ValidationRun(ResultFile):
+    """One guarded NPT run of the validation with the final SNAP + D3 model.
 
+    Attributes
+    ----------
+    temperature_K : float
+        Target temperature.
+    planned_steps, steps : int
+        Steps asked for, and steps done (fewer when the guard stopped the run).
+    stopped : str or None
+        The guard's reason (guard, value, atoms/types, time) when it stopped the run.
+    ns_per_day : float
+        Speed of the last call that integrated steps (NaN when resumed complete).
+    mean_temperature_K, mean_volume_A3 : float
+        Means over the second half of the run's frames.
+    max_volume_change : float
+        Largest relative volume change from the start over the run's frames.
+    mean_cell_lengths : list of float
+        Mean a, b, c (Å) over the second half.
+    trajectory : str
+        The run's extxyz file.
+    """
+
+    temperature_K: float
+    planned_steps: int
     steps: int
     stopped: str | None
     ns_per_day: float
     mean_temperature_K: float
     mean_volume_A3: float
+    max_volume_change: float
+    mean_cell_lengths: list[float]
     trajectory: str
 
-    KIND = "learn-closing-md"
+    KIND = "learn-validation-run"
     VERSION = 1
 
 
 @dataclass(frozen=True)
+class ValidationCheck:
+    """One check of the validation: its name, whether it passed, and what was found."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Validation(ResultFile):
+    """The validation that closes a campaign (``final/validation.json``; see :mod:`mofsnap.learn.validation`).
+
+    Attributes
+    ----------
+    runs : list of ValidationRun
+        The 300 K run and the run at the highest training temperature.
+    test : RMSE or None
+        The final model on the held-out test frames.
+    checks : list of ValidationCheck
+        Both runs, the test errors and the 300 K lattice.
+    """
+
+    runs: list[ValidationRun]
+    test: RMSE | None
+    checks: list[ValidationCheck]
+
+    KIND = "learn-validation"
+    VERSION = 1
+
+    @property
+    def passed(self) -> bool:
+        """Whether every check passed."""
+        return all(c.passed for c in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        """One line: ``validation passed`` or ``validation failed:`` and each failed check with its detail."""
+        if self.passed:
+            return "validation passed: " + "; ".join(f"{c.name}: {c.detail}" for c in self.checks)
+        return "validation failed: " + "; ".join(f"{c.name}: {c.detail}" for c in self.checks if not c.passed)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Validation:
+        """The validation of its :func:`dataclasses.asdict` dictionary."""
+        return cls([ValidationRun.from_dict(r) for r in data["runs"]], _rmse_or_none(data["test"]),
+                   [ValidationCheck(**c) for c in data["checks"]])
+
+
+@dataclass(frozen=True)
 class FinalRecord:
-    """The final model, its errors, the learning curve and the closing MD.
+    """The final model, its errors and the learning curve.
 
     Attributes
     ----------
@@ -157,23 +230,19 @@ class FinalRecord:
         The final model on the test set (None when the ramp gave no test frame).
     learning_curve : list of CurvePoint
         Every generation's model on the test set (the last entry is the final model).
-    closing_md : ClosingMD or None
-        The closing run (None when ``final_md_steps`` is 0).
     """
 
     model: str
     train: RMSE
     test: RMSE | None
     learning_curve: list[CurvePoint] = field(default_factory=list)
-    closing_md: ClosingMD | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinalRecord:
         """The record of its :func:`dataclasses.asdict` dictionary."""
         return cls(data["model"], RMSE(**data["train"]), _rmse_or_none(data["test"]),
                    [CurvePoint(p["generation"], p["n_train"], _rmse_or_none(p["test"]))
-                    for p in data["learning_curve"]],
-                   None if data["closing_md"] is None else ClosingMD.from_dict(data["closing_md"]))
+                    for p in data["learning_curve"]])
 
 
 @dataclass(frozen=True)
@@ -185,7 +254,9 @@ class LearnSummary(ResultFile):
     generations : list of GenerationRecord
         Generation 0 (perturbed copies) and one record per temperature.
     final : FinalRecord
-        Final model, test errors, learning curve, closing MD.
+        Final model, test errors, learning curve.
+    validation : Validation
+        The closing validation and its verdict.
     labels, failed_labels : int
         Labels in the store, and labelling attempts that failed.
     wall_seconds : float
@@ -194,18 +265,19 @@ class LearnSummary(ResultFile):
 
     generations: list[GenerationRecord]
     final: FinalRecord
+    validation: Validation
     labels: int
     failed_labels: int
     wall_seconds: float
 
     KIND = "learn-summary"
-    VERSION = 1
+    VERSION = 2
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LearnSummary:
         """The summary of its :func:`dataclasses.asdict` dictionary."""
         return cls([GenerationRecord.from_dict(g) for g in data["generations"]], FinalRecord.from_dict(data["final"]),
-                   data["labels"], data["failed_labels"], data["wall_seconds"])
+                   Validation.from_dict(data["validation"]), data["labels"], data["failed_labels"], data["wall_seconds"])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,203 @@
+"""The validation that closes every campaign: is the final model fit for production MD?
+
+Two NPT runs with the final SNAP + D3 — at 300 K for ``final_md_steps`` (the stability protocol of MOF
+force-field benchmarks asks for at least 50 ps) and at the highest training temperature for ``hot_md_steps``
+(at least 10 ps) — each under a guard on forces, temperature, bond lengths against the topology and the
+volume change, which names the atoms and the time when it stops a run; the final model's errors on the
+held-out test frames; the mean 300 K cell lengths against those of the reference-relaxed structure. The
+verdict is a :class:`~mofsnap.learn.summary.Validation` (``final/validation.json`` and ``validation.png``).
+
+Each run is resumable (its trajectory is continued) and complete once its ``.json`` exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+
+from .. import plotting
+from ..calculator import SNAPCalculator
+from ..md import Guard, run_md
+from ..model import SNAPModel
+from ..topology import Topology
+from .md_tasks import EXPLOSIONS, npt_cell
+from .settings import LearnSettings
+from .summary import RMSE, Validation, ValidationCheck, ValidationRun
+
+log = logging.getLogger(__name__)
+
+#: Temperature (K) of the long validation run.
+VALIDATION_TEMPERATURE_K = 300.0
+#: Time step (fs) of the validation runs (``run_md``'s default).
+TIMESTEP_FS = 1.0
+
+
+def validation_guard(topology: Topology, settings: LearnSettings, temperature_K: float,
+                     start_volume: float) -> Guard:
+    """A guard on forces, temperature, bond lengths and volume that names the atoms and the time.
+
+    Parameters
+    ----------
+    topology : Topology
+        The structure's bonds and atom types.
+    settings : LearnSettings
+        ``max_force``, ``max_temperature_factor``, ``bond_tolerance`` and ``max_volume_change``.
+    temperature_K : float
+        Target temperature of the run.
+    start_volume : float
+        Volume (Å³) the relative volume change is measured from.
+    """
+    max_temperature = max(settings.max_temperature_factor * temperature_K, temperature_K + 1e3)
+    types = topology.atom_types
+
+    def atom(i: int) -> str:
+        return f"{types[i]} (atom {i})"
+
+    def guard(atoms: Atoms, step: int) -> str | None:
+        when = f"at {step * TIMESTEP_FS / 1000:.3f} ps (step {step})"
+        forces = atoms.get_forces()
+        norms = np.linalg.norm(forces, axis=1)
+        if not np.isfinite(norms).all():
+            return f"force guard: non-finite force on {atom(int(np.argmin(np.isfinite(norms))))} {when}"
+        worst = int(np.argmax(norms))
+        if norms[worst] > settings.max_force:
+            return f"force guard: {norms[worst]:.1f} eV/Å on {atom(worst)} > {settings.max_force} eV/Å {when}"
+        temperature = atoms.get_temperature()
+        if temperature > max_temperature:
+            return f"temperature guard: {temperature:.0f} K > {max_temperature:.0f} K {when}"
+        if not np.isfinite(atoms.positions).all() or not np.isfinite(atoms.cell.array).all():
+            return f"non-finite positions or cell {when}"
+        lengths = topology.measure(atoms.positions, atoms.cell.array)["bond"]
+        stretch = lengths / topology.reference_bond_lengths
+        b = int(np.argmax(stretch))
+        if stretch[b] > settings.bond_tolerance:
+            i, j = (int(x) for x in topology.bonds[b])
+            return (f"bond guard: {atom(i)}–{atom(j)} at {lengths[b]:.2f} Å > {settings.bond_tolerance} x its "
+                    f"{topology.reference_bond_lengths[b]:.2f} Å {when}")
+        change = atoms.get_volume() / start_volume - 1.0
+        if abs(change) > settings.max_volume_change:
+            return (f"volume guard: volume {100 * change:+.1f} % beyond ±{100 * settings.max_volume_change:.0f} % "
+                    f"{when}")
+        return None
+
+    return guard
+
+
+def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings,
+                   temperature_K: float, steps: int, seed: int, trajectory: Path,
+                   progress: bool = True) -> ValidationRun:
+    """One guarded NPT run with SNAP + D3 from ``structure`` (resumed from ``trajectory`` if it exists).
+
+    Returns
+    -------
+    ValidationRun
+        Its steps, the guard's reason if it stopped, means over its second half and its largest volume
+        change; also written next to the trajectory (``.json``), which marks the run as complete.
+    """
+    done = trajectory.with_suffix(".json")
+    if done.exists():
+        return ValidationRun.read(done)
+    atoms = structure.copy()
+    atoms.calc = SNAPCalculator(model, d3=True)
+    guard = validation_guard(topology, settings, temperature_K, structure.get_volume())
+    try:
+        result = run_md(atoms, steps, temperature_K=temperature_K, ensemble="npt", cell=npt_cell(structure),
+                        pressure_MPa=settings.pressure_MPa, timestep_fs=TIMESTEP_FS, seed=seed, trajectory=trajectory,
+                        interval=10, guard=guard, progress=progress)
+        stopped, ns_per_day = result.stopped, result.ns_per_day
+    except EXPLOSIONS as exc:  # an exploding model can break the barostat, LAMMPS or the cell
+        stopped, ns_per_day = f"MD failed: {type(exc).__name__}: {exc}", float("nan")
+    written = ase.io.read(trajectory, ":") if trajectory.exists() and trajectory.stat().st_size else []
+    done_steps = int(written[-1].info["md_step"]) if written else 0
+    frames = [f for f in written if "md_stop" not in f.info] or [structure]  # the stopping frame is not physical
+    half = frames[len(frames) // 2:]
+    volumes = np.array([f.get_volume() for f in frames])
+    run = ValidationRun(temperature_K, steps, done_steps, stopped, ns_per_day,
+                        float(np.mean([f.info.get("temperature_K", 0.0) for f in half])),
+                        float(np.mean([f.get_volume() for f in half])),
+                        float(np.max(np.abs(volumes / structure.get_volume() - 1.0))),
+                        [float(x) for x in np.mean([f.cell.lengths() for f in half], axis=0)], str(trajectory))
+    run.write(done)
+    return run
+
+
+def _test_check(test: RMSE | None, settings: LearnSettings) -> ValidationCheck:
+    if test is None:
+        return ValidationCheck("test errors", False, "no held-out test frames (the ramp MD gave none intact)")
+    limits = {"energy": (settings.max_test_energy, "meV/atom"), "forces": (settings.max_test_forces, "meV/Å"),
+              "stress": (settings.max_test_stress, "MPa")}
+    over = [f"{q} {getattr(test, q):.3g} {unit} > {limit:g}" for q, (limit, unit) in limits.items()
+            if not getattr(test, q) <= limit]
+    detail = "; ".join(over) if over else (f"{test.energy:.3g} meV/atom, {test.forces:.3g} meV/Å, "
+                                           f"{test.stress:.3g} MPa on {test.n} frames")
+    return ValidationCheck("test errors", not over, detail)
+
+
+def _lattice_check(run: ValidationRun, structure: Atoms, settings: LearnSettings) -> ValidationCheck:
+    reference = structure.cell.lengths()
+    deviation = np.asarray(run.mean_cell_lengths) / reference - 1.0
+    worst = int(np.argmax(np.abs(deviation)))
+    detail = (f"mean a, b, c {', '.join(f'{x:.3f}' for x in run.mean_cell_lengths)} Å vs reference-relaxed "
+              f"{', '.join(f'{x:.3f}' for x in reference)} Å (largest {100 * deviation[worst]:+.2f} % in "
+              f"{'abc'[worst]}, limit ±{100 * settings.max_lattice_deviation:.0f} %)")
+    return ValidationCheck(f"{run.temperature_K:.0f} K lattice",
+                           bool(abs(deviation[worst]) <= settings.max_lattice_deviation), detail)
+
+
+def _run_check(run: ValidationRun) -> ValidationCheck:
+    name = f"{run.temperature_K:.0f} K NPT run"
+    if run.stopped:
+        return ValidationCheck(name, False, run.stopped)
+    return ValidationCheck(name, True, f"{run.steps * TIMESTEP_FS / 1000:g} ps stable, <T> = "
+                                       f"{run.mean_temperature_K:.0f} K, volume within "
+                                       f"{100 * run.max_volume_change:.1f} %")
+
+
+def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings, test: RMSE | None,
+             directory: str | Path, progress: bool = True) -> Validation:
+    """Validate a final model (see the module docstring); resumable, the verdict read back once written.
+
+    Parameters
+    ----------
+    model : SNAPModel
+        The final model.
+    structure : Atoms
+        The (reference-relaxed) structure both runs start from and the lattice is compared with.
+    topology : Topology
+        Its bonds, for the bond guard.
+    settings : LearnSettings
+        Run lengths, guards and limits.
+    test : RMSE or None
+        The final model's errors on the held-out test frames.
+    directory : path
+        Where ``validation.json``, ``validation.png`` and the runs (``validation_<T>K.extxyz`` + ``.json``) go.
+    progress : bool
+        Show progress bars of the runs.
+
+    Returns
+    -------
+    Validation
+        The checks and the verdict (:attr:`Validation.passed`).
+    """
+    directory = Path(directory)
+    done = directory / "validation.json"
+    if done.exists():
+        return Validation.read(done)
+    directory.mkdir(parents=True, exist_ok=True)
+    hot = max(settings.temperatures)
+    runs = [validation_run(model, structure, topology, settings, temperature, steps, seed,
+                           directory / f"validation_{temperature:.0f}K.extxyz", progress)
+            for temperature, steps, seed in ((VALIDATION_TEMPERATURE_K, settings.final_md_steps, settings.seed),
+                                             (hot, settings.hot_md_steps, settings.seed + 1))]
+    checks = [_run_check(runs[0]), _run_check(runs[1]), _test_check(test, settings),
+              _lattice_check(runs[0], structure, settings)]
+    validation = Validation(runs, test, checks)
+    plotting.validation_figure(validation, [ase.io.read(r.trajectory, ":") for r in runs],
+                               directory / "validation.png")
+    validation.write(done)
+    (log.info if validation.passed else log.error)("%s", validation.verdict)
+    return validation

@@ -1,0 +1,186 @@
+"""Checks before and after an active-learning campaign: every setting validated at load (TOML and command line),
+the commented ``--write-config`` file, the work-directory lock, and the closing validation's guards."""
+
+import tomllib
+from dataclasses import fields, replace
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from mofsnap.atomtypes import assign_atom_types
+from mofsnap.exceptions import LearnError
+from mofsnap.learn import DEMO, LearnSettings, Validation, WorkdirLock, validate, validation_guard
+from mofsnap.model import SNAPModel
+from mofsnap.topology import Topology
+
+
+@pytest.mark.parametrize("text, message", [
+    ('d3 = "false"\n', "setting 'd3' must be true or false, got 'false'"),
+    ("max_force = -1\n", "setting 'max_force' must be greater than 0, got -1"),
+    ("test_size = -2\n", "setting 'test_size' must be at least 1, got -2"),
+    ("final_md_steps = -20\n", "setting 'final_md_steps' must be at least 1, got -20"),
+    ('pressure_MPa = "1 atm"\n', "setting 'pressure_MPa' must be a number, got '1 atm'"),
+    ("runs = 2.5\n", "setting 'runs' must be an integer, got 2.5"),
+    ("runs = true\n", "setting 'runs' must be an integer, got True"),
+    ("temperatures = [100, -5]\n", "setting 'temperatures' must be greater than 0, got -5"),
+    ("temperatures = []\n", "setting 'temperatures' must be a list of numbers"),
+    ("resolutions = {bond = -0.1}\n", "setting 'resolutions.bond' must be greater than 0"),
+    ("relax_fmax = 0\n", "setting 'relax_fmax' must be greater than 0"),
+    ("bond_tolerance = 0.9\n", "setting 'bond_tolerance' must be greater than 1"),
+    ("max_workers = 0\n", "setting 'max_workers' must be at least 1"),
+    ("displacement = nan\n", "setting 'displacement' must be finite"),
+    ("structure = 5\n", "setting 'structure' must be a string"),
+    ("selection = 'best'\n", "setting 'selection' must be one of"),
+    ("runz = 3\n", "unknown settings"),
+    ("runs = \n", "not a TOML file"),
+    ("", "no settings in the file"),
+    ("# only a comment\n", "no settings in the file"),
+])
+def test_bad_settings_files_are_refused_naming_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(LearnError) as error:
+        LearnSettings.from_toml(path)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
+def test_binary_file_is_not_a_toml_file(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(LearnError, match="not a TOML file"):
+        LearnSettings.from_toml(path)
+
+
+def test_settings_made_in_python_are_checked_too():
+    with pytest.raises(LearnError, match="setting 'runs' must be an integer"):
+        LearnSettings(runs=2.5)
+    with pytest.raises(LearnError, match="setting 'd3' must be true or false"):
+        replace(DEMO, d3="false")
+    settings = LearnSettings(temperatures=[100, 200], pressure_MPa=1, resolutions={"bond": 1})
+    assert settings.temperatures == (100.0, 200.0) and type(settings.pressure_MPa) is float
+    assert settings.resolutions == {"bond": 1.0} and type(settings.resolutions["bond"]) is float
+
+
+def test_validation_lengths_default_to_the_stability_protocol():
+    assert LearnSettings().final_md_steps >= 50000 and LearnSettings().hot_md_steps >= 10000  # 1 fs steps
+
+
+@pytest.mark.parametrize("value", ["0", "2.5", "-1"])
+def test_bad_command_line_values_are_refused(cli, capsys, tmp_path, value):
+    with pytest.raises(SystemExit) as done:
+        cli("learn", "--write-config", tmp_path / "out.toml", "--workers", value)
+    assert done.value.code == 2 and "argument --workers:" in capsys.readouterr().err
+    assert not (tmp_path / "out.toml").exists()
+
+
+def test_bad_config_is_refused_by_the_command_before_any_work(cli, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('d3 = "false"\n')
+    r = cli("learn", config, "-o", tmp_path / "work")
+    assert r.status == 1
+    assert r.err == f"mofsnap learn: error: {config}: setting 'd3' must be true or false, got 'false'\n"
+    assert not (tmp_path / "work").exists()
+
+
+def test_write_config_is_commented_with_every_key_and_its_meaning(cli, tmp_path):
+    path = tmp_path / "my.toml"
+    assert cli("learn", "--write-config", path).status == 0
+    text = path.read_text()
+    assert LearnSettings.from_toml(path) == LearnSettings()
+    for f in fields(LearnSettings):
+        assert f"\n{f.name} = " in text or f"\n# {f.name} =   (unset)" in text, f.name
+    lines = text.splitlines()
+    comment_of = {}
+    for i, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            j = i
+            while j > 0 and lines[j - 1] and not lines[j - 1].startswith("#"):
+                j -= 1  # keys described together share the comment above the first
+            comment_of[line.split(" =")[0]] = lines[j - 1]
+    assert comment_of["relax_fmax" if "relax_fmax" in comment_of else "relax_steps"].startswith("#")
+    assert "# Relax the atom positions of the structure with the reference" in text
+    assert comment_of["strain"] == comment_of["n_perturbed"]
+    assert comment_of["d3"].startswith("# Run the active-learning MD with SNAP + D3")
+    # the demo's relaxation is written as a live key
+    assert cli("learn", "--demo", "--write-config", tmp_path / "demo.toml").status == 0
+    assert tomllib.loads((tmp_path / "demo.toml").read_text())["relax_fmax"] == DEMO.relax_fmax
+
+
+# ------------------------------------------------------------------------------------------------ lock
+
+
+def test_a_second_learner_on_a_work_directory_is_refused_until_the_first_releases(tmp_path):
+    first = WorkdirLock(tmp_path)
+    assert (tmp_path / "lock").read_text().strip().isdigit()
+    with pytest.raises(LearnError, match=r"is in use by another mofsnap learn process \(pid \d+\)"):
+        WorkdirLock(tmp_path)
+    first.release()
+    second = WorkdirLock(tmp_path)
+    assert second.held and not first.held
+    second.release()
+
+
+# ---------------------------------------------------------------------------------------- the validation
+
+
+@pytest.fixture()
+def ethanol():
+    atoms = molecule("CH3CH2OH")
+    atoms.set_cell([9.0, 9.0, 9.0])
+    atoms.center()
+    atoms.pbc = True
+    assign_atom_types(atoms)
+    return atoms
+
+
+def test_validation_guard_names_the_bond_the_atoms_and_the_time(ethanol):
+    topology = Topology.from_atoms(ethanol)
+    settings = LearnSettings(bond_tolerance=1.5)
+    guard = validation_guard(topology, settings, 300.0, ethanol.get_volume())
+    stretched = ethanol.copy()
+    i, j = (int(x) for x in topology.bonds[0])
+    stretched.positions[j] += 2.0 * (stretched.positions[j] - stretched.positions[i])  # 3 x the bond
+    stretched.calc = _zero_forces(stretched)
+    reason = guard(stretched, 250)
+    types = ethanol.arrays["atom_types"]
+    assert reason.startswith("bond guard: ")
+    assert f"{types[i]} (atom {i})" in reason and f"{types[j]} (atom {j})" in reason
+    assert "at 0.250 ps (step 250)" in reason
+    ethanol.calc = _zero_forces(ethanol)
+    assert guard(ethanol, 1) is None
+    squeezed = ethanol.copy()
+    squeezed.set_cell(ethanol.cell * 1.2, scale_atoms=False)
+    squeezed.calc = _zero_forces(squeezed)
+    assert guard(squeezed, 3).startswith("volume guard: volume +72.8 %")
+
+
+def _zero_forces(atoms):
+    """A calculator result of zero forces (the guard reads forces; the temperature comes from the momenta)."""
+    return SinglePointCalculator(atoms, forces=np.zeros((len(atoms), 3)))
+
+
+def test_a_model_that_knows_nothing_fails_validation_loudly(tmp_path, ethanol):
+    """Zero SNAP coefficients: only D3 holds the molecule, its bonds break, the test errors are huge."""
+    from mofsnap.learn import RMSE
+
+    model = SNAPModel(sorted(set(ethanol.arrays["atom_types"])), twojmax=2)
+    settings = LearnSettings(temperatures=(400.0,), final_md_steps=400, hot_md_steps=10)
+    test = RMSE(50.0, 2000.0, 10.0, 3)
+    validation = validate(model, ethanol, Topology.from_atoms(ethanol), settings, test, tmp_path, progress=False)
+    assert not validation.passed
+    assert Validation.read(tmp_path / "validation.json") == validation
+    assert (tmp_path / "validation.png").stat().st_size > 1000
+    checks = {c.name: c for c in validation.checks}
+    assert not checks["test errors"].passed
+    assert checks["test errors"].detail == "energy 50 meV/atom > 5; forces 2e+03 meV/Å > 300"
+    run = validation.runs[0]
+    assert run.stopped.startswith(("bond guard", "volume guard")) and run.steps < settings.final_md_steps
+    assert not checks["300 K NPT run"].passed and checks["300 K NPT run"].detail == run.stopped
+    assert validation.verdict.startswith("validation failed: 300 K NPT run: " + run.stopped)
+    frames = ase.io.read(run.trajectory, ":")
+    assert frames[-1].info["md_stop"] == run.stopped and frames[-1].info["md_step"] == run.steps
+    # read back, not rerun
+    assert validate(model, ethanol, Topology.from_atoms(ethanol), settings, test, tmp_path) == validation
