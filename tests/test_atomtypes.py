@@ -131,3 +131,32 @@ def test_five_coordinate_carbon_rejected():
 def test_negative_shells_rejected():
     with pytest.raises(AtomTypingError, match="shells must be >= 0"):
         assign_atom_types(molecule("CH4"), shells=-1)
+
+
+def _paddlewheel():
+    """Cu2(O2CH)4: Cu-Cu 2.63 Å (closer than 1.2 x the Cu covalent-radius sum), Cu-O 1.96 Å, C-O 1.28 Å."""
+    atoms = Atoms("Cu2", positions=[[0, 0, 1.315], [0, 0, -1.315]])
+    for direction in ([1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]):
+        d = np.array(direction, dtype=float)
+        atoms += Atoms("O2CH", positions=[1.95 * d + [0, 0, 1.13], 1.95 * d - [0, 0, 1.13], 2.55 * d, 3.64 * d])
+    return atoms
+
+
+def test_paddlewheel_copper_counts_its_four_oxygens_only():
+    atoms = _paddlewheel()
+    labels = assign_atom_types(atoms)
+    assert labels[:2].tolist() == ["Cu4a", "Cu4a"]
+    assert sorted(set(labels[2:])) == ["C3a", "H1a", "O2a"]
+    assert assign_atom_types(atoms, metal_bonds=True)[:2].tolist() == ["Cu5a", "Cu5a"]  # the old rule
+
+
+def test_mu_oh_hydrogen_differs_from_a_carbon_hydrogen():
+    # an Al chain along x bridged alternately by μ-OH and μ-OCH3
+    cell = np.diag([7.4, 9.0, 9.0])
+    atoms = Atoms("AlOAlOH", positions=[[0.0, 4.5, 4.5], [1.85, 4.5, 5.0], [3.7, 4.5, 4.5], [5.55, 4.5, 5.0],
+                                        [1.85, 4.5, 5.97]], cell=cell, pbc=True)
+    atoms += Atoms("CH3", positions=[[5.55, 4.5, 6.43], [6.58, 4.5, 6.79], [5.04, 5.39, 6.79], [5.04, 3.61, 6.79]])
+    labels = assign_atom_types(atoms)
+    assert labels[4] == "H1a"  # on O: S1 = 8 beats 6
+    assert set(labels[6:]) == {"H1b"}
+    assert labels[1] == "O3b" and labels[3] == "O3a"  # (Al, Al, C) has the larger neighbour sum than (Al, Al, H)

@@ -192,3 +192,23 @@ def test_bad_input_is_rejected_with_clear_errors():
         topo.measure(nan, atoms.cell)
     with pytest.raises(TopologyError, match="singular"):
         topo.measure(atoms.positions, np.zeros((3, 3)))
+
+
+def test_metal_metal_contacts_are_no_bonds_unless_asked():
+    from mofsnap.atomtypes import assign_atom_types
+
+    atoms = Atoms("Cu2", positions=[[0, 0, 1.315], [0, 0, -1.315]])
+    for direction in ([1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]):
+        d = np.array(direction, dtype=float)
+        atoms += Atoms("O2CH", positions=[1.95 * d + [0, 0, 1.13], 1.95 * d - [0, 0, 1.13], 2.55 * d, 3.64 * d])
+    atoms.set_cell(np.eye(3) * 14.0)
+    atoms.pbc = True
+    atoms.center()
+    assign_atom_types(atoms)
+    plain = Topology.from_atoms(atoms)
+    assert plain.bond_types == ["C3a-H1a", "C3a-O2a", "Cu4a-O2a"]
+    assert not any(key.startswith("Cu4a-Cu4a") or "-Cu4a-Cu4a" in key for key in plain.dihedral_types)
+    assign_atom_types(atoms, metal_bonds=True)
+    old = Topology.from_atoms(atoms, metal_bonds=True)
+    assert "Cu5a-Cu5a" in old.bond_types
+    assert len(old.bonds) == len(plain.bonds) + 1
