@@ -93,6 +93,15 @@ class StructureError(MofsnapError, ValueError):
     """An unknown built-in structure name, or a structure file that is missing or cannot be read."""
 
 
+class LabelStoreError(LabellingError):
+    """A label store is empty, damaged, not an SQLite file, or held by another process."""
+
+
+class ConfigurationError(MofsnapError, ValueError):
+    """A configuration refused before any reference call: overlapping atoms, Z = 0 or unknown elements,
+    non-finite positions or cell, or atom types that disagree with its own geometry."""
+
+
 class ValidationFailed(MofsnapError, RuntimeError):
     """An active-learning campaign ended, but its final model failed the closing validation (the message names
     the failed checks: the guard, the time and the atoms/types involved, or the errors and lattice)."""

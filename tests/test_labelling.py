@@ -14,9 +14,10 @@ import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
-from ase.build import bulk
+from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 
+from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import ExecutorUnavailableError, LabellingError, ReferenceMethodError
 from mofsnap.labelling import LabelStore, label, label_key
 from mofsnap.reference import XTB, ASEReference
@@ -61,15 +62,27 @@ def slow_emt():
     return SlowEMT(0.3)
 
 
-def copper(n, seed=0, types=True):
+def copper(n, seed=0):
+    """Rattled copper cells (untyped: metal contacts are no bonds for atom typing)."""
     rng = np.random.default_rng(seed)
     frames = []
     for i in range(n):
         atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 1, 1))
         atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))
         atoms.info["frame"] = i
-        if types:
-            atoms.arrays["atom_types"] = np.array([f"Cu12{'ab'[k % 2]}" for k in range(len(atoms))])
+        frames.append(atoms)
+    return frames
+
+
+def waters(n):
+    """Rattled water molecules in a periodic box, typed by assign_atom_types."""
+    frames = []
+    for i in range(n):
+        atoms = molecule("H2O", cell=[6.0, 6.2, 6.4], pbc=True)
+        atoms.center()
+        atoms.rattle(0.02, seed=i)
+        assign_atom_types(atoms)
+        atoms.info["frame"] = i
         frames.append(atoms)
     return frames
 
@@ -81,7 +94,7 @@ def emt_results(atoms):
 
 
 def test_labels_equal_direct_calculation_with_types_and_provenance(tmp_path):
-    frames = copper(4)
+    frames = waters(4)
     store = LabelStore(tmp_path / "labels.db")
     summary = label(frames, ASEReference(EMT, "EMT"), store, max_workers=2,
                     metadata={"generation": 2, "temperature": 300.0, "source": "md.traj"}, progress=False)
@@ -114,16 +127,15 @@ def test_rerun_is_idempotent_and_keyed_by_reference_settings(tmp_path):
     moved = frames[0].copy()
     moved.positions[0, 0] += 1e-4
     assert label_key(moved, ref) != label_key(frames[0], ref)
-    retyped = frames[0].copy()
-    retyped.arrays["atom_types"] = retyped.arrays["atom_types"][::-1].copy()
-    assert label_key(retyped, ref) == label_key(frames[0], ref)  # atom types do not change a label
+    typed, untyped = waters(1)[0], waters(1)[0]
+    del untyped.arrays["atom_types"]
+    assert label_key(typed, ref) == label_key(untyped, ref)  # atom types do not change a label
     assert store.integrity_check() == "ok"
 
 
 def test_failures_are_stored_apart_and_retried_on_request(tmp_path):
     frames = copper(2)
     odd = frames[0][:7]
-    odd.arrays["atom_types"] = frames[0].arrays["atom_types"][:7]
     store = LabelStore(tmp_path / "labels.db")
     failing = ASEReference(FailsOnSeven, "EMT")
     with ThreadPoolExecutor(2) as pool:
@@ -159,7 +171,7 @@ def test_timeouts_become_failures(tmp_path, where):
 
 
 def test_extxyz_round_trip_keeps_labels_and_types(tmp_path):
-    frames = copper(3)
+    frames = waters(3)
     ref = ASEReference(EMT, "EMT")
     store = LabelStore(tmp_path / "a.db")
     with ThreadPoolExecutor(2) as pool:
@@ -218,7 +230,7 @@ def test_dask_local_cluster_executor(tmp_path):
 CRASH_SCRIPT = """
 import sys, time
 import numpy as np
-from ase.build import bulk
+from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 from mofsnap.labelling import label
 from mofsnap.reference import ASEReference
@@ -249,14 +261,16 @@ def test_sigkill_mid_batch_then_resume_loses_and_repeats_nothing(tmp_path):
                             start_new_session=True)
     try:
         deadline = time.time() + 60
-        while time.time() < deadline and (not db.exists() or len(LabelStore(db)) < 4):
+        while time.time() < deadline and (not db.exists() or len(LabelStore(db).statuses()) < 4):
             time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the job and its pool workers, mid-batch
         proc.wait()
     store = LabelStore(db)
     assert store.integrity_check() == "ok"
-    before = {a.info["label_hash"]: a.get_potential_energy() for a in store}
+    # labels wait as "pending" until their batch is complete, then are checked against it
+    assert set(store.statuses().values()) == {"pending"} and len(store) == 0
+    before = {key: store.get(key, status="pending").get_potential_energy() for key in store.statuses()}
     assert 4 <= len(before) < 16
     sys.path.insert(0, str(tmp_path))
     try:
@@ -278,7 +292,6 @@ def test_sigkill_mid_batch_then_resume_loses_and_repeats_nothing(tmp_path):
 def test_a_worker_that_dies_loses_no_other_configuration(tmp_path):
     frames = copper(6)
     killer = frames[0][:7]
-    killer.arrays["atom_types"] = frames[0].arrays["atom_types"][:7]
     configs = frames[:3] + [killer] + frames[3:]
     store = LabelStore(tmp_path / "labels.db")
     ref = ASEReference(DiesOnSeven, "EMT", {"variant": "dies"})

@@ -31,10 +31,14 @@ class Reference(ABC):
     """Picklable specification of a reference method.
 
     Subclasses are frozen dataclasses implementing :attr:`name`, :attr:`settings` and :meth:`calculator`;
-    they may extend :meth:`check` (per configuration) and :meth:`check_environment` (per worker).
+    they may extend :meth:`check` (per configuration), :meth:`check_environment` (per worker) and
+    :meth:`unpaired_electrons_for` (spin state per configuration).
     """
 
     periodic: bool = True
+    #: Whether a worker may keep one calculator for many configurations (False when a calculator carries
+    #: state, such as an SCF guess, from one configuration into the next).
+    reusable: bool = True
 
     @property
     @abstractmethod
@@ -47,8 +51,13 @@ class Reference(ABC):
         """Every setting that changes the computed numbers (JSON-serialisable)."""
 
     @abstractmethod
-    def calculator(self) -> Calculator:
-        """A fresh ASE calculator for this reference (built on the worker that runs it)."""
+    def calculator(self, atoms: Atoms | None = None) -> Calculator:
+        """A fresh ASE calculator for this reference (built on the worker that runs it), set up for the spin
+        state of ``atoms`` when given (closed-shell otherwise)."""
+
+    def unpaired_electrons_for(self, atoms: Atoms) -> int:
+        """Unpaired electrons the calculation of ``atoms`` carries (default: 0, closed-shell)."""
+        return 0
 
     @property
     def settings_hash(self) -> str:
@@ -119,7 +128,7 @@ class ASEReference(Reference):
     def settings(self) -> dict[str, Any]:
         return dict(self.method_settings)
 
-    def calculator(self) -> Calculator:
+    def calculator(self, atoms: Atoms | None = None) -> Calculator:
         return self.factory()
 
 
@@ -127,23 +136,38 @@ from .cp2k import CP2K, PRESETS  # noqa: E402  (the subclasses need the base cla
 from .xtb import XTB  # noqa: E402
 
 
-def _cp2k_preset(preset: str, mpi_ranks: int, omp_threads: int) -> CP2K:
-    return CP2K(preset, mpi_ranks=mpi_ranks, omp_threads=omp_threads)
+def _xtb_method(method: str, mpi_ranks: int, omp_threads: int, unpaired_electrons: int | None) -> XTB:
+    return XTB(method, unpaired_electrons=unpaired_electrons)
+
+
+def _cp2k_preset(preset: str, mpi_ranks: int, omp_threads: int, unpaired_electrons: int | None) -> CP2K:
+    return CP2K(preset, mpi_ranks=mpi_ranks, omp_threads=omp_threads, unpaired_electrons=unpaired_electrons)
 
 
 #: The ready references by name, as commands and settings files spell them: name -> factory of
-#: ``(mpi_ranks, omp_threads)`` (the parallel layout matters to CP2K only).
-REFERENCES: dict[str, Callable[[int, int], Reference]] = {
-    "gfn1-xtb": lambda mpi_ranks, omp_threads: XTB("GFN1-xTB"),
-    "gfn2-xtb": lambda mpi_ranks, omp_threads: XTB("GFN2-xTB"),
+#: ``(mpi_ranks, omp_threads, unpaired_electrons)`` (the parallel layout matters to CP2K only).
+REFERENCES: dict[str, Callable[[int, int, int | None], Reference]] = {
+    "gfn1-xtb": partial(_xtb_method, "GFN1-xTB"),
+    "gfn2-xtb": partial(_xtb_method, "GFN2-xTB"),
     **{f"cp2k-{preset}": partial(_cp2k_preset, preset) for preset in PRESETS},
 }
 #: The reference of commands and settings that name none: GFN1-xTB, embedded and quick.
 DEFAULT_REFERENCE = "gfn1-xtb"
 
 
-def reference_by_name(name: str, mpi_ranks: int = 1, omp_threads: int = 1) -> Reference:
-    """A ready reference by name (a key of :data:`REFERENCES`), with its parallel layout.
+def reference_by_name(name: str, mpi_ranks: int = 1, omp_threads: int = 1,
+                      unpaired_electrons: int | None = None) -> Reference:
+    """A ready reference by name (a key of :data:`REFERENCES`), with its parallel layout and spin choice.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`REFERENCES`.
+    mpi_ranks, omp_threads
+        Parallel layout of one calculation (CP2K only).
+    unpaired_electrons
+        Unpaired electrons of every cell; ``None`` follows the per-metal default of
+        :mod:`mofsnap.reference.spin`.
 
     Raises
     ------
@@ -152,7 +176,7 @@ def reference_by_name(name: str, mpi_ranks: int = 1, omp_threads: int = 1) -> Re
     """
     if name not in REFERENCES:
         raise ReferenceMethodError(f"unknown reference {name!r}; choose one of {', '.join(REFERENCES)}")
-    return REFERENCES[name](mpi_ranks, omp_threads)
+    return REFERENCES[name](mpi_ranks, omp_threads, unpaired_electrons)
 
 
 __all__ = ["ASEReference", "CP2K", "DEFAULT_REFERENCE", "REFERENCES", "Reference", "XTB", "reference_by_name"]

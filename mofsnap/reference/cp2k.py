@@ -12,6 +12,9 @@ Presets
     DZVP-MOLOPT-SR-GTH, 300 Ry / 40 Ry, 4 grids, EPS_SCF 1e-6: seconds on tiny cells, for tests and demos.
 
 Every setting can be overridden by keyword, e.g. ``CP2K("training", cutoff=800, kinds={"Cu": (basis, pot)})``.
+
+Open-shell metals: a configuration with unpaired electrons (``unpaired_electrons=N``, or the per-metal
+default of :mod:`mofsnap.reference.spin`) is computed spin-unrestricted (``UKS``) with ``MULTIPLICITY N+1``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ase.calculators.calculator import Calculator
 
 from ..exceptions import ReferenceMethodError, ReferenceUnavailableError
 from . import Reference
+from .spin import unpaired_electrons
 
 # valence charge of the GTH-PBE pseudopotential used for each element
 _VALENCE = {"H": 1, "B": 3, "C": 4, "N": 5, "O": 6, "F": 7, "Mg": 10, "Al": 3, "Si": 4, "P": 5, "S": 6,
@@ -57,6 +61,7 @@ _TRAINING: dict[str, Any] = {
     "ot_preconditioner": "FULL_SINGLE_INVERSE",
     "d3": False,
     "charge": 0,
+    "unpaired_electrons": None,
     "extra_input": "",
 }
 PRESETS: dict[str, dict[str, Any]] = {
@@ -92,7 +97,8 @@ class CP2K(Reference):
         Any key of the preset's :attr:`settings`: ``xc``, ``kinds`` (``{element: (basis, potential)}``,
         merged into the preset's), ``basis_files``, ``potential_file``, ``cutoff`` and ``rel_cutoff`` (Ry),
         ``ngrids``, ``eps_scf``, ``max_scf``, ``outer_max_scf``, ``ot_minimizer``, ``ot_preconditioner``,
-        ``d3``, ``charge``, ``extra_input`` (raw CP2K input merged into the generated one).
+        ``d3``, ``charge``, ``unpaired_electrons`` (``None``: the per-metal default of
+        :mod:`mofsnap.reference.spin`), ``extra_input`` (raw CP2K input merged into the generated one).
 
     Only the overrides enter :attr:`settings` (and the hash); ranks, threads, paths and binary do not.
     """
@@ -113,7 +119,8 @@ class CP2K(Reference):
             raise ReferenceMethodError(f"unknown CP2K preset {preset!r}; choose one of {', '.join(PRESETS)}")
         unknown = sorted(set(overrides) - set(PRESETS[preset]))
         if unknown:
-            raise ReferenceMethodError(f"unknown CP2K setting(s) {', '.join(unknown)}; valid: {', '.join(PRESETS[preset])}")
+            raise ReferenceMethodError(f"unknown CP2K setting(s) {', '.join(unknown)}; "
+                                       f"valid: {', '.join(PRESETS[preset])}")
         if mpi_ranks < 1 or omp_threads < 1:
             raise ReferenceMethodError(f"mpi_ranks and omp_threads must be >= 1 (got {mpi_ranks}, {omp_threads})")
         resolved = copy.deepcopy(PRESETS[preset])
@@ -132,7 +139,13 @@ class CP2K(Reference):
 
     @property
     def settings(self) -> dict[str, Any]:
-        return copy.deepcopy(self.resolved)
+        settings = copy.deepcopy(self.resolved)
+        if settings["unpaired_electrons"] is None:  # the default rule adds nothing: older stores keep their keys
+            del settings["unpaired_electrons"]
+        return settings
+
+    def unpaired_electrons_for(self, atoms: Atoms) -> int:
+        return unpaired_electrons(atoms, self.resolved["unpaired_electrons"], self.resolved["charge"])
 
     @property
     def command(self) -> str:
@@ -147,6 +160,7 @@ class CP2K(Reference):
             raise ReferenceMethodError(
                 f"CP2K preset {self.preset!r} has no basis set/pseudopotential for {', '.join(missing)}; "
                 f"add them with kinds={{'El': ('BASIS-NAME', 'GTH-PBE-qN')}}")
+        self.unpaired_electrons_for(atoms)
 
     def check_environment(self) -> None:
         if shutil.which(self.binary) is None:
@@ -164,9 +178,11 @@ class CP2K(Reference):
         if child is not None and child.poll() is None:
             child.kill()
 
-    def input_template(self) -> str:
-        """CP2K input (everything but coordinates and cell, which ASE adds) for these settings."""
+    def input_template(self, unpaired_electrons: int = 0) -> str:
+        """CP2K input (everything but coordinates and cell, which ASE adds) for these settings, spin-unrestricted
+        with ``MULTIPLICITY unpaired_electrons + 1`` when ``unpaired_electrons > 0``."""
         s = self.resolved
+        spin = f"\n    UKS TRUE\n    MULTIPLICITY {unpaired_electrons + 1}" if unpaired_electrons else ""
         files = "\n".join(f"BASIS_SET_FILE_NAME {os.path.join(self.data_dir, f)}" for f in s["basis_files"])
         d3 = (f"""
       &VDW_POTENTIAL
@@ -183,7 +199,7 @@ class CP2K(Reference):
   &DFT
     {files}
     POTENTIAL_FILE_NAME {os.path.join(self.data_dir, s['potential_file'])}
-    CHARGE {s['charge']}
+    CHARGE {s['charge']}{spin}
     &MGRID
       CUTOFF {s['cutoff']}
       REL_CUTOFF {s['rel_cutoff']}
@@ -213,13 +229,14 @@ class CP2K(Reference):
 &END FORCE_EVAL
 {s['extra_input']}"""
 
-    def calculator(self) -> Calculator:
+    def calculator(self, atoms: Atoms | None = None) -> Calculator:
         from ase.calculators.cp2k import CP2K as AseCP2K
 
         self.check_environment()
         directory = self.workdir or tempfile.mkdtemp(prefix="mofsnap-cp2k-")
         os.makedirs(directory, exist_ok=True)
         # every section is in the template; switch off ASE's own generation of the same keywords
-        return AseCP2K(command=self.command, label=os.path.join(directory, "cp2k"), inp=self.input_template(),
-                       basis_set=None, basis_set_file=None, potential_file=None, pseudo_potential=None,
-                       cutoff=None, max_scf=None, xc=None, stress_tensor=True, print_level="LOW")
+        unpaired = 0 if atoms is None else self.unpaired_electrons_for(atoms)
+        return AseCP2K(command=self.command, label=os.path.join(directory, "cp2k"),
+                       inp=self.input_template(unpaired), basis_set=None, basis_set_file=None,
+                       potential_file=None, pseudo_potential=None, cutoff=None, max_scf=None, xc=None, stress_tensor=True, print_level="LOW")

@@ -1,15 +1,13 @@
-"""Label configurations with a reference method through a :class:`concurrent.futures.Executor` into ``ase.db``.
+"""The labelling driver: configurations to an :class:`~concurrent.futures.Executor`, results into a label store.
 
-:func:`label` sends each configuration with a picklable :class:`~mofsnap.reference.Reference` to an executor
-(a local process pool by default; Dask's ``Client(...).get_executor()``, Parsl or any other implementation of
-the interface for clusters) and writes every result into a :class:`LabelStore` - an ``ase.db`` SQLite file -
-from the calling process the moment it arrives.  Each row is keyed by a hash of positions, cell, numbers, pbc
-and the reference settings, so re-running the same request after a crash or a kill skips finished work.
-Failed calculations (SCF not converged, crashed worker, timeout) are stored as failures with their error text
-and are never returned as labels.
-
-Command line: ``mofsnap label frames.extxyz -o labels/ --reference gfn1-xtb --workers 2`` (or
-``python -m mofsnap.labelling``).
+:func:`label` checks every configuration (:func:`~mofsnap.labelling.checks.check_configuration`), sends
+those not yet labelled with a picklable :class:`~mofsnap.reference.Reference` to an executor (a local
+process pool by default; Dask's ``Client(...).get_executor()``, Parsl or any other implementation of the
+interface for clusters) and writes every result into a :class:`~mofsnap.labelling.store.LabelStore` from the
+calling process the moment it arrives, holding the store's write lock for the whole call.  A result whose
+numbers are not finite or whose largest force is out of bounds is stored as a failure with its reason; the
+others are stored ``pending`` and, once the batch is complete, become good labels or failures by their
+energy per atom relative to the batch (:func:`~mofsnap.labelling.checks.energy_outliers`).
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,190 +28,20 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import ase.db
-import ase.io
 import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
-from .exceptions import ExecutorUnavailableError, LabelTimeout, LabellingError, MofsnapError
-from .hashing import atoms_hash
-from .reference import Reference
-from .results import write_result
+from ..exceptions import ExecutorUnavailableError, LabelTimeout, LabellingError, MofsnapError
+from ..reference import Reference
+from ..results import write_result
+from .checks import LabelChecks, check_configuration, energy_outliers, label_problem
+from .store import LabelStore, label_key, provenance_of
 
 log = logging.getLogger(__name__)
 
-PROVENANCE_KEYS = ("generation", "step", "temperature", "source", "frame")
-"""Provenance taken from ``atoms.info`` (and overridable with ``metadata``) for every labelled row."""
 POLL_SECONDS = 0.2
 MAX_POOL_RESTARTS = 3
-
-
-def label_key(atoms: Atoms, reference: Reference) -> str:
-    """Store key of a labelling request: the geometry's :func:`~mofsnap.hashing.atoms_hash` salted with the
-    reference's settings hash (atom types do not change a label, so they are not part of the key)."""
-    return atoms_hash(atoms, salt=reference.settings_hash, types=False)
-
-
-# ----------------------------------------------------------------------------------------------- store
-
-
-class LabelStore:
-    """Labelled configurations in an ``ase.db`` SQLite file (one row per request key).
-
-    Rows carry ``label_hash``, ``status`` (``"ok"`` or ``"failed"``), ``reference``, ``settings_hash``,
-    ``wall_time`` (s), ``host``, the :data:`PROVENANCE_KEYS` present, and for failures ``error``; atom types
-    are kept in the row's data.  Iteration and :meth:`select` return only good labels, as Atoms carrying a
-    :class:`~ase.calculators.singlepoint.SinglePointCalculator` (energy, forces, stress) and
-    ``arrays["atom_types"]`` when known.
-
-    Parameters
-    ----------
-    path
-        SQLite file (created if missing; its directory too).
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        if self.path.suffix != ".db":
-            raise LabellingError(f"label store {self.path} must be an SQLite file ending in .db")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # SQLite does its own locking; ASE's extra lock file would outlive a killed process and block all others
-        self._db = ase.db.connect(str(self.path), type="db", append=True, use_lock_file=False)
-
-    def __repr__(self) -> str:
-        return f"LabelStore({str(self.path)!r})"
-
-    def statuses(self) -> dict[str, str]:
-        """``{label_hash: status}`` of every row."""
-        return {row.label_hash: row.status for row in self._db.select(include_data=False)}
-
-    def _row_id(self, key: str) -> int | None:
-        ids = [row.id for row in self._db.select(label_hash=key, include_data=False)]
-        return ids[0] if ids else None
-
-    def _replace(self, key: str, atoms: Atoms, key_value_pairs: dict[str, Any], data: dict[str, Any]) -> None:
-        """Insert the row of ``key``, replacing an older one, in a single transaction."""
-        old = self._row_id(key)
-        with self._db:
-            if old is not None:
-                self._db.delete([old])
-            self._db.write(atoms, key_value_pairs={"label_hash": key, **key_value_pairs}, data=data)
-
-    def write_label(self, key: str, atoms: Atoms, energy: float, forces: np.ndarray, stress: np.ndarray | None,
-                    provenance: dict[str, Any]) -> None:
-        """Store a good label (replacing a failure of the same key, if any)."""
-        labelled = _bare(atoms)
-        results = {"energy": energy, "free_energy": energy, "forces": np.asarray(forces)}
-        if stress is not None:
-            results["stress"] = np.asarray(stress)
-        labelled.calc = SinglePointCalculator(labelled, **results)
-        self._replace(key, labelled, {"status": "ok", **provenance}, _type_data(atoms))
-
-    def write_failure(self, key: str, atoms: Atoms, error: str, provenance: dict[str, Any]) -> None:
-        """Store a failed calculation with its error text (no energy, forces or stress)."""
-        self._replace(key, _bare(atoms), {"status": "failed", "error": error, **provenance}, _type_data(atoms))
-
-    def select(self, **filters: Any) -> Iterator[Atoms]:
-        """Good labels matching ``filters`` on the stored key-value pairs, e.g. ``select(generation=2)``."""
-        for row in self._db.select(status="ok", **filters):
-            yield _row_atoms(row)
-
-    def __iter__(self) -> Iterator[Atoms]:
-        return self.select()
-
-    def __len__(self) -> int:
-        return self._db.count(status="ok")
-
-    def get(self, key: str) -> Atoms:
-        """The good label of request ``key``; :class:`KeyError` if it is missing or a failure."""
-        rows = list(self._db.select(label_hash=key, status="ok"))
-        if not rows:
-            raise KeyError(f"no label {key!r} in {self.path} (missing or failed)")
-        return _row_atoms(rows[0])
-
-    def failures(self, **filters: Any) -> list[dict[str, Any]]:
-        """Failed requests matching ``filters``: their key-value pairs, including ``error`` text."""
-        return [dict(row.key_value_pairs) for row in self._db.select(status="failed", include_data=False,
-                                                                     **filters)]
-
-    def count_failures(self, **filters: Any) -> int:
-        """Number of failed requests matching ``filters``."""
-        return self._db.count(status="failed", **filters)
-
-    def export_extxyz(self, path: str | os.PathLike, **filters: Any) -> int:
-        """Write the good labels matching ``filters`` to extxyz (energy, forces, stress, atom types, provenance).
-
-        Returns the number of frames written.
-        """
-        frames = list(self.select(**filters))
-        ase.io.write(str(path), frames, format="extxyz")
-        return len(frames)
-
-    def import_extxyz(self, path: str | os.PathLike, reference: Reference, **metadata: Any) -> int:
-        """Add labelled frames of an extxyz file as good labels of ``reference`` (skipping keys already stored).
-
-        Every frame must carry energy and forces (and stress if the reference is periodic).  ``metadata``
-        (e.g. ``generation=0, source="old.xyz"``) is recorded as provenance.  Returns the number of new rows.
-        """
-        stored = self.statuses()
-        added = 0
-        for frame_index, atoms in enumerate(ase.io.read(str(path), index=":", format="extxyz")):
-            calc = atoms.calc
-            needed = ("energy", "forces", "stress") if reference.periodic else ("energy", "forces")
-            missing = [p for p in needed if calc is None or p not in calc.results]
-            if missing:
-                raise LabellingError(f"frame {frame_index} of {path} has no {', '.join(missing)}; "
-                                     "only labelled frames can be imported")
-            key = label_key(atoms, reference)
-            if stored.get(key) == "ok":
-                continue
-            provenance = {**_provenance(atoms, {"source": str(path), "frame": frame_index, **metadata}),
-                          "reference": reference.name, "settings_hash": reference.settings_hash}
-            self.write_label(key, atoms, calc.results["energy"], calc.results["forces"],
-                             calc.results.get("stress"), provenance)
-            stored[key] = "ok"
-            added += 1
-        return added
-
-    def integrity_check(self) -> str:
-        """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` for a sound file)."""
-        with sqlite3.connect(self.path) as con:
-            return con.execute("PRAGMA integrity_check").fetchone()[0]
-
-
-def _bare(atoms: Atoms) -> Atoms:
-    return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-
-
-def _type_data(atoms: Atoms) -> dict[str, Any]:
-    types = atoms.arrays.get("atom_types")
-    return {} if types is None else {"atom_types": [str(t) for t in types]}
-
-
-def _row_atoms(row: Any) -> Atoms:
-    atoms = row.toatoms()
-    types = row.data.get("atom_types")
-    if types is not None:
-        atoms.arrays["atom_types"] = np.array(types, dtype=str)
-    atoms.info.update({k: v for k, v in row.key_value_pairs.items() if k != "status"})
-    return atoms
-
-
-def _provenance(atoms: Atoms, metadata: dict[str, Any]) -> dict[str, Any]:
-    merged = {k: atoms.info[k] for k in PROVENANCE_KEYS if k in atoms.info}
-    merged.update(metadata)
-    out = {}
-    for key, value in merged.items():
-        if value is None:
-            continue
-        if isinstance(value, np.generic):
-            value = value.item()
-        if not isinstance(value, (bool, int, float, str)):
-            raise LabellingError(f"metadata {key}={value!r} must be a bool, int, float or str")
-        out[key] = value
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- worker side
@@ -222,17 +49,23 @@ def _provenance(atoms: Atoms, metadata: dict[str, Any]) -> dict[str, Any]:
 _local = threading.local()
 
 
-def _worker_calculator(reference: Reference) -> Any:
-    """One calculator per reference and worker thread, reused (a CP2K shell is started once)."""
+def _worker_calculator(reference: Reference, atoms: Atoms) -> Any:
+    """The calculator for ``atoms``: kept per reference, spin state and worker thread when the reference is
+    :attr:`~mofsnap.reference.Reference.reusable` (a CP2K shell is started once), else a fresh one."""
+    if not reference.reusable:
+        return reference.calculator(atoms)
     cache = _local.__dict__.setdefault("calculators", {})
-    key = repr(reference)
+    key = (repr(reference), reference.unpaired_electrons_for(atoms))
     if key not in cache:
-        cache[key] = reference.calculator()
+        cache[key] = reference.calculator(atoms)
     return cache[key]
 
 
-def _drop_calculator(reference: Reference) -> None:
-    calc = _local.__dict__.get("calculators", {}).pop(repr(reference), None)
+def _drop_calculator(reference: Reference, calc: Any) -> None:
+    """Forget a calculator after a failure (and stop what it runs)."""
+    cache = _local.__dict__.get("calculators", {})
+    for key in [k for k, c in cache.items() if c is calc]:
+        del cache[key]
     if calc is not None:
         reference.abort(calc)
 
@@ -267,8 +100,9 @@ def _label_one(reference: Reference, atoms: Atoms, timeout: float | None) -> dic
     """Worker task: energy, forces (and stress) of one configuration, or the error text of its failure."""
     start = time.perf_counter()
     host = socket.gethostname()
+    calc = None
     try:
-        calc = _worker_calculator(reference)
+        calc = _worker_calculator(reference, atoms)
         work = atoms.copy()
         work.calc = calc
         with _deadline(timeout, reference, calc):
@@ -278,10 +112,10 @@ def _label_one(reference: Reference, atoms: Atoms, timeout: float | None) -> dic
         elapsed = time.perf_counter() - start
         if timeout is not None and elapsed > timeout:
             raise LabelTimeout(f"calculation took {elapsed:.1f} s, over the {timeout:g} s time limit")
-        return {"ok": True, "energy": float(energy), "forces": np.array(forces),
+        return {"ok": True, "energy": energy, "forces": np.array(forces),
                 "stress": None if stress is None else np.array(stress), "wall_time": elapsed, "host": host}
     except Exception as exc:  # any failure of the reference is data to be stored, not a crash of the run
-        _drop_calculator(reference)
+        _drop_calculator(reference, calc)
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip(),
                 "wall_time": time.perf_counter() - start, "host": host}
 
@@ -336,20 +170,26 @@ class _Item:
 
 def label(configs: Sequence[Atoms], reference: Reference, store: LabelStore | str | os.PathLike,
           executor: Executor | str | None = None, metadata: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
-          *, timeout: float | None = None, retry_failed: bool = False, max_workers: int | None = None,
-          probe_timeout: float = 60.0, progress: bool = True) -> LabelSummary:
-    """Label ``configs`` with ``reference`` and store each result as soon as it arrives.
+          *, checks: LabelChecks = LabelChecks(), timeout: float | None = None, retry_failed: bool = False,
+          max_workers: int | None = None, probe_timeout: float = 60.0, lock_timeout: float = 0.0,
+          progress: bool = True) -> LabelSummary:
+    """Label ``configs`` with ``reference``, storing each result as soon as it arrives.
+
+    Every configuration is checked first (:func:`~mofsnap.labelling.checks.check_configuration`); one that
+    fails stops the call before any reference call.  Results are checked as they arrive
+    (:func:`~mofsnap.labelling.checks.label_problem`) and, once all are in, against the batch
+    (:func:`~mofsnap.labelling.checks.energy_outliers`); rejected ones are stored as failures with the reason.
 
     Parameters
     ----------
     configs
         Configurations (periodic, for periodic references); ``atoms.arrays["atom_types"]`` is kept, and
-        ``atoms.info`` entries named in :data:`PROVENANCE_KEYS` become provenance.
+        ``atoms.info`` entries named in :data:`~mofsnap.labelling.store.PROVENANCE_KEYS` become provenance.
     reference
         Picklable reference specification (:class:`~mofsnap.reference.XTB`, :class:`~mofsnap.reference.CP2K`,
         :class:`~mofsnap.reference.ASEReference`).
     store
-        :class:`LabelStore` or path of its ``.db`` file.
+        :class:`~mofsnap.labelling.store.LabelStore` or path of its ``.db`` file.
     executor
         Any :class:`concurrent.futures.Executor` (e.g. ``distributed.Client(...).get_executor()``), a Dask
         scheduler address such as ``"tcp://10.0.0.5:8786"``, or ``None`` for a local process pool of
@@ -357,6 +197,8 @@ def label(configs: Sequence[Atoms], reference: Reference, store: LabelStore | st
     metadata
         Provenance for all configurations (one dict) or for each (a list as long as ``configs``), e.g.
         ``{"generation": 3, "temperature": 400.0, "source": "md_400K.traj"}``; overrides ``atoms.info``.
+    checks
+        Bounds on inputs and labels (:class:`~mofsnap.labelling.checks.LabelChecks`).
     timeout
         Seconds allowed per calculation; a slower one is stored as a failure.
     retry_failed
@@ -365,6 +207,8 @@ def label(configs: Sequence[Atoms], reference: Reference, store: LabelStore | st
         Size of the local process pool when ``executor`` is ``None``.
     probe_timeout
         Seconds to wait for a first worker to answer before declaring the executor unreachable.
+    lock_timeout
+        Seconds to wait while another process writes the store; 0 refuses at once.
     progress
         Show a tqdm bar (done / failed / remaining / rate); each item is also logged at INFO level.
 
@@ -374,8 +218,12 @@ def label(configs: Sequence[Atoms], reference: Reference, store: LabelStore | st
 
     Raises
     ------
+    ConfigurationError
+        A configuration is impossible (overlapping atoms, Z = 0, non-finite positions, wrong types).
     ReferenceMethodError
-        A configuration cannot be treated by the reference (no cell, element without basis...).
+        A configuration cannot be treated by the reference (no cell, element without parameters...).
+    LabelStoreError
+        Another process writes the store (after ``lock_timeout``), or the store file is unusable.
     ExecutorUnavailableError
         The executor refuses work, or no worker answered within ``probe_timeout``.
     """
@@ -384,25 +232,53 @@ def label(configs: Sequence[Atoms], reference: Reference, store: LabelStore | st
     reference.check_picklable()
     configs = list(configs)
     per_config = _metadata_list(metadata, len(configs))
+    for index, (atoms, meta) in enumerate(zip(configs, per_config)):
+        check_configuration(atoms, reference, checks, _describe(index, {**atoms.info, **meta}))
     summary = LabelSummary()
-    stored = store.statuses()
-    todo: dict[str, _Item] = {}
-    for atoms, meta in zip(configs, per_config):
-        reference.check(atoms)
-        key = label_key(atoms, reference)
-        summary.keys.append(key)
-        status = stored.get(key)
-        if key in todo or status == "ok" or (status == "failed" and not retry_failed):
-            summary.skipped += status is not None
-            continue
-        provenance = {**_provenance(atoms, meta), "reference": reference.name,
-                      "settings_hash": reference.settings_hash}
-        todo[key] = _Item(key, atoms, provenance)
-    if todo:
-        with _executor(executor, max_workers, probe_timeout, reference) as (pool, restart):
-            _run(list(todo.values()), reference, store, pool, restart, timeout, summary, progress)
+    with store.writing(lock_timeout):
+        stored = store.statuses()
+        todo: dict[str, _Item] = {}
+        for atoms, meta in zip(configs, per_config):
+            key = label_key(atoms, reference)
+            summary.keys.append(key)
+            status = stored.get(key)
+            if key in todo or status in ("ok", "pending") or (status == "failed" and not retry_failed):
+                summary.skipped += status is not None
+                continue
+            provenance = {**provenance_of(atoms, meta), "reference": reference.name,
+                          "settings_hash": reference.settings_hash}
+            todo[key] = _Item(key, atoms, provenance)
+        if todo:
+            with _executor(executor, max_workers, probe_timeout, reference) as (pool, restart):
+                _run(list(todo.values()), reference, store, pool, restart, timeout, checks, summary, progress)
+        _settle(store, summary, reference, checks, set(todo))
     summary.wall_time = time.perf_counter() - start
     return summary
+
+
+def _describe(index: int, info: dict[str, Any]) -> str:
+    """How messages name configuration ``index``: with its frame and source file when known."""
+    if "source" in info and "frame" in info:
+        return f"configuration {index} (frame {info['frame']} of {info['source']})"
+    return f"configuration {index}"
+
+
+def _settle(store: LabelStore, summary: LabelSummary, reference: Reference, checks: LabelChecks,
+            labelled_now: set[str]) -> None:
+    """Judge the pending labels of this batch (``labelled_now`` and any left by a killed earlier run) against
+    the batch and the reference's good labels, and correct the counts of ``summary``."""
+    requested = set(summary.keys)
+    pending = {k: v for k, v in store.energies_per_atom(("pending",)).items() if k in requested}
+    if not pending:
+        return
+    accepted = store.energies_per_atom(("ok",), settings_hash=reference.settings_hash)
+    rejected = energy_outliers(pending, accepted, checks)
+    store.settle([k for k in pending if k not in rejected], rejected)
+    for key, reason in rejected.items():
+        log.warning("rejected %s: %s", key, reason)
+    fresh = len(labelled_now.intersection(rejected))
+    summary.done -= fresh
+    summary.failed += fresh
 
 
 def _metadata_list(metadata: dict[str, Any] | Sequence[dict[str, Any]] | None, n: int) -> list[dict[str, Any]]:
@@ -476,8 +352,8 @@ def _probe_executor(pool: Executor, reference: Reference, probe_timeout: float) 
 
 
 def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Executor,
-         restart: Callable[[], Executor] | None, timeout: float | None, summary: LabelSummary,
-         progress: bool) -> None:
+         restart: Callable[[], Executor] | None, timeout: float | None, checks: LabelChecks,
+         summary: LabelSummary, progress: bool) -> None:
     """Submit ``items`` and store results as they complete, rebuilding an owned local pool whose worker died.
 
     The configurations that were running when a worker died are suspects: they are rerun one at a time after
@@ -492,13 +368,14 @@ def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Exec
             alone = not items
             batch, items = (suspects[:1], items) if alone else (items, [])
             suspects = suspects[1:] if alone else suspects
-            lost = _submit_and_store(batch, reference, store, pool, restart is not None, timeout, summary, bar)
+            lost = _submit_and_store(batch, reference, store, pool, restart is not None, timeout, checks, summary,
+                                     bar)
             if lost is None:
                 deaths_in_a_row = 0
                 continue
             unfinished, running = lost
             if alone:
-                _store_result(store, batch[0], {
+                _store_result(store, reference, checks, batch[0], {
                     "ok": False, "error": "worker process died (killed, out of memory or crashed) while labelling "
                     "this configuration alone", "wall_time": 0.0, "host": ""}, summary, bar)
             else:
@@ -517,7 +394,7 @@ def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Exec
 
 
 def _submit_and_store(items: list[_Item], reference: Reference, store: LabelStore, pool: Executor,
-                      restartable: bool, timeout: float | None, summary: LabelSummary,
+                      restartable: bool, timeout: float | None, checks: LabelChecks, summary: LabelSummary,
                       bar: tqdm) -> tuple[list[_Item], list[_Item]] | None:
     """Label ``items`` on ``pool``, storing each result as it arrives.
 
@@ -542,7 +419,7 @@ def _submit_and_store(items: list[_Item], reference: Reference, store: LabelStor
                 continue
             result = future.result() if exc is None else {
                 "ok": False, "error": f"worker failed: {type(exc).__name__}: {exc}", "wall_time": 0.0, "host": ""}
-            _store_result(store, item, result, summary, bar)
+            _store_result(store, reference, checks, item, result, summary, bar)
         if unfinished:
             unfinished += pending.values()
             return unfinished, [item for item in running if any(item is u for u in unfinished)]
@@ -550,17 +427,22 @@ def _submit_and_store(items: list[_Item], reference: Reference, store: LabelStor
     return None
 
 
-def _store_result(store: LabelStore, item: _Item, result: dict[str, Any], summary: LabelSummary, bar: tqdm) -> None:
+def _store_result(store: LabelStore, reference: Reference, checks: LabelChecks, item: _Item, result: dict[str, Any],
+                  summary: LabelSummary, bar: tqdm) -> None:
+    """Store one result: a pending label if its numbers pass :func:`label_problem`, else a failure."""
     provenance = {**item.provenance, "wall_time": result["wall_time"], "host": result["host"]}
     start = time.perf_counter()
-    if result["ok"]:
-        store.write_label(item.key, item.atoms, result["energy"], result["forces"], result["stress"], provenance)
+    error = result["error"] if not result["ok"] else label_problem(result, len(item.atoms), reference.periodic,
+                                                                   checks)
+    if error is None:
+        store.write_label(item.key, item.atoms, result["energy"], result["forces"], result["stress"], provenance,
+                          status="pending")
         summary.done += 1
         log.info("labelled %s (%s) in %.2f s", item.key, item.atoms.get_chemical_formula(), result["wall_time"])
     else:
-        store.write_failure(item.key, item.atoms, result["error"], provenance)
+        store.write_failure(item.key, item.atoms, error, provenance)
         summary.failed += 1
-        log.warning("failed %s (%s): %s", item.key, item.atoms.get_chemical_formula(), result["error"])
+        log.warning("failed %s (%s): %s", item.key, item.atoms.get_chemical_formula(), error)
     summary.store_time += time.perf_counter() - start
     summary.work_time += result["wall_time"]
     bar.update()
@@ -573,7 +455,7 @@ def write_report(summary: LabelSummary, store: LabelStore, reference: Reference,
     The figure shows the wall time per calculation and the energy per atom of the requested configurations
     now labelled in ``store``. Returns the JSON file.
     """
-    from . import plotting
+    from .. import plotting
 
     out = Path(out)
     requested = set(summary.keys)
@@ -589,8 +471,3 @@ def write_report(summary: LabelSummary, store: LabelStore, reference: Reference,
         "wall_time_s": summary.wall_time, "work_time_s": summary.work_time, "store_time_s": summary.store_time,
         "labelled_total": len(labelled), "failures": store.failures(settings_hash=reference.settings_hash)})
 
-
-if __name__ == "__main__":
-    from mofsnap.cli import run_as_module
-
-    run_as_module("label")
