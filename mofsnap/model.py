@@ -18,6 +18,7 @@ from ase.data import atomic_numbers, covalent_radii
 
 from .atomtypes import element_of
 from .exceptions import ModelError
+from .model_card import packaged_model, packaged_models
 from .resources import data_path
 
 #: The reference ZIF-8 SNAP settings as stored in ``data/hyperparameters/zif8.json``: ``snap`` (the SNAP keys,
@@ -204,16 +205,20 @@ class SNAPModel:
         Parameters
         ----------
         prefix : path
-            Either the common prefix or the ``.snapcoeff`` file itself.
+            Either the common prefix, the ``.snapcoeff`` file itself, or the name of a ready model of
+            ``data/models`` (``"mof5-gfn1"``; files of that prefix in the working directory come first).
         snapparam : path, optional
             The parameter file, if it does not share the prefix.
         """
         prefix = Path(prefix)
         coeff = prefix if prefix.suffix == ".snapcoeff" else prefix.with_name(prefix.name + ".snapcoeff")
+        if not coeff.exists() and snapparam is None and prefix.name in packaged_models():
+            coeff = packaged_model(prefix.name).with_suffix(".snapcoeff")
         param = Path(snapparam) if snapparam else coeff.with_suffix(".snapparam")
         for path in (coeff, param):
             if not path.exists():
-                raise ModelError(f"SNAP file {path} does not exist")
+                raise ModelError(f"SNAP file {path} does not exist; give the prefix of PREFIX.snapcoeff and "
+                                 f"PREFIX.snapparam or a ready model ({', '.join(packaged_models()) or 'none'})")
         params: dict[str, str] = {}
         for line in param.read_text().splitlines():
             words = line.split("#", 1)[0].split()
