@@ -1,0 +1,60 @@
+"""Model cards round-trip exactly; ready models resolve by name and unknown names are refused clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+from mofsnap.exceptions import ModelError, ResultFileError
+from mofsnap.model import SNAPModel
+from mofsnap.model_card import ErrorFigures, ModelCard, StabilityRun, packaged_model, packaged_models
+
+
+def card(stability: list[StabilityRun]) -> ModelCard:
+    return ModelCard(name="toy-gfn1", framework="a toy framework", formula="C2H6", atom_types=["C4a", "H1a"],
+                     reference="GFN1-xTB", training_labels=40, test_labels=10, temperatures_K=[100.0, 200.0],
+                     test=ErrorFigures(0.5, 60.0, 12.0, 10), stability=stability, volume_300K_A3=1001.5,
+                     volume_reference_A3=990.0, use_with={"d3": {"functional": "pbe"}, "zbl": None},
+                     config_toml='structure = "toy"\n', notes=["a note"], mofsnap_version="0.1.0")
+
+
+def test_card_round_trips_exactly_and_writes_markdown(tmp_path):
+    original = card([StabilityRun("npt", 300.0, 20.0, None, 299.1, 1.2),
+                     StabilityRun("npt", 800.0, 3.2, "temperature 2400 K > 2400 K at step 3200", 790.0, 4.5)])
+    path = original.write(tmp_path / "toy-gfn1.json")
+    assert ModelCard.read(path) == original
+    text = path.with_suffix(".md").read_text()
+    assert "# toy-gfn1" in text and "stopped: temperature 2400 K" in text and "+1.16 %" in text
+
+
+def test_verdict_and_stable_range_follow_the_runs():
+    stable, stopped = StabilityRun("npt", 300.0, 20.0, None, 300.0, 0.0), StabilityRun("npt", 600.0, 1.0, "x",
+                                                                                        600.0, 0.0)
+    assert card([]).verdict == "untested" and card([]).stable_temperature_range_K is None
+    assert card([stable]).verdict == "stable"
+    mixed = card([stable, stopped])
+    assert mixed.verdict == "unstable" and mixed.stable_temperature_range_K == (300.0, 300.0)
+
+
+def test_a_card_file_of_another_kind_is_refused(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text('{"mofsnap_result": "fit-report", "version": 1}')
+    with pytest.raises(ResultFileError, match="not a model-card"):
+        ModelCard.read(path)
+
+
+def test_unknown_ready_model_names_the_ready_ones():
+    with pytest.raises(ModelError, match="no ready model named 'no-such-model'"):
+        packaged_model("no-such-model")
+    with pytest.raises(ModelError, match="does not exist; give the prefix"):
+        SNAPModel.read("no-such-model")
+
+
+@pytest.mark.parametrize("name", packaged_models())
+def test_every_ready_model_loads_by_name_and_has_its_card(name):
+    model = SNAPModel.read(name)
+    prefix = packaged_model(name)
+    assert model == SNAPModel.read(prefix)
+    card = ModelCard.read(prefix.with_suffix(".json"))
+    assert card.name == name and card.atom_types == list(model.types)
+    for suffix in (".md", ".toml", ".labels.extxyz.gz"):
+        assert prefix.with_name(name + suffix).is_file()
