@@ -9,7 +9,7 @@ from ase.calculators.emt import EMT
 
 from mofsnap.analysis.thermal_expansion import (BulkModulus, ExpansionCoefficient, StatePoint, ThermalExpansionResult,
                                                 analyse, average_state, bulk_modulus, expansion_coefficient,
-                                                run_npt_scan, window_means)
+                                                lattice_drift, run_npt_scan, window_means)
 from mofsnap.exceptions import ThermalExpansionError
 from mofsnap.md import read_trajectory
 
@@ -60,7 +60,8 @@ def synthetic_run(lengths_per_window, points_per_window=5, window_fs=1000.0):
 
 def test_window_means_discard_equilibration_and_average_runs():
     run = synthetic_run([9.0, 10.0, 10.2, 9.8])
-    means = window_means(run, equilibration_ps=1.0, window_ps=1.0, length_factor=0.5)
+    centres, means = window_means(run, equilibration_ps=1.0, window_ps=1.0, length_factor=0.5)
+    np.testing.assert_allclose(centres, [0.5, 1.5, 2.5])
     np.testing.assert_allclose(means[:, 0], [5.0, 5.1, 4.9])
     np.testing.assert_allclose(means[:, 6], means[:, 0] ** 3)
     point = average_state([run, synthetic_run([9.0, 10.1, 9.9, 10.0])], 300, 0.1, 1.0, 1.0)
@@ -70,6 +71,51 @@ def test_window_means_discard_equilibration_and_average_runs():
     assert point.a_err == pytest.approx(windows.std(ddof=1) / np.sqrt(6))
     with pytest.raises(ThermalExpansionError, match="need at least 2"):
         average_state([run], 300, 0.1, equilibration_ps=3.0, window_ps=1.0)
+
+
+def test_drift_slope_and_error_of_a_known_trend():
+    # two runs with different offsets, the same slope 0.02 Å/ps and alternating ±0.01 Å noise
+    times = [np.arange(6.0), np.arange(6.0)]
+    noise = 0.01 * np.array([1, -1, 1, -1, 1, -1])
+    slope, error = lattice_drift(times, [10.0 + 0.02 * times[0] + noise, 10.5 + 0.02 * times[1] - noise])
+    assert slope == pytest.approx(0.02, rel=1e-12)  # the noise of the two runs cancels in the common slope
+    t = times[0] - times[0].mean()
+    residual = np.concatenate([noise - noise.mean(), -noise + noise.mean()])
+    assert error == pytest.approx(np.sqrt(residual @ residual / (12 - 2 - 1) / (2 * t @ t)), rel=1e-9)
+    assert lattice_drift([np.arange(2.0)], [np.array([1.0, 2.0])]) is None  # no degree of freedom left
+
+
+def test_state_point_flags_a_drifting_lattice(caplog):
+    noise = [0.0, 0.004, -0.004, 0.003, -0.003, 0.0, 0.002, -0.002]
+    steady = [synthetic_run([9.0] + [10.0 + e for e in noise])]
+    point = average_state(steady, 300, 0.1, equilibration_ps=1.0, window_ps=1.0)
+    assert not point.drifting and abs(point.drift_per_ps) < 3 * point.drift_err_per_ps
+    assert "drifts" not in caplog.text
+    creeping = [synthetic_run([9.0] + [10.0 + 0.01 * k + e for k, e in enumerate(noise)])]
+    point = average_state(creeping, 300, 0.1, equilibration_ps=1.0, window_ps=1.0)
+    assert point.drifting and point.drift_per_ps == pytest.approx(0.01, abs=2e-3)
+    assert "T = 300 K, P = 0.1 MPa: the lattice parameter still drifts" in caplog.text
+    # a lenient threshold accepts the same trend
+    assert not average_state(creeping, 300, 0.1, 1.0, 1.0, drift_sigma=1e3).drifting
+    two_windows = average_state([synthetic_run([9.0, 10.0, 10.1])], 300, 0.1, 1.0, 1.0)
+    assert two_windows.drift_per_ps is None and not two_windows.drifting
+    result = ThermalExpansionResult([point, two_windows])
+    assert result.drifting == [point]
+
+
+def test_command_lists_drifting_state_points(tmp_path, cli):
+    lammps_dump(tmp_path / "cold.dump", [9.0, 10.0, 10.01, 9.99, 10.0, 10.01, 9.99, 10.0])
+    lammps_dump(tmp_path / "hot.dump", [9.0, 10.1, 10.2, 10.3, 10.41, 10.49, 10.6, 10.7])
+    r = cli("thermal-expansion", f"{tmp_path / 'cold.dump'}:200", f"{tmp_path / 'hot.dump'}:400",
+            "--frame-interval", "100", "--equilibration-ps", "0.1", "--window-ps", "0.1", "-o", tmp_path / "out")
+    assert r.status == 0, r.err
+    assert json.loads(r.out)["drifting"] == [[400.0, 0.101325]]
+    assert "T = 400 K, P = 0.101325 MPa: the lattice parameter still drifts" in r.err
+    result = ThermalExpansionResult.read(tmp_path / "out" / "thermal_expansion.json")
+    assert [p.drifting for p in result.state_points] == [False, True]
+    r = cli("thermal-expansion", f"{tmp_path / 'hot.dump'}:400", f"{tmp_path / 'cold.dump'}:200", "--frame-interval",
+            "100", "--equilibration-ps", "0.1", "--window-ps", "0.1", "--drift-sigma", "1e6", "-o", tmp_path / "o2")
+    assert r.status == 0 and json.loads(r.out)["drifting"] == []
 
 
 def test_fits_need_enough_points():
@@ -144,6 +190,7 @@ def test_analysis_finds_both_scans_and_round_trips_exactly(tmp_path):
     assert (result.alpha.pressure_MPa, result.alpha.degree) == (0.101325, 1)
     assert (result.bulk_modulus.temperature_K, result.bulk_modulus.at_MPa) == (300.0, 0.101325)
     assert result.bulk_modulus.GPa == pytest.approx(17556.0 * 499.898675 / (17556.0 - 17374.0) / 1000, rel=1e-9)
+    points[1].drift_per_ps, points[1].drift_err_per_ps, points[1].drifting = 3.5e-4, 1.0e-4, True
     back = ThermalExpansionResult.read(result.write(tmp_path / "te.json"))
     assert back.state_points == result.state_points
     assert back.alpha == result.alpha and back.bulk_modulus == result.bulk_modulus

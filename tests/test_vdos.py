@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from ase import Atoms, units
+from ase.units import kB
 from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
 from ase.build import bulk
@@ -68,6 +69,74 @@ def test_normalisation_partials_sum_and_equipartition():
         assert result.integral(result.partial[label]) == pytest.approx(3 * count * (3 * n - 3) / (3 * n), rel=0.03)
 
 
+def test_equipartition_check_finds_a_hot_type_with_its_states(caplog):
+    # two C and two H oscillators; each C component carries m<v²> = 1 eV, each H component 3 eV
+    freqs = [500.0, 700.0, 2900.0, 3100.0]
+    masses = np.array([12.0, 12.0, 1.0, 1.0])
+    labels = np.array(["C3a", "C3a", "H1a", "H1a"])
+    velocities = oscillators(freqs, masses, 8000)
+    velocities[:, 2:] *= np.sqrt(3.0)
+    result = vdos_from_velocities(velocities, masses, labels, DT_FS, max_lag_fs=1000, removed_dof=0)
+    # system: (6 + 18) eV over 12 degrees of freedom; C: 6 eV over 6; H: 18 eV over 6
+    assert result.temperature_K == pytest.approx(2.0 / kB, rel=0.01)
+    assert result.type_temperatures_K["C3a"] == pytest.approx(1.0 / kB, rel=0.01)
+    assert result.type_temperatures_K["H1a"] == pytest.approx(3.0 / kB, rel=0.01)
+    assert result.out_of_equipartition == ["C3a", "H1a"]
+    assert "out of equipartition: C3a" in caplog.text and "H1a" in caplog.text
+    check = result.equipartition()
+    assert check["out_of_equipartition"] == ["C3a", "H1a"]
+    assert check["types"]["H1a"]["expected_states"] == 6.0
+    assert check["types"]["H1a"]["states"] == pytest.approx(9.0, rel=0.03)  # 12 states × 18 / 24 eV
+    assert check["types"]["C3a"]["states"] == pytest.approx(3.0, rel=0.03)
+
+
+def test_equipartition_tolerance_is_relative_and_absolute(caplog):
+    freqs = [500.0, 700.0, 2900.0, 3100.0]
+    masses = np.array([12.0, 12.0, 1.0, 1.0])
+    labels = np.array(["C3a", "C3a", "H1a", "H1a"])
+    velocities = oscillators(freqs, masses, 8000)
+    velocities[:, 2:] *= np.sqrt(1.1)  # H 10 % hotter than C: each 4.8 % from the system's temperature
+    result = vdos_from_velocities(velocities, masses, labels, DT_FS, max_lag_fs=1000, removed_dof=0)
+    assert result.out_of_equipartition == [] and "equipartition" not in caplog.text
+    assert result.settings["equipartition_tolerance"] == {"fraction": 0.1, "kelvin": 10.0}
+    strict = vdos_from_velocities(velocities, masses, labels, DT_FS, max_lag_fs=1000, removed_dof=0,
+                                  tolerance_fraction=0.02, tolerance_K=0.0)
+    assert strict.out_of_equipartition == ["C3a", "H1a"]
+    # a cold run (about 1.2 K): 5 % is far below the 10 K floor of the tolerance
+    cold = vdos_from_velocities(velocities * 0.01, masses, labels, DT_FS, max_lag_fs=1000, removed_dof=0,
+                                tolerance_fraction=0.02)
+    assert cold.temperature_K == pytest.approx(1.05e-4 / kB, rel=0.01) and cold.out_of_equipartition == []
+    with pytest.raises(VDOSError, match="tolerances must be >= 0"):
+        vdos_from_velocities(velocities, masses, labels, DT_FS, tolerance_K=-1.0)
+
+
+def test_command_reports_a_run_out_of_equipartition(tmp_path, cli):
+    masses = np.array([12.011, 12.011, 1.008, 1.008])
+    velocities = oscillators([500.0, 700.0, 2900.0, 3100.0], masses, 400)
+    velocities[:, 2:] *= 2.0  # hydrogens four times as hot
+    frames = []
+    for k, v in enumerate(velocities):
+        atoms = Atoms("C2H2", positions=np.eye(4, 3) * 5.0, cell=[20, 20, 20], pbc=True)
+        atoms.new_array("atom_types", np.array(["C3a", "C3a", "H1a", "H1a"]))
+        atoms.set_velocities(v)
+        atoms.info["time_fs"] = k * DT_FS
+        frames.append(atoms)
+    write(tmp_path / "hot.extxyz", frames)
+    r = cli("vdos", tmp_path / "hot.extxyz", "-o", tmp_path / "out", "--max-lag", "100")
+    assert r.status == 0, r.err
+    assert "out of equipartition" in r.err
+    printed = json.loads(r.out)["equipartition"]
+    assert printed["out_of_equipartition"] == ["C3a", "H1a"]
+    assert printed["types"]["H1a"]["temperature_K"] == pytest.approx(4 * printed["types"]["C3a"]["temperature_K"],
+                                                                     rel=0.05)
+    summary = json.loads((tmp_path / "out" / "vdos_summary.json").read_text())
+    assert summary["equipartition"] == printed
+    assert VDOSResult.read(tmp_path / "out" / "vdos.json").out_of_equipartition == ["C3a", "H1a"]
+    r = cli("vdos", tmp_path / "hot.extxyz", "-o", tmp_path / "loose", "--max-lag", "100",
+            "--equipartition-fraction", "0.8")
+    assert r.status == 0 and json.loads(r.out)["equipartition"]["out_of_equipartition"] == []
+
+
 def test_independent_of_time_origin():
     freqs = [400.0, 900.0, 1700.0, 2900.0]
     masses = np.array([12.0, 14.0, 1.0, 16.0])
@@ -104,7 +173,8 @@ def test_reference_protocol_helper_runs_npt_then_nve(tmp_path, cli):
     result = compute_vdos(frames)
     assert result.settings["frame_interval_fs"] == pytest.approx(4.0)
     assert result.integral(result.total) == pytest.approx(3 * len(atoms) - 3)
-    # the command on the same trajectory, with the types stripped: assigned on the fly
+    # the command on the same trajectory, with the types stripped: a metal without ligands cannot be typed
+    # (metal-metal contacts are no bonds), so the partial VDOS are per element
     for frame in frames:
         del frame.arrays["atom_types"]
     write(tmp_path / "untyped.extxyz", frames)
@@ -112,8 +182,9 @@ def test_reference_protocol_helper_runs_npt_then_nve(tmp_path, cli):
     assert r.status == 0, r.err
     assert json.loads(r.out)["dof"] == 3 * len(atoms) - 3
     summary = json.loads((tmp_path / "out" / "vdos_summary.json").read_text())
-    assert list(summary["counts"]) == ["Cu12a"] and summary["dof"] == 3 * len(atoms) - 3
-    assert [(p["type"], p["band_cm1"]) for p in summary["peaks"]] == [("total", [0, 400]), ("Cu12a", [0, 400])]
+    assert "per element" in r.err
+    assert list(summary["counts"]) == ["Cu"] and summary["dof"] == 3 * len(atoms) - 3
+    assert [(p["type"], p["band_cm1"]) for p in summary["peaks"]] == [("total", [0, 400]), ("Cu", [0, 400])]
     written = VDOSResult.read(tmp_path / "out" / "vdos.json")
     np.testing.assert_array_equal(written.total, compute_vdos(read_trajectory(tmp_path / "untyped.extxyz")).total)
     assert (tmp_path / "out" / "vdos.png").exists() and (tmp_path / "out" / "vdos.csv").exists()
@@ -153,8 +224,10 @@ def test_python_m_form_analyses_a_trajectory(tmp_path):
 
 def test_result_round_trips_exactly(tmp_path):
     masses = np.array([12.0, 1.0, 1.0])
-    result = vdos_from_velocities(oscillators([500.0, 1500.0, 3000.0], masses, 200), masses,
-                                  np.array(["C3a", "H1a", "H1b"]), DT_FS, max_lag_fs=50, removed_dof=1.5)
+    velocities = oscillators([500.0, 1500.0, 3000.0], masses, 200)
+    velocities[:, 2] *= 2.0  # H1b hot, the others cold: all three out of equipartition
+    result = vdos_from_velocities(velocities, masses, np.array(["C3a", "H1a", "H1b"]), DT_FS, max_lag_fs=50,
+                                  removed_dof=1.5)
     path = result.write(tmp_path / "sub" / "vdos.json")
     back = VDOSResult.read(path)
     np.testing.assert_array_equal(back.frequency_cm1, result.frequency_cm1)
@@ -163,6 +236,8 @@ def test_result_round_trips_exactly(tmp_path):
     for label in result.partial:
         np.testing.assert_array_equal(back.partial[label], result.partial[label])
     assert (back.dof, back.counts, back.settings) == (result.dof, result.counts, result.settings)
+    assert back.temperature_K == result.temperature_K and back.type_temperatures_K == result.type_temperatures_K
+    assert back.out_of_equipartition == result.out_of_equipartition == ["C3a", "H1a", "H1b"]
     (tmp_path / "other.json").write_text(json.dumps({"mofsnap_result": "phonons", "version": 1}))
     with pytest.raises(ResultFileError, match="not a vdos"):
         VDOSResult.read(tmp_path / "other.json")

@@ -4,6 +4,12 @@ Each state point (T, P) is sampled by several independent NPT runs. From every r
 discarded and the rest is cut into windows of fixed length; the window means are treated as independent
 samples, so a state point's value is their mean and its error the standard error of that mean.
 
+Each state point checks that its runs were equilibrated: the window means of the lattice parameter are
+fitted against time with a common slope (each run its own offset); a slope larger than
+:data:`DRIFT_SIGMA` of its standard errors means the lattice still drifts through the production, so
+the state point is flagged (``StatePoint.drifting``, a logged warning, the JSON) and its mean is not an
+equilibrium value: discard more equilibration or run longer.
+
 - linear thermal-expansion coefficient ``α(T) = (1/a) da/dT`` at a chosen T from a weighted polynomial fit
   of a(T) (error propagated from the fit covariance, i.e. from the window errors);
 - bulk modulus ``K = -V dP/dV`` at a chosen pressure from a weighted polynomial fit of V(P).
@@ -18,6 +24,7 @@ Command (also ``python -m mofsnap.analysis.thermal_expansion``)::
 from __future__ import annotations
 
 import csv
+import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,10 +39,15 @@ from ..md import read_trajectory, run_md
 from ..results import read_result, write_result
 from ..units import ATMOSPHERE_MPA
 
+log = logging.getLogger(__name__)
+
 #: Kind and format version of the files of :meth:`ThermalExpansionResult.write`.
-RESULT_KIND, RESULT_VERSION = "thermal-expansion", 1
+RESULT_KIND, RESULT_VERSION = "thermal-expansion", 2
 #: Reference protocol: time discarded at the start of every NPT run, and the averaging window (ps).
 EQUILIBRATION_PS, WINDOW_PS = 100.0, 10.0
+#: A state point drifts when the slope of its lattice parameter over the production windows exceeds this
+#: many standard errors of the slope.
+DRIFT_SIGMA = 3.0
 
 
 @dataclass
@@ -43,7 +55,10 @@ class StatePoint:
     """Averages of one (T, P) state point over windows of all its runs.
 
     Lengths are the cell lengths times the length factor (e.g. 0.5 for a 2x2x2 supercell); ``a`` is the
-    mean of the three; errors are standard errors over the windows.
+    mean of the three; errors are standard errors over the windows. ``drift_per_ps`` and
+    ``drift_err_per_ps`` are the slope of ``a`` over the production windows (Å/ps, common to the runs) and
+    its standard error (None when there are too few windows to estimate them); ``drifting`` is True when
+    the slope exceeds the drift threshold (see :func:`lattice_drift`).
     """
 
     temperature_K: float
@@ -57,6 +72,9 @@ class StatePoint:
     angles: list[float]
     volume: float
     volume_err: float
+    drift_per_ps: float | None = None
+    drift_err_per_ps: float | None = None
+    drifting: bool = False
 
 
 @dataclass
@@ -130,6 +148,11 @@ class ThermalExpansionResult:
             "alpha": None if self.alpha is None else asdict(self.alpha),
             "bulk_modulus": None if self.bulk_modulus is None else asdict(self.bulk_modulus)})
 
+    @property
+    def drifting(self) -> list[StatePoint]:
+        """The state points whose lattice parameter still drifts through the production."""
+        return [p for p in self.state_points if p.drifting]
+
     @classmethod
     def read(cls, path: str | Path) -> ThermalExpansionResult:
         """A result written by :meth:`write`.
@@ -155,14 +178,16 @@ def frame_times_fs(frames: list[Atoms], frame_interval_fs: float | None = None) 
 
 
 def window_means(frames: list[Atoms], equilibration_ps: float, window_ps: float, length_factor: float = 1.0,
-                 frame_interval_fs: float | None = None) -> np.ndarray:
+                 frame_interval_fs: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Means of (a, b, c, α, β, γ, V) over consecutive windows after the equilibration.
 
     Returns
     -------
-    (nwindows, 7) array
+    centres_ps : (nwindows,) array
+        Middle of each window in ps after the end of the equilibration.
+    means : (nwindows, 7) array
         Lengths scaled by ``length_factor`` (Å), angles (degrees), volume scaled by ``length_factor**3``
-        (Å³). Only complete windows are used.
+        (Å³). Only complete windows holding frames are used.
     """
     if window_ps <= 0 or equilibration_ps < 0:
         raise ThermalExpansionError(f"need window > 0 and equilibration >= 0 (got {window_ps}, {equilibration_ps} ps)")
@@ -175,31 +200,70 @@ def window_means(frames: list[Atoms], equilibration_ps: float, window_ps: float,
     production = times >= equilibration_ps * 1000.0
     index = np.floor((times[production] - equilibration_ps * 1000.0) / (window_ps * 1000.0)).astype(int)
     complete = int((times[-1] - equilibration_ps * 1000.0 + 1e-6) // (window_ps * 1000.0))
-    means = [data[production][index == k].mean(axis=0) for k in range(complete) if np.any(index == k)]
-    return np.array(means).reshape(-1, 7)
+    filled = [k for k in range(complete) if np.any(index == k)]
+    means = [data[production][index == k].mean(axis=0) for k in filled]
+    return (np.array(filled, dtype=float) + 0.5) * window_ps, np.array(means).reshape(-1, 7)
+
+
+def lattice_drift(times_ps: list[np.ndarray], values: list[np.ndarray]) -> tuple[float, float] | None:
+    """Slope of ``values`` against time shared by several runs, each with its own offset, and its error.
+
+    Parameters
+    ----------
+    times_ps, values : lists of arrays
+        Window centres and window means of each run.
+
+    Returns
+    -------
+    (slope, standard error) or None
+        Least squares with one intercept per run; None when no degree of freedom is left for the error
+        (fewer windows than runs + 2) or the windows of every run share one time.
+    """
+    centred_t = [t - t.mean() for t in times_ps if len(t)]
+    centred_y = [y - y.mean() for y in values if len(y)]
+    t, y = np.concatenate(centred_t), np.concatenate(centred_y)
+    spread = float(t @ t)
+    dof = len(t) - len(centred_t) - 1
+    if dof < 1 or spread == 0.0:
+        return None
+    slope = float(t @ y) / spread
+    residual = y - slope * t
+    return slope, float(np.sqrt(residual @ residual / dof / spread))
 
 
 def average_state(runs: list[list[Atoms]], temperature_K: float, pressure_MPa: float, equilibration_ps: float,
-                  window_ps: float, length_factor: float = 1.0, frame_interval_fs: float | None = None) -> StatePoint:
-    """Average one state point over the windows of all its runs.
+                  window_ps: float, length_factor: float = 1.0, frame_interval_fs: float | None = None,
+                  drift_sigma: float = DRIFT_SIGMA) -> StatePoint:
+    """Average one state point over the windows of all its runs and check them for drift.
+
+    A state point drifts when the slope of its lattice parameter over the windows (:func:`lattice_drift`)
+    exceeds ``drift_sigma`` standard errors; it is then flagged and a warning is logged.
 
     Raises
     ------
     ThermalExpansionError
         If fewer than two windows remain after the equilibration.
     """
-    means = np.vstack([window_means(frames, equilibration_ps, window_ps, length_factor, frame_interval_fs)
-                       for frames in runs])
+    windows = [window_means(frames, equilibration_ps, window_ps, length_factor, frame_interval_fs)
+               for frames in runs]
+    means = np.vstack([m for _, m in windows])
     if len(means) < 2:
         raise ThermalExpansionError(
             f"T = {temperature_K} K, P = {pressure_MPa} MPa: {len(means)} window(s) of {window_ps} ps after "
             f"{equilibration_ps} ps equilibration; need at least 2 (longer runs or shorter windows)")
     a_windows = means[:, :3].mean(axis=1)
     sem = means.std(axis=0, ddof=1) / np.sqrt(len(means))
+    drift = lattice_drift([t for t, _ in windows], [m[:, :3].mean(axis=1) for _, m in windows])
+    drifting = drift is not None and abs(drift[0]) > drift_sigma * drift[1]
+    if drifting:
+        log.warning("T = %g K, P = %g MPa: the lattice parameter still drifts through the production "
+                    "(%.2e ± %.1e Å/ps, more than %g standard errors): not equilibrated; discard more "
+                    "(equilibration_ps) or run longer", temperature_K, pressure_MPa, drift[0], drift[1], drift_sigma)
     return StatePoint(temperature_K, pressure_MPa, len(runs), len(means), float(a_windows.mean()),
                       float(a_windows.std(ddof=1) / np.sqrt(len(means))), means[:, :3].mean(axis=0).tolist(),
                       sem[:3].tolist(), means[:, 3:6].mean(axis=0).tolist(), float(means[:, 6].mean()),
-                      float(sem[6]))
+                      float(sem[6]), None if drift is None else drift[0], None if drift is None else drift[1],
+                      drifting)
 
 
 def _weighted_fit(x: np.ndarray, y: np.ndarray, err: np.ndarray, degree: int) -> tuple[np.poly1d, np.ndarray]:
@@ -350,8 +414,9 @@ def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, te
 
 
 def state_points_from_files(files: list[str], equilibration_ps: float = EQUILIBRATION_PS, window_ps: float = WINDOW_PS,
-                            length_factor: float = 1.0, frame_interval_fs: float | None = None) -> list[StatePoint]:
-    """Group NPT trajectories by (T, P) and average them.
+                            length_factor: float = 1.0, frame_interval_fs: float | None = None,
+                            drift_sigma: float = DRIFT_SIGMA) -> list[StatePoint]:
+    """Group NPT trajectories by (T, P) and average them (:func:`average_state`, drift check included).
 
     Each entry is ``PATH`` (T and P read from the frames' ``md_target_temperature_K`` /
     ``md_pressure_MPa``, as written by :func:`mofsnap.md.run_md`), ``PATH:T`` or ``PATH:T:P`` (K, MPa; the
@@ -370,7 +435,7 @@ def state_points_from_files(files: list[str], equilibration_ps: float = EQUILIBR
         else:
             raise ThermalExpansionError(f"{path}: no NPT temperature/pressure in the frames; write it as {path}:T:P")
         groups[(temperature, pressure)].append(frames)
-    return [average_state(runs, t, p, equilibration_ps, window_ps, length_factor, frame_interval_fs)
+    return [average_state(runs, t, p, equilibration_ps, window_ps, length_factor, frame_interval_fs, drift_sigma)
             for (t, p), runs in sorted(groups.items())]
 
 
@@ -412,10 +477,12 @@ def write_outputs(result: ThermalExpansionResult, directory: str | Path) -> Path
     with open(out / "state_points.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["T_K", "P_MPa", "runs", "windows", "a_A", "a_err_A", "b_A", "c_A", "alpha_deg",
-                         "beta_deg", "gamma_deg", "V_A3", "V_err_A3"])
+                         "beta_deg", "gamma_deg", "V_A3", "V_err_A3", "drift_A_per_ps", "drift_err_A_per_ps",
+                         "drifting"])
         for p in result.state_points:
             writer.writerow([p.temperature_K, p.pressure_MPa, p.runs, p.windows, p.a, p.a_err, p.lengths[1],
-                             p.lengths[2], *p.angles, p.volume, p.volume_err])
+                             p.lengths[2], *p.angles, p.volume, p.volume_err, p.drift_per_ps, p.drift_err_per_ps,
+                             p.drifting])
     plot_scans(result, out)
     return path
 

@@ -7,6 +7,13 @@ spectra share one scale, chosen so that the total VDOS integrates to the number 
 ``3N - removed`` (equipartition); the partial VDOS of the types therefore add up to the total exactly and
 each integrates to its share of the kinetic energy, ``≈ 3 N_t`` for a thermalised system.
 
+The VDOS checks that share: the mean kinetic temperature of every type is compared with the whole
+system's, and types further from it than the tolerance (:data:`EQUIPARTITION_FRACTION` of the system's
+temperature or :data:`EQUIPARTITION_KELVIN`, whichever is larger) are listed in
+:attr:`VDOSResult.out_of_equipartition`, logged as a warning and written to the summary. A type out of
+equipartition means the run was not thermalised (e.g. an unrelaxed start whose stored energy went into
+some modes): its partial VDOS integral is not ``3 N_t`` and the band intensities cannot be trusted.
+
 Command (also ``python -m mofsnap.analysis.vdos``)::
 
     mofsnap vdos nve.extxyz -o vdos/ --bands 0-600,600-1800,2800-3300
@@ -24,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.units import kB
 from scipy.signal import find_peaks
 
 from .. import plotting
@@ -38,7 +46,12 @@ log = logging.getLogger(__name__)
 #: Lag windows: Hann and Blackman halves (1 at lag 0, 0 at the maximum lag) or none (rectangular).
 WINDOWS = ("hann", "blackman", "none")
 #: Kind and format version of the files of :meth:`VDOSResult.write`.
-RESULT_KIND, RESULT_VERSION = "vdos", 1
+RESULT_KIND, RESULT_VERSION = "vdos", 2
+#: Equipartition tolerance: a type is flagged when its mean kinetic temperature differs from the whole
+#: system's by more than this fraction of the system's temperature and by more than :data:`EQUIPARTITION_KELVIN`.
+EQUIPARTITION_FRACTION = 0.10
+#: Absolute part of the equipartition tolerance in K (keeps cold runs and small types from false alarms).
+EQUIPARTITION_KELVIN = 10.0
 
 
 def write_spectra_csv(path: str | Path, frequency_cm1: np.ndarray, total: np.ndarray,
@@ -69,8 +82,16 @@ class VDOSResult:
         Number of vibrational degrees of freedom, ``3N`` minus removed ones.
     counts : dict of str to int
         Number of atoms of each type.
+    temperature_K : float
+        Mean kinetic temperature of the whole system, ``<Σ m v²> / (dof k_B)``.
+    type_temperatures_K : dict of str to float
+        Mean kinetic temperature of each type, ``<Σ_{i∈t} m_i v_i²> / (dof_t k_B)`` with
+        ``dof_t = 3 N_t dof / 3N`` (the removed degrees of freedom shared in proportion).
+    out_of_equipartition : list of str
+        Types whose temperature is further from :attr:`temperature_K` than the tolerance in
+        ``settings["equipartition_tolerance"]``; empty for a thermalised run.
     settings : dict
-        Frame interval, maximum lag, window, padding, number of frames.
+        Frame interval, maximum lag, window, padding, number of frames, equipartition tolerance.
     """
 
     frequency_cm1: np.ndarray
@@ -78,6 +99,9 @@ class VDOSResult:
     partial: dict[str, np.ndarray]
     dof: float
     counts: dict[str, int]
+    temperature_K: float
+    type_temperatures_K: dict[str, float]
+    out_of_equipartition: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
 
     @property
@@ -90,6 +114,19 @@ class VDOSResult:
         lo, hi = band if band is not None else (-np.inf, np.inf)
         mask = (self.frequency_cm1 >= lo) & (self.frequency_cm1 <= hi)
         return float(np.trapezoid(spectrum[mask], self.frequency_cm1[mask]))
+
+    def expected_states(self, label: str) -> float:
+        """States of type ``label`` at equipartition: ``3 N_t`` times ``dof / 3N``."""
+        return 3.0 * self.counts[label] * self.dof / (3.0 * sum(self.counts.values()))
+
+    def equipartition(self) -> dict:
+        """Per type: mean kinetic temperature, states (partial VDOS integral) and states expected at
+        equipartition; with the system's temperature, the tolerance and the types out of it."""
+        return {"temperature_K": self.temperature_K, "tolerance": self.settings.get("equipartition_tolerance"),
+                "out_of_equipartition": list(self.out_of_equipartition),
+                "types": {label: {"temperature_K": self.type_temperatures_K[label],
+                                  "states": self.integral(spectrum), "expected_states": self.expected_states(label)}
+                          for label, spectrum in self.partial.items()}}
 
     def peaks(self, bands: list[tuple[float, float]], min_prominence: float = 0.05) -> list[dict]:
         """Peaks of the total and of every partial VDOS within each band.
@@ -130,7 +167,9 @@ class VDOSResult:
         """Write this result as a versioned JSON file; :meth:`read` gives it back exactly."""
         return write_result(path, RESULT_KIND, RESULT_VERSION, {
             "frequency_cm1": self.frequency_cm1, "total": self.total, "partial": self.partial, "dof": self.dof,
-            "counts": self.counts, "settings": self.settings})
+            "counts": self.counts, "temperature_K": self.temperature_K,
+            "type_temperatures_K": self.type_temperatures_K, "out_of_equipartition": self.out_of_equipartition,
+            "settings": self.settings})
 
     @classmethod
     def read(cls, path: str | Path) -> VDOSResult:
@@ -144,12 +183,16 @@ class VDOSResult:
         data = read_result(path, RESULT_KIND, RESULT_VERSION)
         return cls(np.array(data["frequency_cm1"], dtype=float), np.array(data["total"], dtype=float),
                    {label: np.array(values, dtype=float) for label, values in data["partial"].items()},
-                   float(data["dof"]), {label: int(n) for label, n in data["counts"].items()}, data["settings"])
+                   float(data["dof"]), {label: int(n) for label, n in data["counts"].items()},
+                   float(data["temperature_K"]),
+                   {label: float(t) for label, t in data["type_temperatures_K"].items()},
+                   [str(label) for label in data["out_of_equipartition"]], data["settings"])
 
     def summary(self, bands: list[tuple[float, float]] | None = None, min_prominence: float = 0.05) -> dict:
-        """Degrees of freedom, atoms, settings, states of every spectrum and the peaks within ``bands``."""
+        """Degrees of freedom, atoms, settings, the :meth:`equipartition` check, states of every spectrum and
+        the peaks within ``bands``."""
         return {"dof": self.dof, "natoms": int(sum(self.counts.values())), "counts": self.counts,
-                "settings": self.settings,
+                "settings": self.settings, "equipartition": self.equipartition(),
                 "states": {"total": self.integral(self.total),
                            **{label: self.integral(spectrum) for label, spectrum in self.partial.items()}},
                 "bands_cm1": [list(b) for b in bands or []],
@@ -200,15 +243,17 @@ def _autocorrelation(velocities: np.ndarray, masses: np.ndarray, max_lag: int, c
 
 def vdos_from_velocities(velocities: np.ndarray, masses: np.ndarray, labels: np.ndarray, frame_interval_fs: float,
                          *, max_lag_fs: float | None = 5000.0, window: str = "hann", padding: int = 4,
-                         removed_dof: float = 3.0) -> VDOSResult:
-    """Total and partial VDOS from a velocity array.
+                         removed_dof: float = 3.0, tolerance_fraction: float = EQUIPARTITION_FRACTION,
+                         tolerance_K: float = EQUIPARTITION_KELVIN) -> VDOSResult:
+    """Total and partial VDOS from a velocity array, with the equipartition check of its types.
 
     Parameters
     ----------
     velocities : (nframes, natoms, 3) array
-        Velocities (any unit; the normalisation removes it) at equally spaced times.
+        Velocities in ASE units (Å per ASE time unit, as ``Atoms.get_velocities()``) at equally spaced
+        times. The spectra do not depend on the unit; the kinetic temperatures do.
     masses : (natoms,) array
-        Atomic masses.
+        Atomic masses in amu.
     labels : (natoms,) array of str
         Atom type (or element) of each atom; one partial VDOS per distinct label.
     frame_interval_fs : float
@@ -222,6 +267,10 @@ def vdos_from_velocities(velocities: np.ndarray, masses: np.ndarray, labels: np.
         Zero padding factor of the transformed correlation function (interpolates the spectrum).
     removed_dof : float
         Degrees of freedom removed from ``3N`` (3 for a fixed centre of mass, plus fixed atoms...).
+    tolerance_fraction, tolerance_K : float
+        A type is out of equipartition when its mean kinetic temperature differs from the system's by
+        more than ``tolerance_fraction`` times the system's temperature and by more than ``tolerance_K``;
+        such types are listed in :attr:`VDOSResult.out_of_equipartition` and logged as a warning.
 
     Returns
     -------
@@ -241,6 +290,8 @@ def vdos_from_velocities(velocities: np.ndarray, masses: np.ndarray, labels: np.
         raise VDOSError(f"need frame interval > 0 and padding >= 1 (got {frame_interval_fs} fs, {padding})")
     if not 0 <= removed_dof < 3 * natoms:
         raise VDOSError(f"removed degrees of freedom {removed_dof} must be in [0, 3N = {3 * natoms})")
+    if tolerance_fraction < 0 or tolerance_K < 0:
+        raise VDOSError(f"equipartition tolerances must be >= 0 (got {tolerance_fraction}, {tolerance_K} K)")
     max_lag = nframes // 2
     if max_lag_fs is not None:
         max_lag = max(2, min(max_lag, int(round(max_lag_fs / frame_interval_fs))))
@@ -260,10 +311,23 @@ def vdos_from_velocities(velocities: np.ndarray, masses: np.ndarray, labels: np.
     total = np.sum(list(spectra.values()), axis=0)
     dof = 3.0 * natoms - removed_dof
     scale = dof / np.trapezoid(total, frequency_cm1)
+    counts = {t: int(np.sum(labels == t)) for t in spectra}
+    kinetic = np.einsum("fij,i->", velocities ** 2, masses) / nframes  # <Σ m v²> in eV
+    temperature = float(kinetic / (dof * kB))
+    type_temperatures = {t: float(np.einsum("fij,i->", velocities[:, labels == t] ** 2, masses[labels == t])
+                                  / nframes / (3.0 * counts[t] * dof / (3.0 * natoms) * kB)) for t in spectra}
+    tolerance = max(tolerance_fraction * temperature, tolerance_K)
+    out = [t for t, value in type_temperatures.items() if abs(value - temperature) > tolerance]
+    if out:
+        log.warning("out of equipartition: %s against %.0f K for the whole system (tolerance %.0f K); the run "
+                    "was not thermalised (relax the start, equilibrate longer) and the partial VDOS integrals "
+                    "are not 3 N per type", ", ".join(f"{t} {type_temperatures[t]:.0f} K" for t in out),
+                    temperature, tolerance)
     settings = {"frame_interval_fs": dt, "max_lag_fs": max_lag * dt, "window": window, "padding": padding,
-                "nframes": nframes, "resolution_cm1": float(1000.0 * THZ_TO_CM1 / (max_lag * dt))}
-    return VDOSResult(frequency_cm1, total * scale, {t: s * scale for t, s in spectra.items()}, dof,
-                      {t: int(np.sum(labels == t)) for t in spectra}, settings)
+                "nframes": nframes, "resolution_cm1": float(1000.0 * THZ_TO_CM1 / (max_lag * dt)),
+                "equipartition_tolerance": {"fraction": tolerance_fraction, "kelvin": tolerance_K}}
+    return VDOSResult(frequency_cm1, total * scale, {t: s * scale for t, s in spectra.items()}, dof, counts,
+                      temperature, type_temperatures, out, settings)
 
 
 def frame_interval_of(frames: list[Atoms]) -> float:
@@ -313,8 +377,10 @@ def _removed_dof(frames: list[Atoms], velocities: np.ndarray, masses: np.ndarray
 
 def compute_vdos(frames: list[Atoms], *, frame_interval_fs: float | None = None, skip: int = 0,
                  max_lag_fs: float | None = 5000.0, window: str = "hann", padding: int = 4,
-                 by_element: bool = False, removed_dof: float | None = None) -> VDOSResult:
-    """Total and partial VDOS of a trajectory with velocities.
+                 by_element: bool = False, removed_dof: float | None = None,
+                 tolerance_fraction: float = EQUIPARTITION_FRACTION,
+                 tolerance_K: float = EQUIPARTITION_KELVIN) -> VDOSResult:
+    """Total and partial VDOS of a trajectory with velocities, with the equipartition check of its types.
 
     Parameters
     ----------
@@ -332,6 +398,8 @@ def compute_vdos(frames: list[Atoms], *, frame_interval_fs: float | None = None,
         ``arrays["atom_types"]`` or are assigned on the fly.
     removed_dof : float, optional
         Degrees of freedom removed from 3N; None detects a fixed centre of mass (3) and ASE constraints.
+    tolerance_fraction, tolerance_K : float
+        Equipartition tolerance, see :func:`vdos_from_velocities`.
 
     Returns
     -------
@@ -348,7 +416,8 @@ def compute_vdos(frames: list[Atoms], *, frame_interval_fs: float | None = None,
     if removed_dof is None:
         removed_dof = _removed_dof(frames, velocities, masses)
     return vdos_from_velocities(velocities, masses, atom_labels(frames[0], by_element), dt, max_lag_fs=max_lag_fs,
-                                window=window, padding=padding, removed_dof=removed_dof)
+                                window=window, padding=padding, removed_dof=removed_dof,
+                                tolerance_fraction=tolerance_fraction, tolerance_K=tolerance_K)
 
 
 def run_vdos_protocol(atoms: Atoms, calculator: Calculator, directory: str | Path, *, temperature_K: float = 300.0,

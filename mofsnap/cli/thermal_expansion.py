@@ -5,8 +5,12 @@ spread gives the errors. α = (1/a) da/dT at a chosen T comes from a weighted fi
 from a fit of V(P). Analyses existing NPT trajectories (FILE, or FILE:T[:P] for trajectories without
 mofsnap's T and P, e.g. LAMMPS dumps) or runs the scan first with --run (resumable).
 
+Every state point is checked for drift: a lattice parameter that still moves through the production
+windows (slope above --drift-sigma standard errors) is flagged with a warning and listed as "drifting".
+
 Writes thermal_expansion.json (readable with ThermalExpansionResult.read), state_points.csv,
-lattice_vs_T.png and lattice_vs_P.png into -o DIR; prints α and the bulk modulus.
+lattice_vs_T.png and lattice_vs_P.png into -o DIR; prints α, the bulk modulus and the drifting state
+points as [T, P].
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                   ("--window-ps", "window_ps", "averaging window in ps")):
         value = default_of(state_points_from_files, parameter)
         parser.add_argument(flag, type=positive_float, default=value, metavar="PS", help=f"{what} (default {value:g})")
+    drift = default_of(state_points_from_files, "drift_sigma")
+    parser.add_argument("--drift-sigma", type=positive_float, default=drift, metavar="N",
+                        help=f"flag a state point whose lattice parameter drifts over the production windows by more "
+                             f"than N standard errors of the slope (default {drift:g})")
     parser.add_argument("--frame-interval", type=positive_float, metavar="FS",
                         help="time between frames in fs for trajectories without time_fs (e.g. LAMMPS dumps)")
     parser.add_argument("--length-factor", type=positive_float,
@@ -84,8 +92,9 @@ def run(args: argparse.Namespace) -> None:
                              cell=args.cell, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
         files = [str(p) for group in paths.values() for p in group]
     points = state_points_from_files(files, args.equilibration_ps, args.window_ps, args.length_factor,
-                                     args.frame_interval)
+                                     args.frame_interval, args.drift_sigma)
     result = analyse(points, args.at, args.at_pressure, args.degree_T, args.degree_P)
     write_outputs(result, args.output)
     print(json.dumps({"alpha": result.alpha and asdict(result.alpha),
-                      "bulk_modulus": result.bulk_modulus and asdict(result.bulk_modulus)}, indent=2))
+                      "bulk_modulus": result.bulk_modulus and asdict(result.bulk_modulus),
+                      "drifting": [[p.temperature_K, p.pressure_MPa] for p in result.drifting]}, indent=2))

@@ -6,6 +6,10 @@ trajectory with velocities, or --run STRUCTURE to run the reference protocol fir
 production). Frames without atom types are typed on the fly; when that fails, the partial VDOS are per
 element.
 
+The run checks itself: the mean kinetic temperature of every type is compared with the system's, and
+types out of equipartition (by more than --equipartition-fraction of it and --equipartition-kelvin) are
+logged as a warning and listed under "equipartition" with their states against the 3N per type expected.
+
 Writes vdos.json (the VDOS, readable with VDOSResult.read), vdos.csv (the spectra), vdos_summary.json
 (states and peaks per band) and vdos.png into -o DIR; prints the degrees of freedom and states.
 """
@@ -63,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frequency bands in cm⁻¹ for the peak list (default %(default)s)")
     parser.add_argument("--prominence", type=positive_float, default=default_of(write_outputs, "min_prominence"),
                         help="minimum peak prominence as a fraction of the band maximum (default %(default)s)")
+    fraction, kelvin = default_of(compute_vdos, "tolerance_fraction"), default_of(compute_vdos, "tolerance_K")
+    parser.add_argument("--equipartition-fraction", type=float, default=fraction, metavar="F",
+                        help=f"flag a type whose kinetic temperature differs from the system's by more than this "
+                             f"fraction of it (default {fraction:g}) ...")
+    parser.add_argument("--equipartition-kelvin", type=float, default=kelvin, metavar="K",
+                        help=f"... and by more than this many K (default {kelvin:g})")
     parser.add_argument("--by-element", action="store_true", help="partial VDOS per element, not per atom type")
     parser.add_argument("--removed-dof", type=float,
                         help="degrees of freedom removed from 3N (default: 3 if the centre of mass is fixed, "
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace) -> None:
         frames = read_trajectory(args.trajectory)
     result = compute_vdos(frames, frame_interval_fs=args.frame_interval, skip=args.skip, max_lag_fs=args.max_lag,
                           window=args.window, padding=args.padding, by_element=args.by_element,
-                          removed_dof=args.removed_dof)
+                          removed_dof=args.removed_dof, tolerance_fraction=args.equipartition_fraction,
+                          tolerance_K=args.equipartition_kelvin)
     summary = write_outputs(result, args.output, bands, args.prominence)
-    print(json.dumps({k: summary[k] for k in ("dof", "states", "settings")}, indent=2))
+    print(json.dumps({k: summary[k] for k in ("dof", "states", "equipartition", "settings")}, indent=2))
