@@ -184,3 +184,27 @@ def test_a_model_that_knows_nothing_fails_validation_loudly(tmp_path, ethanol):
     assert frames[-1].info["md_stop"] == run.stopped and frames[-1].info["md_step"] == run.steps
     # read back, not rerun
     assert validate(model, ethanol, Topology.from_atoms(ethanol), settings, test, tmp_path) == validation
+
+
+def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everything(cli, tmp_path, ethanol):
+    """A whole tiny campaign with GFN1-xTB through the command; a test-error limit no model meets fails it."""
+    from mofsnap.learn import LearnSummary
+
+    structure = tmp_path / "ethanol.extxyz"
+    ase.io.write(structure, ethanol)
+    settings = LearnSettings(structure=str(structure), n_perturbed=3, temperatures=(100.0,), runs=1, md_steps=10,
+                             frame_interval=5, ramp_steps=10, ramp_segments=1, test_size=2, final_md_steps=20,
+                             hot_md_steps=10, twojmax=2, max_workers=1, max_test_forces=1e-6)
+    config = tmp_path / "learn.toml"
+    config.write_text(settings.to_toml())
+    work = tmp_path / "work"
+    r = cli("learn", config, "-o", work, "-q")
+    error = r.err.splitlines()[-1]
+    assert r.status == 1 and error.startswith("mofsnap learn: error: validation failed: ")
+    assert "; test errors: " in error and "meV/Å > 1e-06" in error and f"everything is written in {work}" in error
+    summary = LearnSummary.read(work / "summary.json")
+    assert not summary.validation.passed and summary.validation == Validation.read(work / "final" / "validation.json")
+    assert "FAIL  test errors: " in r.out and (work / "final" / "validation.png").exists()
+    # resumed: nothing is redone, the same verdict and exit status
+    again = cli("learn", config, "-o", work, "-q")
+    assert again.status == 1 and again.err.splitlines()[-1] == error
