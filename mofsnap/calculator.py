@@ -21,11 +21,9 @@ from ase.data import atomic_masses, atomic_numbers
 
 from ._lammps import Box, Lammps
 from .exceptions import ModelError
+from .md.deck import SKIN, pair_commands
 from .units import LAMMPS_EV_PER_A3_IN_BAR
 from .model import ZIF8_REFERENCE, SNAPModel
-
-#: Neighbour-list skin in Å (LAMMPS metal default).
-SKIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -245,33 +243,8 @@ class SNAPCalculator(Calculator):
 
     # -- LAMMPS state -------------------------------------------------------------------------------
     def _pair_commands(self, natoms: int, volume: float) -> list[str]:
-        styles, coeffs = [], []
-        model = self.model
-        if self.snap:
-            styles.append("snap")
-            coeffs.append(f"pair_coeff * * snap {self._files[0]} {self._files[1]} {' '.join(model.types)}")
-        if self.zbl:
-            styles.append(f"zbl {self.zbl.inner!r} {self.zbl.outer!r}")
-            for a, b in self.zbl.pairs:
-                i, j = sorted((model.types.index(a) + 1, model.types.index(b) + 1))
-                za, zb = atomic_numbers[model.elements[i - 1]], atomic_numbers[model.elements[j - 1]]
-                coeffs.append(f"pair_coeff {i} {j} zbl {za} {zb}")
-        if self.d3:
-            d3 = self.d3
-            styles.append(f"dispersion/d3 {d3.damping} {d3.functional} {d3.cutoff!r} {d3.cn_cutoff!r}")
-            coeffs.append(f"pair_coeff * * dispersion/d3 {' '.join(model.elements)}")
-        if len(styles) == 1 and not self.zbl:
-            coeffs = [c.replace(f" {styles[0].split()[0]} ", " ", 1) for c in coeffs]
-            cmds = [f"pair_style {styles[0]}"]
-        else:  # ZBL acts on some type pairs only, which needs the hybrid style
-            cmds = [f"pair_style hybrid/overlay {' '.join(styles)}"]
-            if not (self.snap or self.d3):
-                coeffs.insert(0, "pair_coeff * * none")
-        # neighbour-list sizes: long D3 cutoffs exceed LAMMPS's default per-atom limit
-        cut = max(self.d3.cutoff if self.d3 else 0.0, model.cutoff, self.zbl.outer if self.zbl else 0.0) + SKIN
-        per_atom = int(1.5 * natoms / volume * 4.0 / 3.0 * np.pi * cut**3) + 200
-        cmds.append(f"neigh_modify delay 0 every 1 check yes one {per_atom} page {max(100000, 10 * per_atom)}")
-        return cmds + coeffs
+        return pair_commands(self.model, self._files, snap=self.snap, d3=self.d3, zbl=self.zbl, natoms=natoms,
+                             volume=volume)
 
     def _build(self, atoms: Atoms, types: np.ndarray) -> None:
         if self._lmp is not None:

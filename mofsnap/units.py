@@ -31,3 +31,6 @@ def mpa_to_ev_per_a3(pressure_MPa: float) -> float:
 def ev_per_a3_to_mpa(stress: float) -> float:
     """A pressure or stress in eV/Å³ as MPa."""
     return stress * EV_PER_A3_IN_MPA
+
+#: The LAMMPS ``metal`` time unit (ps) in fs: time steps are written in it, velocities come in Å per it.
+LAMMPS_METAL_TIME_IN_FS: float = 1000.0
