@@ -1,8 +1,12 @@
 """Label configurations (energy, forces, stress) with a reference method into an ase.db store.
 
-Every frame of the input files is labelled and stored in DIR/labels.db as soon as it is computed; re-running
-skips what is already labelled (failures too, unless --retry-failed). Writes DIR/labelling.json (counts,
-timings, failures) and DIR/labelling.png (time per calculation, energy per atom).
+Every frame of the input files is checked (overlapping atoms, Z = 0, non-finite positions or cell, atom types
+that disagree with the geometry: refused before any calculation), labelled and stored in DIR/labels.db as soon
+as it is computed; re-running skips what is already labelled (failures too, unless --retry-failed). Labels with
+non-finite numbers, a force over --max-force or an energy per atom further than --max-energy-deviation from
+the batch's median are stored as failures with the reason. One process writes a store at a time (a second one
+stops with a message, or waits --lock-timeout seconds). Writes DIR/labelling.json (counts, timings, failures)
+and DIR/labelling.png (time per calculation, energy per atom).
 
 Example: mofsnap label frames.extxyz -o labels/ --reference gfn1-xtb --workers 2
 """
@@ -18,7 +22,7 @@ from .options import add_executor, add_output, default_of, positive_float, posit
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mofsnap label``."""
-    from ..labelling import label
+    from ..labelling import LabelChecks, label
     from ..reference import DEFAULT_REFERENCE, REFERENCES, reference_by_name
 
     parser.add_argument("inputs", nargs="+", help="structure files readable by ase.io (all frames are used); the "
@@ -37,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="MPI ranks per CP2K calculation (default %(default)s)")
     group.add_argument("--omp-threads", type=positive_int, default=default_of(reference_by_name, "omp_threads"),
                        help="OpenMP threads per CP2K rank (default %(default)s)")
+    group.add_argument("--lock-timeout", type=float, default=default_of(label, "lock_timeout"), metavar="S",
+                       help="seconds to wait while another process writes the store (default %(default)s: stop at "
+                       "once with a message)")
+    group.add_argument("--max-force", type=positive_float, default=default_of(LabelChecks, "max_force"),
+                       metavar="EV_PER_A", help="largest force of a good label, eV/Å (default %(default)s)")
+    group.add_argument("--max-energy-deviation", type=positive_float,
+                       default=default_of(LabelChecks, "max_energy_deviation"), metavar="EV_PER_ATOM",
+                       help="largest distance of a label's energy per atom from the batch median of its "
+                       "composition, eV/atom (default %(default)s)")
+    group.add_argument("--unpaired-electrons", type=int, default=default_of(reference_by_name, "unpaired_electrons"),
+                       metavar="N", help="unpaired electrons per cell (default: 0 without open-shell metals, the "
+                       "metal's usual count for one open-shell metal atom, else you must choose)")
     group.add_argument("--export", default=None, metavar="FILE",
                        help="also write all good labels of the store to this extxyz file")
 
@@ -45,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Label the frames, write the report and print the counts."""
     import ase.io
 
-    from ..labelling import LabelStore, label, write_report
+    from ..labelling import LabelChecks, LabelStore, label, write_report
     from ..reference import reference_by_name
 
     configs, metadata = [], []
@@ -56,12 +72,14 @@ def run(args: argparse.Namespace) -> int:
             configs.append(atoms)
             metadata.append({"source": str(path), "frame": frame, "generation": args.generation,
                              "temperature": args.temperature})
-    reference = reference_by_name(args.reference, args.mpi_ranks, args.omp_threads)
+    reference = reference_by_name(args.reference, args.mpi_ranks, args.omp_threads, args.unpaired_electrons)
+    checks = LabelChecks(max_force=args.max_force, max_energy_deviation=args.max_energy_deviation)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     store = LabelStore(out / "labels.db")
-    summary = label(configs, reference, store, executor=args.executor, metadata=metadata, timeout=args.timeout,
-                    retry_failed=args.retry_failed, max_workers=args.workers, progress=args.progress)
+    summary = label(configs, reference, store, executor=args.executor, metadata=metadata, checks=checks,
+                    timeout=args.timeout, retry_failed=args.retry_failed, max_workers=args.workers,
+                    lock_timeout=args.lock_timeout, progress=args.progress)
     if args.export:
         store.export_extxyz(args.export)
     write_report(summary, store, reference, out)
