@@ -136,3 +136,60 @@ def test_cp2k_energy_forces_stress_in_ase_units_and_stress_matches_finite_differ
         assert 0.05 < np.abs(forces).max() < 20
         numerical = calculate_numerical_stress(atoms, eps=2e-3, force_consistent=False)
         np.testing.assert_allclose(numerical, stress, atol=1e-5)  # 1.6 MPa
+
+
+def cell_with(symbols):
+    """The atoms of ``symbols`` 3 Å apart on a line in a periodic box (a Cr³⁺-like CrH has 25 electrons)."""
+    n = len(Atoms(symbols))
+    return Atoms(symbols, positions=[[3.0 * k + 1.0, 2.0, 2.0] for k in range(n)], cell=[3.0 * n + 2.0, 8.0, 8.0],
+                 pbc=True)
+
+
+@pytest.mark.parametrize("symbols, expected", [("Zn", 0), ("ZnH", None), ("Cu", 1), ("Co", 3), ("Ni", 2),
+                                               ("CrH", 3), ("V", 1), ("Mg2", 0), ("Zr", 0), ("Cu2", "choose")])
+def test_spin_defaults_per_metal(symbols, expected):
+    atoms = cell_with(symbols)
+    if expected == "choose":
+        with pytest.raises(ReferenceMethodError, match=r"2 open-shell metal atoms \(2 Cu \(1 unpaired each\)\): "
+                                                       r".* e\.g\. 2 for high-spin ferromagnetic or 0 for anti"):
+            XTB().check(atoms)
+    elif expected is None:  # Zn + H: 31 electrons cannot be closed-shell
+        with pytest.raises(ReferenceMethodError, match="0 unpaired electron.* 31 electrons .* parity differs"):
+            XTB().check(atoms)
+    else:
+        assert XTB().unpaired_electrons_for(atoms) == expected
+        assert CP2K("cheap").unpaired_electrons_for(atoms) == expected
+
+
+def test_spin_choice_is_explicit_for_ambiguous_metals_and_enters_the_settings():
+    with pytest.raises(ReferenceMethodError, match="no default spin state for Fe .* unpaired_electrons=N"):
+        XTB().check(cell_with("Fe"))
+    assert XTB(unpaired_electrons=4).unpaired_electrons_for(cell_with("Fe")) == 4
+    assert XTB(unpaired_electrons=2).unpaired_electrons_for(cell_with("Cu2")) == 2
+    assert XTB(unpaired_electrons=2).settings_hash != XTB().settings_hash
+    assert "unpaired_electrons" not in XTB().settings and "unpaired_electrons" not in CP2K("cheap").settings
+    with pytest.raises(ReferenceMethodError, match="unpaired_electrons must be >= 0"):
+        XTB(unpaired_electrons=-1)
+    assert reference_by_name("gfn1-xtb", unpaired_electrons=3) == XTB("GFN1-xTB", unpaired_electrons=3)
+    assert reference_by_name("cp2k-cheap", unpaired_electrons=3).settings["unpaired_electrons"] == 3
+
+
+def test_open_shell_calculators_carry_the_multiplicity():
+    copper = cell_with("Cu")
+    assert XTB().calculator(copper).parameters["multiplicity"] == 2
+    assert XTB().calculator(cell_with("Zn")).parameters["multiplicity"] == 1
+    template = CP2K("cheap").input_template(CP2K("cheap").unpaired_electrons_for(cell_with("Co")))
+    assert "UKS TRUE" in template and "MULTIPLICITY 4" in template
+    assert "UKS" not in CP2K("cheap").input_template(0)
+    copper.calc = XTB().calculator(copper)  # a real open-shell tblite calculation
+    energy = copper.get_potential_energy()
+    closed = cell_with("Zn")
+    closed.calc = XTB().calculator(closed)
+    assert np.isfinite(energy) and np.isfinite(closed.get_potential_energy())
+
+
+def test_every_element_must_be_supported_before_any_calculation():
+    with pytest.raises(ReferenceMethodError, match="GFN1-xTB has no parameters for Fr"):
+        XTB().check(cell_with("Fr"))
+    with pytest.raises(ReferenceMethodError, match="no basis set/pseudopotential for U"):
+        CP2K("cheap").check(cell_with("U"))
