@@ -1,14 +1,38 @@
-"""MD driver: energy conservation, thermostats, barostat cell modes, seeding, resume, guard, errors; the command."""
+"""MD driver: energy conservation, thermostats, barostat cell modes, seeding, resume (bit for bit from the
+checkpoint), guards, range checks; the command."""
 
 import json
 
 import numpy as np
 import pytest
 from ase.build import bulk
+from ase.calculators.calculator import all_changes
 from ase.calculators.emt import EMT
 
-from mofsnap.exceptions import MDError
-from mofsnap.md import blowup_guard, read_trajectory, run_md
+from mofsnap.exceptions import MDError, ResultFileError
+from mofsnap.md import MDCheckpoint, MDGuard, blowup_guard, checkpoint_path, read_trajectory, run_md
+
+
+class FreshEMT(EMT):
+    """EMT whose results depend on the state only: it rebuilds its neighbour list at every call (ASE's EMT keeps
+    one, so its forces depend in the last bits on where the list was built)."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, all_changes)
+
+
+class NaNAfter(EMT):
+    """EMT whose forces turn NaN after ``calls`` force evaluations (a model leaving its domain)."""
+
+    def __init__(self, calls):
+        super().__init__()
+        self.calls = calls
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.calls -= 1
+        if self.calls < 0:
+            self.results["forces"] = np.full_like(self.results["forces"], np.nan)
 
 
 def copper(repeat=2, a=3.6):
@@ -100,11 +124,109 @@ def test_guard_stops_cleanly_and_stopped_run_is_not_resumed(tmp_path):
     atoms = copper()
     result = run_md(atoms, 100, ensemble="nvt", calculator=EMT(), progress=False, trajectory=tmp_path / "g.extxyz",
                     guard=lambda a, step: "enough" if step == 7 else None)
-    assert result.stopped == "enough" and result.steps == 7
+    assert result.stopped == "enough" and result.steps == 6  # the last good state is the one before the stop
     last = read_trajectory(tmp_path / "g.extxyz")[-1]
-    assert last.info["md_step"] == 7 and last.info["md_stop"] == "enough"
+    assert last.info["md_step"] == 6 and last.info["md_stop"] == "enough"
+    np.testing.assert_allclose(last.positions, atoms.positions, atol=1e-6)
     again = run_md(copper(), 100, ensemble="nvt", calculator=EMT(), progress=False, trajectory=tmp_path / "g.extxyz")
     assert again.stopped == "enough" and again.new_steps == 0
+
+
+@pytest.mark.parametrize("ensemble, cell", [("nvt", "angles-fixed"), ("npt", "angles-fixed"), ("npt", "isotropic"),
+                                            ("npt", "full"), ("langevin", "angles-fixed")])
+def test_killed_and_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, ensemble, cell):
+    options = dict(ensemble=ensemble, cell=cell, temperature_K=500, tdamp_fs=20, pdamp_fs=50, interval=5,
+                   progress=False)
+    straight = copper()
+    run_md(straight, 40, calculator=FreshEMT(), trajectory=tmp_path / "straight.extxyz", **options)
+    killed = copper()
+    run_md(killed, 20, calculator=FreshEMT(), trajectory=tmp_path / "r.extxyz", **options)  # "killed" at 20
+    resumed = copper()
+    result = run_md(resumed, 40, calculator=FreshEMT(), trajectory=tmp_path / "r.extxyz", **options)
+    assert result.new_steps == 20
+    np.testing.assert_array_equal(resumed.positions, straight.positions)
+    np.testing.assert_array_equal(resumed.get_momenta(), straight.get_momenta())
+    np.testing.assert_array_equal(resumed.cell.array, straight.cell.array)
+    assert [f.info["md_step"] for f in read_trajectory(tmp_path / "r.extxyz")] == list(range(0, 41, 5))
+
+
+def test_without_checkpoint_the_thermostat_restarts_from_rest(tmp_path):
+    options = dict(ensemble="nvt", temperature_K=500, tdamp_fs=20, interval=5, progress=False)
+    straight = copper()
+    run_md(straight, 40, calculator=FreshEMT(), **options)
+    run_md(copper(), 20, calculator=FreshEMT(), trajectory=tmp_path / "r.extxyz", **options)
+    checkpoint_path(tmp_path / "r.extxyz").unlink()
+    resumed = copper()
+    run_md(resumed, 40, calculator=FreshEMT(), trajectory=tmp_path / "r.extxyz", **options)
+    assert not np.allclose(resumed.get_momenta(), straight.get_momenta(), atol=1e-6)
+
+
+def test_checkpoint_written_before_its_frame_is_completed_on_resume(tmp_path):
+    """A kill between checkpoint and frame: the resumed run writes the missing frame and continues exactly."""
+    options = dict(ensemble="npt", temperature_K=500, pdamp_fs=50, interval=5, progress=False)
+    straight = copper()
+    run_md(straight, 30, calculator=FreshEMT(), **options)
+    run_md(copper(), 20, calculator=FreshEMT(), trajectory=tmp_path / "r.extxyz", **options)
+    frames = read_trajectory(tmp_path / "r.extxyz")
+    (tmp_path / "r.extxyz").unlink()
+    for frame in frames[:-1]:  # the frame of step 20 never made it to disk
+        frame.write(tmp_path / "r.extxyz", append=True)
+    resumed = copper()
+    run_md(resumed, 30, calculator=FreshEMT(), trajectory=tmp_path / "r.extxyz", **options)
+    np.testing.assert_array_equal(resumed.positions, straight.positions)
+    assert [f.info["md_step"] for f in read_trajectory(tmp_path / "r.extxyz")] == list(range(0, 31, 5))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    atoms = copper()
+    run_md(atoms, 10, ensemble="npt", cell="isotropic", calculator=EMT(), trajectory=tmp_path / "c.extxyz",
+           progress=False)
+    checkpoint = MDCheckpoint.read(checkpoint_path(tmp_path / "c.extxyz"))
+    assert checkpoint.step == 10 and checkpoint.integrator == "IsotropicMTKNPT" and checkpoint.stopped is None
+    assert {"_thermostat._eta", "_thermostat._p_eta", "_barostat._xi", "_barostat._p_xi", "._eps",
+            "._p_eps"} <= set(checkpoint.state)
+    np.testing.assert_array_equal(checkpoint.positions, atoms.positions)
+    again = MDCheckpoint.read(checkpoint.write(tmp_path / "copy.npz"))
+    for name in ("step", "integrator", "stopped"):
+        assert getattr(again, name) == getattr(checkpoint, name)
+    for name in ("positions", "momenta", "cell"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(checkpoint, name))
+    assert again.state.keys() == checkpoint.state.keys()
+    for key in checkpoint.state:
+        np.testing.assert_array_equal(again.state[key], checkpoint.state[key])
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(ResultFileError, match="not a readable MD checkpoint"):
+        MDCheckpoint.read(tmp_path / "bad.npz")
+
+
+def test_default_guard_stops_nan_forces_and_keeps_the_last_good_frame(tmp_path):
+    atoms = copper()
+    result = run_md(atoms, 50, ensemble="nvt", calculator=NaNAfter(12), trajectory=tmp_path / "n.extxyz",
+                    interval=5, progress=False)
+    assert result.stopped.startswith("non-finite guard: NaN or infinite momenta on atoms 0 (Cu12a)")
+    assert "at step 12" in result.stopped  # EMT is called at step 0, then once per step
+    frames = read_trajectory(tmp_path / "n.extxyz")
+    assert [f.info["md_step"] for f in frames] == [0, 5, 10, 11]
+    assert frames[-1].info["md_stop"] == result.stopped
+    assert all(np.isfinite(f.positions).all() and np.isfinite(f.get_momenta()).all() for f in frames)
+    assert np.isfinite(atoms.get_momenta()).all() and result.steps == 11
+    assert run_md(copper(), 50, calculator=EMT(), trajectory=tmp_path / "n.extxyz").new_steps == 0
+
+
+def test_default_guard_temperature_and_volume(tmp_path):
+    squeezed = copper(a=3.0)  # NVE from 10 K: the compressed, rattled lattice heats far above 2 x 10 K + 500 K
+    squeezed.rattle(0.2, seed=1)
+    result = run_md(squeezed, 200, ensemble="nve", temperature_K=10, calculator=EMT(), progress=False,
+                    guard=MDGuard(max_force=1e6))
+    assert result.stopped.startswith("temperature guard:") and "> 520 K" in result.stopped
+    expanded = copper(a=3.75)  # NPT shrinks the cell by about 13 %
+    result = run_md(expanded, 100, ensemble="npt", temperature_K=100, timestep_fs=2.0, pdamp_fs=100,
+                    calculator=EMT(), progress=False, guard=MDGuard(max_volume_ratio=1.05))
+    assert result.stopped.startswith("volume guard:")
+    assert 1 / 1.05 <= expanded.get_volume() / copper(a=3.75).get_volume() <= 1.05  # the last good state
+    unguarded = copper(a=3.75)
+    assert run_md(unguarded, 100, ensemble="npt", temperature_K=100, timestep_fs=2.0, pdamp_fs=100,
+                  calculator=EMT(), progress=False, guard=None).stopped is None
 
 
 def test_blowup_guard_catches_huge_forces_and_hot_atoms():
@@ -137,6 +259,28 @@ def test_bad_settings_are_rejected(tmp_path):
     molecule.pbc = False
     with pytest.raises(MDError, match="periodic"):
         run_md(molecule, 10, ensemble="npt", calculator=EMT(), progress=False)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(tdamp_fs=-100), r"tdamp_fs must be a finite number > 0 \(got -100\)"),
+    (dict(chain=0), r"chain must be a whole number >= 1 \(got 0\)"),
+    (dict(ensemble="npt", pdamp_fs=float("nan")), "pdamp_fs must be a finite number > 0"),
+    (dict(ensemble="langevin", friction_per_fs=0.0), "friction_per_fs must be a finite number > 0"),
+    (dict(temperature_K=0.0), "temperature_K must be a finite number > 0"),
+    (dict(interval=0), "interval must be a whole number >= 1"),
+    (dict(steps=2.5), "steps must be a whole number >= 0"),
+    (dict(timestep_fs=float("inf")), "timestep_fs must be a finite number > 0"),
+])
+def test_every_setting_is_range_checked_before_the_first_step(tmp_path, setting, message):
+    options = dict(steps=10, ensemble="nvt") | setting
+    with pytest.raises(MDError, match=message):
+        run_md(copper(), options.pop("steps"), calculator=EMT(), progress=False, trajectory=tmp_path / "t.extxyz",
+               **options)
+    assert not (tmp_path / "t.extxyz").exists()
+    nan_atoms = copper()
+    nan_atoms.positions[3] = np.nan
+    with pytest.raises(MDError, match="positions or cell contain NaN"):
+        run_md(nan_atoms, 10, calculator=EMT(), progress=False)
 
 
 def test_command_runs_and_resumes(cli, tmp_path):
@@ -177,14 +321,25 @@ def test_command_guard_stops_a_blown_up_run(cli, tmp_path):
     squeezed.write(tmp_path / "hot.extxyz")
     r = cli("md", tmp_path / "hot.extxyz", "--calculator", "emt", "--steps", "50", "--max-force", "5",
             "-o", tmp_path / "run", "-q")
+    assert r.status == 1
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mofsnap md: error: stopped by the force guard: ")
+    assert "at step 1" in lines[0] and "(Cu12a)" in lines[0]
+    summary = json.loads((tmp_path / "run" / "md.json").read_text())
+    assert summary["status"] == "stopped" and summary["stopped"].startswith("force guard")
+    assert summary["steps"] == 0 and summary["mean_temperature_K"] is not None
+    frames = read_trajectory(tmp_path / "run" / "md.extxyz")
+    assert [f.info["md_step"] for f in frames] == [0]
+    r = cli("md", tmp_path / "hot.extxyz", "--calculator", "emt", "--steps", "5", "--no-guard",
+            "-o", tmp_path / "free", "-q")
     assert r.status == 0, r.err
-    summary = json.loads(r.out)
-    assert summary["steps"] == 1 and summary["stopped"].startswith("force")
+    assert json.loads((tmp_path / "free" / "md.json").read_text())["status"] == "completed"
 
 
 @pytest.mark.parametrize("arguments, message", [
     (["--calculator", "snap"], "needs --model PREFIX"),
-    (["--calculator", "emt", "--ensemble", "npt", "-T", "-5"], "T >= 0"),
+    (["--calculator", "emt", "--ensemble", "npt", "-T", "-5"], "temperature_K must be a finite number > 0 (got -5.0)"),
+    (["--calculator", "emt", "--bond-tolerance", "0.5"], "MDGuard bond_tolerance = 0.5 is out of range"),
     (["--model", "nowhere/zif8"], "nowhere/zif8.snapcoeff does not exist"),
 ])
 def test_command_bad_input_is_one_line_and_status_1(cli, tmp_path, arguments, message):

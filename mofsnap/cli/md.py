@@ -4,6 +4,11 @@ Writes DIR/md.extxyz (or md.traj with --format traj), DIR/md.json (steps, ns/day
 also printed) and DIR/md.png (temperature, potential energy and volume against time). Run the same command
 again with more --steps to continue the run from the last frame of its trajectory.
 
+The run is guarded by default (mofsnap.md.MDGuard: non-finite values, largest force, temperature against the
+target, volume change, bonds of the starting structure); when the guard stops it, the trajectory ends with the
+last good state, md.json says "stopped" with the reason, and the command exits with status 1 and one line naming
+the guard, the step and the atoms. --no-guard runs without it.
+
 Example: mofsnap md zif8.extxyz --model zif8 --d3 --ensemble npt -T 300 --steps 10000 -o run/
 """
 
@@ -11,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .. import plotting
-from ..md import blowup_guard, read_trajectory, run_md
+from ..exceptions import MDError
+from ..md import MDGuard, MDResult, read_trajectory, run_md
+from ..md.native import ENGINES, run_native
 from ..structures import read_structure
 from .options import (add_calculator, add_md, add_output, add_pressure, calculator_from_args, default_of,
                       positive_float, positive_int)
@@ -42,36 +50,105 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     friction = default_of(run_md, "friction_per_fs")
     parser.add_argument("--friction", type=positive_float, default=friction, metavar="1/FS",
                         help=f"Langevin friction in 1/fs (default {friction:g})")
-    parser.add_argument("--max-force", type=positive_float, metavar="EV/Å",
-                        help="stop the run when a force exceeds this (with --max-temperature: blow-up guard)")
-    max_temperature = default_of(blowup_guard, "max_temperature_K")
-    parser.add_argument("--max-temperature", type=positive_float, default=max_temperature, metavar="K",
-                        help=f"with --max-force: stop when the temperature exceeds this (default {max_temperature:g})")
+    add_guard(parser)
     add_md(parser)
     add_calculator(parser)
+    group = parser.add_argument_group("engine")
+    group.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
+                       help="ase: ASE drives the calculator (default); lammps: a native LAMMPS deck in DIR/lammps "
+                            "run by the lmp executable (SNAP models only, no guard), resumed from its restart files")
+    group.add_argument("--np", type=positive_int, default=default_of(run_native, "ranks"), metavar="N",
+                       help="MPI ranks of --engine lammps (mpirun -np N; default %(default)s)")
 
 
-def run(args: argparse.Namespace) -> None:
-    """Run the dynamics, then write the summary and the plot of the whole trajectory."""
+def add_guard(parser: argparse.ArgumentParser) -> None:
+    """The options of the default guard (:class:`mofsnap.md.MDGuard`) and ``--no-guard``."""
+    group = parser.add_argument_group("guard (on by default: stops a run that blows up, exit status 1)")
+    group.add_argument("--no-guard", action="store_true", help="run without the guard")
+    max_force = default_of(MDGuard, "max_force")
+    group.add_argument("--max-force", type=positive_float, default=max_force, metavar="EV/Å",
+                       help=f"stop when a force exceeds this (default {max_force:g})")
+    factor, margin = default_of(MDGuard, "temperature_factor"), default_of(MDGuard, "temperature_margin_K")
+    group.add_argument("--max-temperature", type=positive_float, metavar="K",
+                       help=f"stop when the temperature exceeds this (default {factor:g} x the target + {margin:g} K)")
+    ratio = default_of(MDGuard, "max_volume_ratio")
+    group.add_argument("--max-volume-ratio", type=positive_float, default=ratio, metavar="R",
+                       help=f"stop when the volume grows or shrinks by more than this factor (default {ratio:g})")
+    tolerance = default_of(MDGuard, "bond_tolerance")
+    group.add_argument("--bond-tolerance", type=positive_float, default=tolerance, metavar="F",
+                       help=f"stop when a bond of the start (atom types needed) is longer than F x its starting "
+                            f"length (default {tolerance:g})")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as strict JSON (no NaN), replacing ``path`` atomically so it is never half written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _summary(args: argparse.Namespace, natoms: int, result: MDResult | None, failure: str | None) -> dict:
+    """The contents of md.json: the run's outcome and the means over its frames (None where undefined)."""
+    path = Path(args.output) / f"md.{args.format}"
+    frames = read_trajectory(path) if path.exists() and path.stat().st_size else []
+    temperatures = [f.info["temperature_K"] for f in frames[1:] or frames]
+    stopped = result.stopped if result is not None else failure
+    return {
+        "structure": str(args.structure), "natoms": natoms, "ensemble": args.ensemble,
+        "status": "failed" if result is None else "stopped" if stopped else "completed",
+        "steps": int(frames[-1].info["md_step"]) if frames else 0,
+        "new_steps": result.new_steps if result is not None else None, "timestep_fs": args.timestep,
+        "stopped": stopped, "wall_seconds": result.wall_seconds if result is not None else None,
+        "ns_per_day": _finite_or_none(result.ns_per_day) if result is not None else None,
+        "mean_temperature_K": _finite_or_none(np.mean(temperatures)) if temperatures else None,
+        "mean_volume_A3": _finite_or_none(np.mean([f.get_volume() for f in frames])) if frames else None,
+        "trajectory": str(path),
+    }
+
+
+def run(args: argparse.Namespace) -> int | None:
+    """Run the dynamics, then write the summary (always, finished) and the plot of the whole trajectory.
+
+    Raises
+    ------
+    MDError
+        The guard stopped the run (after md.json is written): the message names the guard, the step and the atoms.
+    """
     out = Path(args.output)
     atoms = read_structure(args.structure)
     calculator = calculator_from_args(args)
+    guard = None if args.no_guard else MDGuard(max_force=args.max_force, max_temperature_K=args.max_temperature,
+                                               max_volume_ratio=args.max_volume_ratio,
+                                               bond_tolerance=args.bond_tolerance)
     out.mkdir(parents=True, exist_ok=True)
-    guard = blowup_guard(args.max_force, args.max_temperature) if args.max_force is not None else None
-    result = run_md(atoms, args.steps, temperature_K=args.temperature, ensemble=args.ensemble,
-                    pressure_MPa=args.pressure, cell=args.cell, timestep_fs=args.timestep, tdamp_fs=args.tdamp,
-                    pdamp_fs=args.pdamp, chain=args.chain, friction_per_fs=args.friction, seed=args.seed,
-                    trajectory=out / f"md.{args.format}", interval=args.interval, guard=guard,
-                    progress=args.progress, calculator=calculator)
+    result, failure = None, None
+    try:
+        protocol = dict(temperature_K=args.temperature, ensemble=args.ensemble, pressure_MPa=args.pressure,
+                        cell=args.cell, timestep_fs=args.timestep, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp,
+                        chain=args.chain, friction_per_fs=args.friction, seed=args.seed, interval=args.interval)
+        if args.engine == "lammps":
+            if args.calculator != "snap":
+                raise MDError("--engine lammps runs SNAP models (--model PREFIX); use --engine ase for "
+                              f"--calculator {args.calculator}")
+            result = run_native(atoms, args.steps, calculator, out / "lammps", ranks=args.np,
+                                trajectory=out / f"md.{args.format}", progress=args.progress, **protocol)
+        else:
+            result = run_md(atoms, args.steps, trajectory=out / f"md.{args.format}", guard=guard,
+                            progress=args.progress, calculator=calculator, **protocol)
+    except Exception as error:
+        failure = f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        summary = _summary(args, len(atoms), result, failure)
+        _write_json(out / "md.json", summary)
     frames = read_trajectory(result.trajectory)
     plotting.md_run_figure(frames, out / "md.png")
-    summary = {
-        "structure": str(args.structure), "natoms": len(atoms), "ensemble": args.ensemble,
-        "steps": result.steps, "new_steps": result.new_steps, "timestep_fs": args.timestep,
-        "stopped": result.stopped, "wall_seconds": result.wall_seconds, "ns_per_day": result.ns_per_day,
-        "mean_temperature_K": float(np.mean([f.info["temperature_K"] for f in frames[1:] or frames])),
-        "mean_volume_A3": float(np.mean([f.get_volume() for f in frames])),
-        "trajectory": str(result.trajectory),
-    }
-    (out / "md.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    if result.stopped:
+        raise MDError(f"stopped by the {result.stopped}; the trajectory ends with the last good state (step "
+                      f"{result.steps}), {out / 'md.json'} is written")
+    return None
