@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +186,67 @@ class SnapDescriptors:
         return out.reshape(1 + 3 * n + 6, ntypes * k)
 
 
+#: Uncached configurations from which :func:`iter_descriptors` fans out over a process pool by default.
+PARALLEL_MINIMUM = 8
+#: Tasks per worker of the fan-out (several, so that a slow chunk does not leave the other workers idle).
+CHUNKS_PER_WORKER = 4
+
+
+def _fill_cache(model: SNAPModel, cache_dir: str, images: list[Atoms], indices: list[int]) -> int:
+    """In a worker: compute and cache the rows of ``images`` (their indices name them in errors)."""
+    with SnapDescriptors(model, cache_dir) as snap:
+        for atoms, index in zip(images, indices):
+            snap.rows(atoms, index)
+    return len(images)
+
+
+def fill_cache(images: Sequence[Atoms], model: SNAPModel, cache_dir: str | Path, executor: Executor | None = None,
+               progress: bool = True, desc: str = "descriptors") -> int:
+    """Compute the uncached descriptor rows of ``images`` in parallel into the cache; return how many.
+
+    Parameters
+    ----------
+    images : sequence of Atoms
+    model : SNAPModel
+    cache_dir : path
+        The on-disk cache (see :class:`SnapDescriptors`); the rows are exactly those of the serial path.
+    executor : concurrent.futures.Executor, optional
+        Where the chunks of configurations run (a Dask ``client.get_executor()``, say). Without one, a
+        local process pool with one worker per CPU runs them when at least :data:`PARALLEL_MINIMUM`
+        configurations are uncached and there are several CPUs; otherwise nothing is done here.
+    progress : bool
+        Show a progress bar (advanced per finished chunk).
+    desc : str
+        Label of the progress bar and of errors.
+    """
+    cache = Path(cache_dir) / descriptor_key(model)
+    missing = [i for i, atoms in enumerate(images) if not (cache / f"{atoms_hash(atoms)}.npy").exists()]
+    workers = os.cpu_count() or 1
+    if len(missing) < 2 or (executor is None and (len(missing) < PARALLEL_MINIMUM or workers < 2)):
+        return 0
+    own = executor is None
+    if own:  # spawned workers: a forked copy of an MPI-initialised LAMMPS process is not safe
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    chunks = [chunk.tolist() for chunk in np.array_split(missing, min(len(missing), workers * CHUNKS_PER_WORKER))]
+    try:
+        futures = [executor.submit(_fill_cache, model, str(cache_dir), [images[i] for i in chunk], chunk)
+                   for chunk in chunks]
+        with tqdm(total=len(missing), desc=desc, disable=not progress, unit="conf") as bar:
+            for future in as_completed(futures):
+                try:
+                    bar.update(future.result())
+                except DescriptorError as exc:
+                    raise DescriptorError(f"{desc}: {exc}") from None
+    finally:
+        if own:
+            executor.shutdown(cancel_futures=True)
+    return len(missing)
+
+
 def iter_descriptors(images: Iterable[Atoms], model: SNAPModel, cache_dir: str | Path | None = None,
-                     progress: bool = True, desc: str = "descriptors") -> Iterator[np.ndarray]:
-    """Yield the descriptor rows of each configuration in turn (one LAMMPS instance, optional cache).
+                     progress: bool = True, desc: str = "descriptors",
+                     executor: Executor | None = None) -> Iterator[np.ndarray]:
+    """Yield the descriptor rows of each configuration in turn (optional cache, parallel when it is given).
 
     Parameters
     ----------
@@ -195,13 +255,19 @@ def iter_descriptors(images: Iterable[Atoms], model: SNAPModel, cache_dir: str |
     model : SNAPModel
         Types and descriptor hyperparameters.
     cache_dir : path, optional
-        On-disk cache (see :class:`SnapDescriptors`).
+        On-disk cache (see :class:`SnapDescriptors`). With a cache, the uncached rows are first computed in
+        parallel (:func:`fill_cache`), then read one configuration at a time, so memory stays that of one
+        configuration's rows; without one, everything runs in this process.
     progress : bool
         Show a tqdm progress bar.
     desc : str
         Label of the progress bar.
+    executor : concurrent.futures.Executor, optional
+        Where :func:`fill_cache` sends its work (default: a local process pool when worthwhile).
     """
     images = list(images)
+    if cache_dir is not None:
+        fill_cache(images, model, cache_dir, executor, progress, desc)
     with SnapDescriptors(model, cache_dir) as snap:
         for i, atoms in enumerate(tqdm(images, desc=desc, disable=not progress, unit="conf")):
             try:

@@ -10,6 +10,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def model_for(images: Sequence[Atoms], model: SNAPModel | None = None, **hyperpa
 
 def accumulate_equations(images: Sequence[Atoms], model: SNAPModel, targets: Sequence[np.ndarray],
                          folds: np.ndarray, n_folds: int, cache_dir: str | Path | None, progress: bool,
-                         desc: str) -> list[NormalEquations]:
+                         desc: str, executor: Executor | None = None) -> list[NormalEquations]:
     """One descriptor pass over ``images``: the normal equations of each fold (``folds[i]`` of image i).
 
     Parameters
@@ -151,9 +152,12 @@ def accumulate_equations(images: Sequence[Atoms], model: SNAPModel, targets: Seq
     progress : bool
         Show a progress bar labelled ``desc``.
     desc : str
+    executor : concurrent.futures.Executor, optional
+        Where the uncached descriptor rows are computed (default: a local process pool when worthwhile; see
+        :func:`mofsnap.descriptors.fill_cache`).
     """
     equations = [NormalEquations(len(model.types) * model.n_coefficients) for _ in range(n_folds)]
-    rows_iter = iter_descriptors(images, model, cache_dir, progress, desc)
+    rows_iter = iter_descriptors(images, model, cache_dir, progress, desc, executor)
     for i, (atoms, target, rows) in enumerate(zip(images, targets, rows_iter)):
         if len(target) != len(rows):
             raise FitError(f"{configuration_name(atoms, i)}: {len(target)} targets for {len(rows)} rows")
@@ -185,7 +189,8 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
              stress_weight: float = STRESS_WEIGHT, alpha: float | None = None,
              alphas: Sequence[float] = DEFAULT_ALPHAS, cv: int = 5,
              reference: Calculator | None = None, cache_dir: str | Path | None = None, seed: int = 0,
-             progress: bool = True, **hyperparameters) -> tuple[SNAPModel, FitReport]:
+             progress: bool = True, executor: Executor | None = None,
+             **hyperparameters) -> tuple[SNAPModel, FitReport]:
     """Fit the linear SNAP coefficients by weighted ridge regression (loss in the module docstring).
 
     Parameters
@@ -215,6 +220,9 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
         Seed of the fold assignment.
     progress : bool
         Show progress bars.
+    executor : concurrent.futures.Executor, optional
+        Where the descriptor rows of uncached configurations are computed (a Dask ``client.get_executor()``,
+        say); by default a local process pool when several configurations are uncached.
     **hyperparameters
         :class:`SNAPModel` fields (``twojmax``, ``rcutfac``, ``rfac0``, ``radii``, ``weights``...).
 
@@ -235,11 +243,12 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
     clock = [time.perf_counter()]
     with tempfile.TemporaryDirectory(prefix="mofsnap-descriptors-") as tmp:
         cache = cache_dir if cache_dir is not None else tmp
-        parts = accumulate_equations(train, model, t_train, folds, n_folds, cache, progress, "train descriptors")
+        parts = accumulate_equations(train, model, t_train, folds, n_folds, cache, progress, "train descriptors",
+                                     executor)
         valid_eq = None
         if validation:
             valid_eq = accumulate_equations(validation, model, t_valid, np.zeros(len(validation), dtype=int), 1, cache,
-                                   progress, "validation descriptors")[0]
+                                   progress, "validation descriptors", executor)[0]
         clock.append(time.perf_counter())
         scan: list[tuple[float, float]] = []
         how = "given"
