@@ -196,3 +196,57 @@ def test_analysis_finds_both_scans_and_round_trips_exactly(tmp_path):
     assert back.alpha == result.alpha and back.bulk_modulus == result.bulk_modulus
     only_points = ThermalExpansionResult(points[:1])
     assert ThermalExpansionResult.read(only_points.write(tmp_path / "one.json")) == only_points
+
+
+def scan_arguments(structure, output, workers):
+    return ("thermal-expansion", "--run", structure, "--calculator", "emt", "--temperatures", "100,900", "--runs", "2",
+            "--equilibration-ps", "0.04", "--production-ps", "0.08", "--window-ps", "0.04", "--timestep", "4",
+            "--save-every", "8", "--at", "500", "--degree-T", "1", "--workers", workers, "-o", output, "--no-progress")
+
+
+def test_scan_relaxes_runs_in_parallel_like_serially_and_resumes(tmp_path, cli):
+    from ase.io import write
+
+    atoms = bulk("Cu", cubic=True, a=3.70).repeat(2)  # stretched by 3 %: the relaxation must shrink it
+    atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+    write(tmp_path / "cu.extxyz", atoms)
+    serial = cli(*scan_arguments(tmp_path / "cu.extxyz", tmp_path / "serial", 1))
+    assert serial.status == 0, serial.err
+    parallel = cli(*scan_arguments(tmp_path / "cu.extxyz", tmp_path / "parallel", 2))
+    assert parallel.status == 0, parallel.err
+    relaxed = read_trajectory(tmp_path / "parallel" / "relaxed.extxyz")[0]
+    relaxed.calc = EMT()
+    assert np.abs(relaxed.get_forces()).max() < 0.01
+    # the cell too: FrechetCellFilter's cell force is stress × volume per atom
+    assert np.abs(relaxed.get_stress()[:3]).max() * relaxed.get_volume() / len(relaxed) < 0.01
+    assert relaxed.cell.lengths()[0] < 0.99 * 2 * 3.70
+    one = ThermalExpansionResult.read(tmp_path / "serial" / "thermal_expansion.json")
+    two = ThermalExpansionResult.read(tmp_path / "parallel" / "thermal_expansion.json")
+    assert one == two and [p.runs for p in two.state_points] == [2, 2]
+    names = sorted(p.name for p in (tmp_path / "serial").glob("npt_*.extxyz"))
+    assert len(names) == 4
+    for name in names:
+        first = read_trajectory(tmp_path / "serial" / name)
+        second = read_trajectory(tmp_path / "parallel" / name)
+        np.testing.assert_array_equal(first[0].cell.array, relaxed.cell.array)  # every run starts relaxed
+        np.testing.assert_array_equal(np.array([f.positions for f in first]), np.array([f.positions for f in second]))
+        assert json.loads((tmp_path / "parallel" / f"{name}.done.json").read_text())["steps"] == 30
+    # resume: the finished runs are not run again
+    stamps = {name: (tmp_path / "parallel" / name).stat().st_mtime_ns for name in names}
+    again = cli(*scan_arguments(tmp_path / "cu.extxyz", tmp_path / "parallel", 2))
+    assert again.status == 0, again.err
+    assert {name: (tmp_path / "parallel" / name).stat().st_mtime_ns for name in names} == stamps
+    assert ThermalExpansionResult.read(tmp_path / "parallel" / "thermal_expansion.json") == two
+
+
+def test_native_engine_needs_a_snap_model(tmp_path, cli):
+    from ase.io import write
+
+    atoms = bulk("Cu", cubic=True)
+    atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+    write(tmp_path / "cu.extxyz", atoms)
+    r = cli("thermal-expansion", "--run", tmp_path / "cu.extxyz", "--calculator", "emt", "--engine", "lammps",
+            "-o", tmp_path / "out")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1
+    assert "the lammps engine runs SNAP models (--model PREFIX), not EMT" in r.err
+    assert not (tmp_path / "out" / "relaxed.extxyz").exists()  # refused before any work

@@ -164,11 +164,17 @@ def test_diatomic_md_peak_at_harmonic_frequency(tmp_path):
 def test_reference_protocol_helper_runs_npt_then_nve(tmp_path, cli):
     atoms = bulk("Cu", cubic=True).repeat(2)
     atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+    atoms.set_cell(atoms.cell * 1.03, scale_atoms=True)  # stretched: the protocol relaxes it first
     frames = run_vdos_protocol(atoms, EMT(), tmp_path, temperature_K=200, npt_ps=0.02, nve_ps=0.1,
                                timestep_fs=2.0, frame_interval_fs=4.0, progress=False)
     assert [f.info["md_step"] for f in frames] == list(range(0, 51, 2))
     assert frames[0].info["md_ensemble"] == "nve"
     equilibration = read_trajectory(tmp_path / "equilibration.extxyz")
+    relaxed = read_trajectory(tmp_path / "relaxed.extxyz")[0]
+    relaxed.calc = EMT()
+    assert np.abs(relaxed.get_forces()).max() < 0.01 and relaxed.get_volume() < 0.95 * atoms.get_volume()
+    np.testing.assert_array_equal(equilibration[0].positions, relaxed.positions)
+    assert json.loads((tmp_path / "nve.extxyz.done.json").read_text())["steps"] == 50
     np.testing.assert_allclose(frames[0].get_velocities(), equilibration[-1].get_velocities(), atol=1e-6)
     result = compute_vdos(frames)
     assert result.settings["frame_interval_fs"] == pytest.approx(4.0)

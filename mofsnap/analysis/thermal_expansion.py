@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import defaultdict
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,9 +36,10 @@ from ase.calculators.calculator import Calculator
 
 from .. import plotting
 from ..exceptions import ThermalExpansionError
-from ..md import read_trajectory, run_md
+from ..md import read_trajectory
 from ..results import read_result, write_result
 from ..units import ATMOSPHERE_MPA
+from .runs import RELAX_FMAX, MDRun, relax_start, run_all
 
 log = logging.getLogger(__name__)
 
@@ -365,19 +367,22 @@ def scan_trajectory_name(temperature_K: float, pressure_MPa: float, run: int) ->
 def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, temperatures_K: list[float],
                  pressures_MPa: list[float] = (ATMOSPHERE_MPA,), runs: int = 5,
                  equilibration_ps: float = EQUILIBRATION_PS, production_ps: float = 500.0, timestep_fs: float = 1.0,
-                 frame_interval_fs: float = 100.0, seed: int = 0, progress: bool = True,
-                 **md_options) -> dict[tuple[float, float], list[Path]]:
+                 frame_interval_fs: float = 100.0, seed: int = 0, progress: bool = True, *, relax: bool = True,
+                 relax_fmax: float = RELAX_FMAX, engine: str = "ase", ranks: int = 1,
+                 executor: Executor | None = None, **md_options) -> dict[tuple[float, float], list[Path]]:
     """NPT runs at every (T, P) combination, several independent runs each (different velocity seeds).
 
-    Every run starts from ``atoms`` and writes ``DIR/npt_T{T}K_P{P}MPa_run{i}.extxyz``; restarting the scan
-    resumes unfinished runs and skips finished ones.
+    The start is first relaxed (positions and cell, :func:`mofsnap.analysis.runs.relax_start`, written to
+    ``DIR/relaxed.extxyz``); every run starts from it and writes ``DIR/npt_T{T}K_P{P}MPa_run{i}.extxyz``.
+    The runs are independent: with an ``executor`` they run concurrently. Restarting the scan skips
+    finished runs and resumes unfinished ones.
 
     Parameters
     ----------
     atoms : Atoms
         Starting structure (not changed).
     calculator : Calculator
-        Any ASE calculator with stress.
+        Any ASE calculator with stress (a ``SNAPCalculator`` for ``engine="lammps"``).
     temperatures_K, pressures_MPa : lists
         The grid of state points.
     runs : int
@@ -388,8 +393,21 @@ def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, te
         MD time step and time between saved frames.
     seed : int
         Run ``i`` of state point ``k`` uses seed ``seed + 1000 k + i``.
+    progress : bool
+        Progress bars.
+    relax : bool
+        Relax the start first (False: start the MD from ``atoms`` as given).
+    relax_fmax : float
+        Convergence of that relaxation in eV/Å.
+    engine : {"ase", "lammps"}
+        :func:`mofsnap.md.run_md` or native LAMMPS (:func:`mofsnap.md.native.run_native`).
+    ranks : int
+        MPI ranks of each native run.
+    executor : Executor, optional
+        Runs the independent runs (e.g. from :func:`mofsnap.analysis.runs.open_executor`); None runs them one
+        after another.
     **md_options
-        Further :func:`mofsnap.md.run_md` options (``cell``, ``tdamp_fs``, ``pdamp_fs``, ``chain``).
+        Further MD settings (``cell``, ``tdamp_fs``, ``pdamp_fs``, ``chain``).
 
     Returns
     -------
@@ -398,19 +416,19 @@ def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, te
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    if relax:
+        atoms = relax_start(atoms, calculator, out, fmax=relax_fmax, pressure_MPa=min(pressures_MPa),
+                            cell=md_options.get("cell", "angles-fixed"))
     steps = int(round((equilibration_ps + production_ps) * 1000.0 / timestep_fs))
     interval = max(1, int(round(frame_interval_fs / timestep_fs)))
-    paths: dict[tuple[float, float], list[Path]] = {}
     points = [(t, p) for p in pressures_MPa for t in temperatures_K]
-    for k, (temperature, pressure) in enumerate(points):
-        paths[(temperature, pressure)] = []
-        for run in range(runs):
-            path = out / scan_trajectory_name(temperature, pressure, run)
-            run_md(atoms.copy(), steps, ensemble="npt", temperature_K=temperature, pressure_MPa=pressure,
-                   timestep_fs=timestep_fs, seed=seed + 1000 * k + run, trajectory=path, interval=interval,
-                   calculator=calculator, progress=progress, **md_options)
-            paths[(temperature, pressure)].append(path)
-    return paths
+    scan = [[MDRun(atoms, steps, out / scan_trajectory_name(temperature, pressure, run),
+                   dict(ensemble="npt", temperature_K=temperature, pressure_MPa=pressure, timestep_fs=timestep_fs,
+                        seed=seed + 1000 * k + run, interval=interval, **md_options))
+             for run in range(runs)] for k, (temperature, pressure) in enumerate(points)]
+    run_all([r for group in scan for r in group], calculator, engine=engine, ranks=ranks, executor=executor,
+            progress=progress)
+    return {point: [r.trajectory for r in group] for point, group in zip(points, scan)}
 
 
 def state_points_from_files(files: list[str], equilibration_ps: float = EQUILIBRATION_PS, window_ps: float = WINDOW_PS,

@@ -37,9 +37,10 @@ from scipy.signal import find_peaks
 from .. import plotting
 from ..atomtypes import assign_atom_types
 from ..exceptions import AtomTypingError, VDOSError
-from ..md import read_trajectory, run_md
+from ..md import read_trajectory
 from ..results import read_result, write_result
 from ..units import ATMOSPHERE_MPA, THZ_TO_CM1
+from .runs import RELAX_FMAX, MDRun, run_one, relax_start
 
 log = logging.getLogger(__name__)
 
@@ -423,18 +424,22 @@ def compute_vdos(frames: list[Atoms], *, frame_interval_fs: float | None = None,
 def run_vdos_protocol(atoms: Atoms, calculator: Calculator, directory: str | Path, *, temperature_K: float = 300.0,
                       pressure_MPa: float = ATMOSPHERE_MPA, npt_ps: float = 1.0, nve_ps: float = 500.0,
                       timestep_fs: float = 1.0, frame_interval_fs: float = 2.0, seed: int = 0,
-                      progress: bool = True, **md_options) -> list[Atoms]:
-    """Reference VDOS protocol: NPT equilibration, then NVE with positions and velocities saved regularly.
+                      progress: bool = True, relax: bool = True, relax_fmax: float = RELAX_FMAX,
+                      engine: str = "ase", ranks: int = 1, **md_options) -> list[Atoms]:
+    """Reference VDOS protocol: relaxation, NPT equilibration, then NVE with positions and velocities saved
+    regularly.
 
-    Writes ``DIR/equilibration.extxyz`` (NPT) and ``DIR/nve.extxyz`` (lean frames: positions, momenta,
-    cell, types). Both runs resume from their trajectories when the protocol is restarted.
+    Writes ``DIR/relaxed.extxyz`` (:func:`mofsnap.analysis.runs.relax_start`), ``DIR/equilibration.extxyz``
+    (NPT) and ``DIR/nve.extxyz`` (positions, momenta, cell, types). Every stage resumes when the protocol is
+    restarted; finished stages are skipped.
 
     Parameters
     ----------
     atoms : Atoms
-        Starting structure (with ``atom_types``); changed in place.
+        Starting structure (with ``atom_types``); not changed.
     calculator : Calculator
-        Any ASE calculator with energies, forces and stress (e.g. ``SNAPCalculator``).
+        Any ASE calculator with energies, forces and stress (e.g. ``SNAPCalculator``; that one for
+        ``engine="lammps"``).
     directory : path
         Where the trajectories go.
     temperature_K, pressure_MPa : float
@@ -445,9 +450,18 @@ def run_vdos_protocol(atoms: Atoms, calculator: Calculator, directory: str | Pat
         MD time step and time between saved NVE frames (a multiple of the time step).
     seed : int
         Seed of the initial velocities.
+    progress : bool
+        Progress bars.
+    relax : bool
+        Relax positions and cell first (False: start from ``atoms`` as given).
+    relax_fmax : float
+        Convergence of that relaxation in eV/Å.
+    engine : {"ase", "lammps"}
+        :func:`mofsnap.md.run_md` or native LAMMPS (:func:`mofsnap.md.native.run_native`).
+    ranks : int
+        MPI ranks of the native runs.
     **md_options
-        Further :func:`mofsnap.md.run_md` options of the NPT run (``cell``, ``tdamp_fs``, ``pdamp_fs``,
-        ``chain``).
+        Further MD options of the NPT run (``cell``, ``tdamp_fs``, ``pdamp_fs``, ``chain``).
 
     Returns
     -------
@@ -459,13 +473,20 @@ def run_vdos_protocol(atoms: Atoms, calculator: Calculator, directory: str | Pat
         raise VDOSError(f"frame interval {frame_interval_fs} fs must be a multiple of the time step {timestep_fs} fs")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    run_md(atoms, int(round(npt_ps * 1000 / timestep_fs)), ensemble="npt", temperature_K=temperature_K,
-           pressure_MPa=pressure_MPa, timestep_fs=timestep_fs, seed=seed, trajectory=out / "equilibration.extxyz",
-           interval=max(1, int(round(100 / timestep_fs))), progress=progress, calculator=calculator, **md_options)
-    nve = out / "nve.extxyz"
-    run_md(atoms, int(round(nve_ps * 1000 / timestep_fs)), ensemble="nve", timestep_fs=timestep_fs,
-           thermalize=False, trajectory=nve, interval=interval, frame_results=False, progress=progress)
-    return read_trajectory(nve)
+    if relax:
+        atoms = relax_start(atoms, calculator, out, fmax=relax_fmax, pressure_MPa=pressure_MPa,
+                            cell=md_options.get("cell", "angles-fixed"))
+    npt = MDRun(atoms, int(round(npt_ps * 1000 / timestep_fs)), out / "equilibration.extxyz",
+                dict(ensemble="npt", temperature_K=temperature_K, pressure_MPa=pressure_MPa, timestep_fs=timestep_fs,
+                     seed=seed, interval=max(1, int(round(100 / timestep_fs))), **md_options))
+    run_one(npt, calculator, engine, ranks, progress)
+    start = read_trajectory(npt.trajectory, index=-1)[0]
+    start.info.clear()
+    nve = MDRun(start, int(round(nve_ps * 1000 / timestep_fs)), out / "nve.extxyz",
+                dict(ensemble="nve", timestep_fs=timestep_fs, thermalize=False, interval=interval),
+                frame_results=False)
+    run_one(nve, calculator, engine, ranks, progress)
+    return read_trajectory(nve.trajectory)
 
 
 def plot_vdos(result: VDOSResult, png: str | Path, bands: list[tuple[float, float]] | None = None) -> Path:

@@ -126,3 +126,27 @@ def add_pressure(parser: argparse.ArgumentParser) -> None:
     """``-P/--pressure MPA`` (default 1 atm)."""
     parser.add_argument("-P", "--pressure", type=float, default=ATMOSPHERE_MPA, metavar="MPA",
                         help="NPT pressure in MPa (default 1 atm)")
+
+
+def add_engine(parser: argparse.ArgumentParser) -> None:
+    """``--engine ase|lammps`` and ``--np N``: how the MD runs of an analysis are integrated."""
+    from ..md.native import ENGINES, run_native
+
+    group = parser.add_argument_group("MD engine")
+    group.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
+                       help="ase: ASE drives the calculator (default); lammps: native LAMMPS decks run by the lmp "
+                            "executable (SNAP models only), resumed from their restart files")
+    group.add_argument("--np", type=positive_int, default=default_of(run_native, "ranks"), metavar="N",
+                       help="MPI ranks of each --engine lammps run (mpirun -np N; default %(default)s)")
+
+
+def add_relax(parser: argparse.ArgumentParser) -> None:
+    """``--no-relax`` and ``--relax-fmax``: the relaxation of positions and cell before an analysis."""
+    from ..analysis.runs import relax_start
+
+    group = parser.add_argument_group("relaxation (on by default: FIRE on positions and cell with the calculator)")
+    group.add_argument("--no-relax", dest="relax", action="store_false",
+                       help="start from the structure as given (e.g. already relaxed with this calculator)")
+    fmax = default_of(relax_start, "fmax")
+    group.add_argument("--relax-fmax", type=positive_float, default=fmax, metavar="EV/Å",
+                       help=f"convergence of the relaxation: largest force in eV/Å (default {fmax:g})")

@@ -1,7 +1,9 @@
 """Harmonic phonons with phonopy: Γ frequencies, phonon DOS and partial DOS per atom type, MD VDOS comparison.
 
 Force constants from finite displacements of the structure (Γ only, --supercell 1) or of a supercell, with
-any calculator; relax the structure with the same calculator first.
+any calculator. The structure is first relaxed with the same calculator (positions and the full cell, FIRE
+to --relax-fmax; written to -o DIR/relaxed.extxyz and reused when the command runs again) unless
+--no-relax.
 
 Writes phonons.json (the phonons, readable with PhononResult.read), phonon_dos.csv, phonons_summary.json
 (imaginary modes, DOS integrals) and phonon_dos.png into -o DIR, and vdos_vs_phonons.png with
@@ -16,9 +18,10 @@ from pathlib import Path
 
 from .. import plotting
 from ..analysis.phonons import compute_phonons, write_outputs
+from ..analysis.runs import relax_start
 from ..analysis.vdos import VDOSResult
 from ..structures import read_structure
-from .options import add_calculator, add_output, calculator_from_args, default_of, positive_float
+from .options import add_calculator, add_output, add_relax, calculator_from_args, default_of, positive_float
 
 
 def mesh_size(text: str) -> tuple[int, int, int]:
@@ -54,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare-vdos", metavar="FILE",
                         help="vdos.json written by 'mofsnap vdos' (or its directory): plot the VDOS with the DOS")
     add_calculator(parser)
+    add_relax(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -62,7 +66,11 @@ def run(args: argparse.Namespace) -> None:
     if args.compare_vdos:  # read first: a wrong file should not cost the phonon calculation
         path = Path(args.compare_vdos)
         vdos = VDOSResult.read(path / "vdos.json" if path.is_dir() else path)
-    result = compute_phonons(read_structure(args.structure), calculator_from_args(args), supercell=args.supercell,
+    calculator = calculator_from_args(args)
+    atoms = read_structure(args.structure)
+    if args.relax:
+        atoms = relax_start(atoms, calculator, args.output, fmax=args.relax_fmax, cell="full")
+    result = compute_phonons(atoms, calculator, supercell=args.supercell,
                              displacement=args.displacement, mesh=args.mesh, sigma_cm1=args.sigma,
                              subtract_residual_forces=not args.keep_residual_forces, by_element=args.by_element,
                              progress=args.progress)

@@ -3,7 +3,10 @@
 Several NPT runs per state point; the equilibration is discarded and the rest averaged over windows, whose
 spread gives the errors. α = (1/a) da/dT at a chosen T comes from a weighted fit of a(T), the bulk modulus
 from a fit of V(P). Analyses existing NPT trajectories (FILE, or FILE:T[:P] for trajectories without
-mofsnap's T and P, e.g. LAMMPS dumps) or runs the scan first with --run (resumable).
+mofsnap's T and P, e.g. LAMMPS dumps) or runs the scan first with --run: the structure is relaxed with the
+calculator (positions and cell, unless --no-relax), then the independent runs (state points × --runs) go
+to --workers local processes or a Dask --executor, on the ASE or the native LAMMPS --engine; a finished
+run is not run again and an unfinished one resumes.
 
 Every state point is checked for drift: a lattice parameter that still moves through the production
 windows (slope above --drift-sigma standard errors) is flagged with a warning and listed as "drifting".
@@ -19,10 +22,12 @@ import argparse
 import json
 from dataclasses import asdict
 
+from ..analysis.runs import check_engine, open_executor
 from ..analysis.thermal_expansion import analyse, run_npt_scan, state_points_from_files, write_outputs
 from ..exceptions import ThermalExpansionError
 from ..structures import read_structure
-from .options import add_calculator, add_md, add_output, calculator_from_args, default_of, positive_float, positive_int
+from .options import (add_calculator, add_engine, add_executor, add_md, add_output, add_relax, calculator_from_args,
+                      default_of, positive_float, positive_int)
 
 
 def float_list(text: str) -> list[float]:
@@ -78,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"frame interval in fs (default {interval:g})")
     add_md(parser, ensemble=False)
     add_calculator(parser)
+    add_relax(parser)
+    add_engine(parser)
+    add_executor(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -86,10 +94,14 @@ def run(args: argparse.Namespace) -> None:
         raise ThermalExpansionError("give either NPT trajectories or --run STRUCTURE (not both)")
     files = args.trajectories
     if args.run is not None:
-        paths = run_npt_scan(read_structure(args.run), calculator_from_args(args), args.output,
-                             args.temperatures or [args.at], args.pressures, args.runs, args.equilibration_ps,
-                             args.production_ps, args.timestep, args.save_every, args.seed, args.progress,
-                             cell=args.cell, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
+        calculator = calculator_from_args(args)
+        check_engine(args.engine, calculator)
+        with open_executor(args.workers, args.executor, args.np) as executor:
+            paths = run_npt_scan(read_structure(args.run), calculator, args.output, args.temperatures or [args.at],
+                                 args.pressures, args.runs, args.equilibration_ps, args.production_ps, args.timestep,
+                                 args.save_every, args.seed, args.progress, relax=args.relax,
+                                 relax_fmax=args.relax_fmax, engine=args.engine, ranks=args.np, executor=executor,
+                                 cell=args.cell, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
         files = [str(p) for group in paths.values() for p in group]
     points = state_points_from_files(files, args.equilibration_ps, args.window_ps, args.length_factor,
                                      args.frame_interval, args.drift_sigma)

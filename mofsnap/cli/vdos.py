@@ -2,8 +2,9 @@
 
 The mass-weighted velocity autocorrelation of each atom type is windowed, zero padded and cosine
 transformed; the total integrates to the degrees of freedom and the partial VDOS add up to it. Give a
-trajectory with velocities, or --run STRUCTURE to run the reference protocol first (NPT equilibration, NVE
-production). Frames without atom types are typed on the fly; when that fails, the partial VDOS are per
+trajectory with velocities, or --run STRUCTURE to run the reference protocol first (relaxation of
+positions and cell unless --no-relax, NPT equilibration, NVE production; on the ASE or the native LAMMPS
+--engine; resumable). Frames without atom types are typed on the fly; when that fails, the partial VDOS are per
 element.
 
 The run checks itself: the mean kinetic temperature of every type is compared with the system's, and
@@ -19,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..analysis.runs import check_engine
 from ..analysis.vdos import WINDOWS, compute_vdos, run_vdos_protocol, write_outputs
 from ..exceptions import VDOSError
 from ..md import read_trajectory
 from ..structures import read_structure
-from .options import (add_calculator, add_md, add_output, add_pressure, calculator_from_args, default_of,
-                      positive_float, positive_int)
+from .options import (add_calculator, add_engine, add_md, add_output, add_pressure, add_relax, calculator_from_args,
+                      default_of, positive_float, positive_int)
 
 #: Frequency bands of the peak list when --bands is not given: framework, fingerprint and C-H stretch (cm⁻¹).
 DEFAULT_BANDS = "0-600,600-1800,2800-3300"
@@ -90,6 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pressure(protocol)
     add_md(parser, ensemble=False)
     add_calculator(parser)
+    add_relax(parser)
+    add_engine(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -98,10 +102,13 @@ def run(args: argparse.Namespace) -> None:
         raise VDOSError("give either a trajectory or --run STRUCTURE (not both)")
     bands = parse_bands(args.bands)
     if args.run is not None:
-        frames = run_vdos_protocol(read_structure(args.run), calculator_from_args(args), args.output,
-                                   temperature_K=args.temperature, pressure_MPa=args.pressure, npt_ps=args.npt_ps,
-                                   nve_ps=args.nve_ps, timestep_fs=args.timestep, frame_interval_fs=args.save_every,
-                                   seed=args.seed, progress=args.progress, cell=args.cell, tdamp_fs=args.tdamp,
+        calculator = calculator_from_args(args)
+        check_engine(args.engine, calculator)
+        frames = run_vdos_protocol(read_structure(args.run), calculator, args.output, temperature_K=args.temperature,
+                                   pressure_MPa=args.pressure, npt_ps=args.npt_ps, nve_ps=args.nve_ps,
+                                   timestep_fs=args.timestep, frame_interval_fs=args.save_every, seed=args.seed,
+                                   progress=args.progress, relax=args.relax, relax_fmax=args.relax_fmax,
+                                   engine=args.engine, ranks=args.np, cell=args.cell, tdamp_fs=args.tdamp,
                                    pdamp_fs=args.pdamp, chain=args.chain)
     else:
         frames = read_trajectory(args.trajectory)

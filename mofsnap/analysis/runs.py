@@ -1,0 +1,236 @@
+"""The MD runs of the analyses: a relaxed start, either engine, any Executor, resumable.
+
+- :func:`relax_start` relaxes positions and cell with the analysis's calculator (FIRE on ASE's
+  ``FrechetCellFilter``, to :data:`RELAX_FMAX`) before any MD, so that a structure with experimental
+  bond lengths (X-ray C–H) does not release stored energy into some modes; the relaxed structure is
+  written once as ``DIR/relaxed.extxyz`` and read back on a resume.
+- :class:`MDRun` is one independent run (start, length, protocol, trajectory); :func:`run_all` sends a list
+  of them through a :class:`concurrent.futures.Executor` (a local process pool, a Dask client's executor)
+  or runs them in this process, on the ASE engine (:func:`mofsnap.md.run_md`) or natively in LAMMPS
+  (:func:`mofsnap.md.native.run_native`). A run that finished writes ``<trajectory>.done.json`` (its
+  :class:`~mofsnap.md.MDResult` figures) and is not run again; an unfinished one resumes from its
+  trajectory (ASE) or newest restart file (LAMMPS).
+- :func:`open_executor` makes the executor of the ``--workers``/``--executor`` options.
+
+Workers rebuild the calculator as ``type(calc)(**calc.todict())`` (ASE's ``parameters``), so any calculator
+whose parameters describe it (``SNAPCalculator``, ``EMT``, ...) runs in other processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.filters import FrechetCellFilter
+from ase.io import read, write
+from ase.optimize import FIRE
+
+from ..calculator import SNAPCalculator
+from ..exceptions import MDError
+from ..md import run_md
+from ..md.native import ENGINES, run_native
+from ..units import ATMOSPHERE_MPA, mpa_to_ev_per_a3
+
+log = logging.getLogger(__name__)
+
+#: Convergence of the relaxation before MD: largest force (eV/Å) and cell "force" (stress × volume per atom).
+RELAX_FMAX = 0.01
+#: Most FIRE steps of the relaxation before MD.
+RELAX_STEPS = 3000
+#: Name of the relaxed start in an analysis directory.
+RELAXED = "relaxed.extxyz"
+
+
+def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, fmax: float = RELAX_FMAX,
+                steps: int = RELAX_STEPS, pressure_MPa: float = ATMOSPHERE_MPA, cell: str = "angles-fixed") -> Atoms:
+    """Relax positions and cell of ``atoms`` with ``calculator`` (FIRE + ``FrechetCellFilter``) before MD.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        The start (with ``atom_types``); not changed.
+    calculator : Calculator
+        The calculator of the MD, with stress.
+    directory : path
+        ``directory/relaxed.extxyz`` receives the relaxed structure; if it exists, it is returned instead
+        of relaxing again (resume).
+    fmax : float
+        Convergence: largest atomic force in eV/Å, and largest cell force of ``FrechetCellFilter``
+        (stress × volume / number of atoms, eV).
+    steps : int
+        Most FIRE steps; a relaxation that has not converged by then is used with a logged warning.
+    pressure_MPa : float
+        External pressure of the cell relaxation.
+    cell : {"angles-fixed", "isotropic", "full"}
+        Cell degrees of freedom, as in :func:`mofsnap.md.run_md`: lengths only, volume only, or all.
+
+    Returns
+    -------
+    Atoms
+        The relaxed copy (types kept, no calculator).
+    """
+    path = Path(directory) / RELAXED
+    if path.is_file() and path.stat().st_size > 0:
+        relaxed = read(path)
+        if len(relaxed) != len(atoms) or (relaxed.numbers != atoms.numbers).any():
+            raise MDError(f"{path} holds another structure ({relaxed.get_chemical_formula()}, not "
+                          f"{atoms.get_chemical_formula()}); remove it or use another output directory")
+        log.info("relaxed start read from %s", path)
+        return relaxed
+    relaxed = atoms.copy()
+    relaxed.calc = calculator
+    options = {"angles-fixed": {"mask": [True, True, True, False, False, False]},
+               "isotropic": {"hydrostatic_strain": True}, "full": {}}[cell]
+    target = FrechetCellFilter(relaxed, scalar_pressure=mpa_to_ev_per_a3(pressure_MPa), **options)
+    optimizer = FIRE(target, logfile=None)
+    converged = optimizer.run(fmax=fmax, steps=steps)
+    largest = float(max((f ** 2).sum() for f in target.get_forces()) ** 0.5)
+    if converged:
+        log.info("relaxed positions and cell in %d FIRE steps (largest force %.3g eV/Å)", optimizer.nsteps, largest)
+    else:
+        log.warning("the relaxation before MD did not reach fmax %g eV/Å in %d FIRE steps (largest force %.3g); "
+                    "the MD starts from it anyway", fmax, steps, largest)
+    relaxed.calc = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, relaxed, format="extxyz")
+    return relaxed
+
+
+@dataclass(frozen=True)
+class MDRun:
+    """One independent MD run of an analysis.
+
+    Attributes
+    ----------
+    atoms : Atoms
+        The start (typed; with momenta when ``protocol["thermalize"]`` is False).
+    steps : int
+        Length of the run.
+    trajectory : Path
+        Its trajectory (extended XYZ); the native engine works in ``<trajectory>.lammps/`` beside it.
+    protocol : dict
+        Settings shared by both engines: ``ensemble``, ``temperature_K``, ``pressure_MPa``, ``cell``,
+        ``timestep_fs``, ``tdamp_fs``, ``pdamp_fs``, ``chain``, ``seed``, ``thermalize``, ``interval``.
+    frame_results : bool
+        Store energy, forces and stress in the frames (ASE engine; the native one always does).
+    """
+
+    atoms: Atoms
+    steps: int
+    trajectory: Path
+    protocol: dict = field(default_factory=dict)
+    frame_results: bool = True
+
+    @property
+    def done_path(self) -> Path:
+        """``<trajectory>.done.json``: written when the run has finished."""
+        return self.trajectory.with_name(self.trajectory.name + ".done.json")
+
+
+def check_engine(engine: str, calculator: Calculator) -> None:
+    """Raise :class:`~mofsnap.exceptions.MDError` unless ``engine`` can run ``calculator``."""
+    if engine not in ENGINES:
+        raise MDError(f"unknown MD engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "lammps" and not isinstance(calculator, SNAPCalculator):
+        raise MDError(f"the lammps engine runs SNAP models (--model PREFIX), not {type(calculator).__name__}; "
+                      "use the ase engine for other calculators")
+
+
+def run_one(run: MDRun, calculator: Calculator, engine: str = "ase", ranks: int = 1, progress: bool = False) -> dict:
+    """Run (or resume) one :class:`MDRun` and write its ``done`` file; return what it holds.
+
+    Returns
+    -------
+    dict
+        ``trajectory``, ``engine``, ``steps``, ``new_steps``, ``stopped``, ``wall_seconds``, ``ns_per_day``.
+    """
+    if run.done_path.is_file():
+        return json.loads(run.done_path.read_text())
+    check_engine(engine, calculator)
+    atoms = run.atoms.copy()
+    if engine == "lammps":
+        result = run_native(atoms, run.steps, calculator, run.trajectory.with_name(run.trajectory.name + ".lammps"),
+                            ranks=ranks, trajectory=run.trajectory, progress=progress, **run.protocol)
+    else:
+        result = run_md(atoms, run.steps, trajectory=run.trajectory, frame_results=run.frame_results,
+                        calculator=calculator, progress=progress, **run.protocol)
+    if result.stopped is not None:
+        log.warning("%s stopped at step %d: %s", run.trajectory, result.steps, result.stopped)
+    done = {"trajectory": str(run.trajectory), "engine": engine, "steps": result.steps,
+            "new_steps": result.new_steps, "stopped": result.stopped, "wall_seconds": result.wall_seconds,
+            "ns_per_day": result.ns_per_day}
+    run.done_path.write_text(json.dumps(done, indent=1))
+    return done
+
+
+def _run_in_worker(run: MDRun, calculator_class: type, parameters: dict, engine: str, ranks: int) -> dict:
+    return run_one(run, calculator_class(**parameters), engine, ranks)
+
+
+def run_all(runs: list[MDRun], calculator: Calculator, *, engine: str = "ase", ranks: int = 1,
+            executor: Executor | None = None, progress: bool = True) -> list[dict]:
+    """Run independent MD runs, skipping finished ones; return their ``done`` records in order.
+
+    Parameters
+    ----------
+    runs : list of MDRun
+        The runs; each must have its own trajectory.
+    calculator : Calculator
+        The potential; with ``executor``, every task rebuilds it as ``type(calc)(**calc.todict())``.
+    engine : {"ase", "lammps"}
+        :func:`mofsnap.md.run_md` with the calculator, or native LAMMPS (a ``SNAPCalculator`` only).
+    ranks : int
+        MPI ranks of each native run.
+    executor : Executor, optional
+        Where the runs go (one task per run); None runs them one after another in this process.
+    progress : bool
+        Progress bars (of each run in this process, of the finished runs with an executor).
+    """
+    check_engine(engine, calculator)
+    if len({r.trajectory for r in runs}) != len(runs):
+        raise MDError("every MD run needs its own trajectory")
+    for run in runs:
+        run.trajectory.parent.mkdir(parents=True, exist_ok=True)
+    if executor is None:
+        return [run_one(run, calculator, engine, ranks, progress) for run in runs]
+    from tqdm import tqdm
+
+    futures = [executor.submit(_run_in_worker, run, type(calculator), calculator.todict(), engine, ranks)
+               for run in runs]
+    return [future.result() for future in tqdm(futures, desc=f"MD runs ({engine})", unit="run",
+                                               disable=not progress)]
+
+
+@contextmanager
+def open_executor(workers: int | None = None, address: str | None = None,
+                  ranks: int = 1) -> Iterator[Executor | None]:
+    """The executor of the ``--workers N`` / ``--executor ADDRESS`` options, shut down at the end.
+
+    A Dask scheduler at ``address`` if given; else a local process pool of ``workers`` processes (default:
+    one per CPU divided by ``ranks``), or None (run in this process) for a single worker.
+    """
+    if address is not None:
+        from distributed import Client
+
+        client = Client(address)
+        try:
+            yield client.get_executor()
+        finally:
+            client.close()
+        return
+    count = workers or max(1, (os.cpu_count() or 1) // ranks)
+    if count == 1:
+        yield None
+        return
+    from ..learn.processes import worker_pool
+
+    with worker_pool(count) as pool:
+        yield pool
