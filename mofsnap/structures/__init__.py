@@ -14,14 +14,14 @@ Command: ``mofsnap structures NAME|FILE -o DIR`` (also ``python -m mofsnap.struc
 structure as extxyz, CIF, JSON and text summary and PNG.
 """
 
-from .builtin import STRUCTURES, builtin_structure, mof5, zif8
+from .builtin import FRAMEWORKS, STRUCTURES, builtin_structure, framework, mof5, zif8
 from .cells import find_primitive_cell, perpendicular_widths, right_handed, snap_ready_cell
 from .cif import read_cif
 from .intake import check_structure, prepare_structure
 from .io import read_structure, summary, summary_text, write_structure_files
-from .sites import Site, SiteTable, primitive_cell, site_table
+from .sites import HydrogenRule, Site, SiteTable, primitive_cell, site_table
 
-__all__ = ["STRUCTURES", "Site", "SiteTable", "builtin_structure", "check_structure", "find_primitive_cell", "mof5",
+__all__ = ["FRAMEWORKS", "HydrogenRule", "STRUCTURES", "Site", "SiteTable", "builtin_structure", "framework", "check_structure", "find_primitive_cell", "mof5",
            "perpendicular_widths", "prepare_structure", "primitive_cell", "read_cif", "read_structure",
            "right_handed", "site_table", "snap_ready_cell", "summary", "summary_text", "write_structure_files",
            "zif8"]

@@ -1,26 +1,25 @@
-"""The built-in frameworks ZIF-8 and MOF-5 (IRMOF-1), typed, and the one registry of built-in structures.
+"""The built-in frameworks, typed, and the one registry of built-in structures.
 
-Both come as the cubic conventional cell or, with ``primitive=True``, the primitive cell (bcc for ZIF-8, fcc for
-MOF-5) holding half resp. a quarter of the atoms, for cheaper reference calculations. The returned Atoms carry
-``atoms.arrays["atom_types"]`` from :func:`mofsnap.atomtypes.assign_atom_types` and ``atoms.info["name"]``.
+Each framework is built from its site table ``data/structures/<key>.json`` (space group, cell, heavy-atom
+asymmetric unit, hydrogen rules, source): the heavy atoms are expanded by the space group, the hydrogens are
+placed geometrically on them by the rules below, and the whole asymmetric unit is expanded again, so that the
+ordered crystal keeps the table's space group. The primitive cell (``primitive=True``) holds the atoms of the
+conventional cell inside the table's primitive vectors. The returned Atoms carry ``atoms.arrays["atom_types"]``
+from :func:`mofsnap.atomtypes.assign_atom_types` and ``atoms.info["name"]``.
 
-The crystallographic data (space group, lattice parameter, sites, hydrogen placement) come from the site tables
-``data/structures/zif8.json`` and ``mof5.json``, which name their sources.
+Hydrogen rules (:class:`~mofsnap.structures.sites.HydrogenRule`), with the bond directions ``u_k`` from the
+carrying atom to its heavy neighbours:
 
-ZIF-8
------
-I-43m, heavy atoms from the X-ray structure. The experiment finds the hydrogens disordered; :func:`zif8` places
-an ordered set geometrically with the C-H lengths of the table:
+- ``riding``: one H opposite ``sum u_k`` (an aromatic CH on the outer bisector of its ring angle, a
+  μ3-OH along the three-fold axis away from its three metals, a μ2-OH on the bisector away from its two);
+- ``methylene``: the two H of a CH2, tetrahedral (H-C-H 109.47°) in the plane bisecting the C-C-N (or C-C-C)
+  angle, opposite ``sum u_k``; one site when the two are symmetry images, two otherwise;
+- ``methyl``: the three H of a CH3, tetrahedral (H-C-H and C-C-H 109.47°), one H in the plane through the C-CH3
+  bond perpendicular to the ring that carries it (a mirror plane of ZIF-8), the other two its images. Of the two
+  such orientations (in-plane H on either face of the ring) the one whose in-plane H has the larger y.
 
-- ring H: in the imidazolate plane, on the outer bisector of the N-C-C angle of its CH carbon (Wyckoff 48h);
-- methyl H: tetrahedral (H-C-H and C-C-H 109.47°), one H in the crystallographic mirror plane through the
-  C-CH3 bond (24g), the other two its mirror images (48h), so the ordered crystal keeps the full I-43m symmetry.
-  Of the two such orientations (in-plane H on either face of the ring) we take the one whose in-plane H has the
-  larger y for the representative methyl C of the table; the two differ by < 0.02 Å in their shortest contacts.
-
-MOF-5
------
-Fm-3m, all sites including H from the table.
+The lengths are the tables': C(sp2)-H 1.083 Å and C(sp3)-H 1.09 Å (typical neutron-diffraction values), O-H
+0.97 Å, instead of the 0.93-0.98 Å of X-ray riding models.
 """
 
 from __future__ import annotations
@@ -34,7 +33,39 @@ from ase import Atoms
 from ..atomtypes import assign_atom_types
 from ..exceptions import StructureError
 from ..topology import bond_pairs
-from .sites import Site, SiteTable, primitive_cell, site_table
+from .sites import HydrogenRule, Site, primitive_cell, site_table
+
+#: Half the tetrahedral angle, between each C-H bond of a CH2 and the bisector of the H-C-H angle.
+_HALF_TETRAHEDRAL = np.arccos(-1.0 / 3.0) / 2
+
+
+def framework(key: str, primitive: bool = False) -> Atoms:
+    """The typed framework of the site table ``data/structures/<key>.json``.
+
+    Parameters
+    ----------
+    key : str
+        The table's key, e.g. ``"uio66"``.
+    primitive : bool
+        The primitive cell instead of the conventional one.
+
+    Raises
+    ------
+    StructureError
+        The table has no primitive vectors but ``primitive`` was asked for, or an unknown hydrogen rule.
+    """
+    table = site_table(key)
+    heavy = table.conventional()
+    hydrogens = tuple(site for rule in table.hydrogens for site in _hydrogen_sites(heavy, rule))
+    atoms = table.conventional(hydrogens)
+    if primitive:
+        if table.primitive_vectors is None:
+            raise StructureError(f"the conventional cell of {table.name} is primitive already; use {key!r}")
+        atoms = primitive_cell(atoms, table.primitive_vectors)
+    atoms = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
+    atoms.info["name"] = table.name
+    assign_atom_types(atoms)
+    return atoms
 
 
 def zif8(primitive: bool = False) -> Atoms:
@@ -45,9 +76,7 @@ def zif8(primitive: bool = False) -> Atoms:
     primitive : bool
         The 138-atom bcc primitive cell instead of the 276-atom cubic cell.
     """
-    table = site_table("zif8")
-    hydrogens = _zif8_hydrogen_sites(table.conventional(), table.extra["hydrogens"])
-    return _finish(table.conventional(hydrogens), table, primitive)
+    return framework("zif8", primitive)
 
 
 def mof5(primitive: bool = False) -> Atoms:
@@ -58,17 +87,19 @@ def mof5(primitive: bool = False) -> Atoms:
     primitive : bool
         The 106-atom fcc primitive cell instead of the 424-atom cubic cell.
     """
-    table = site_table("mof5")
-    return _finish(table.conventional(), table, primitive)
+    return framework("mof5", primitive)
 
 
-#: The built-in structures by name: each entry builds a fresh, typed Atoms.
-STRUCTURES: dict[str, Callable[[], Atoms]] = {
-    "zif8": zif8,
-    "zif8-primitive": partial(zif8, primitive=True),
-    "mof5": mof5,
-    "mof5-primitive": partial(mof5, primitive=True),
-}
+#: The keys of the built-in site tables, in the order of :data:`STRUCTURES`.
+FRAMEWORKS = ("zif8", "mof5", "uio66", "hkust1")
+
+#: The built-in structures by name: each entry builds a fresh, typed Atoms. Every framework with a primitive
+#: cell smaller than its conventional one also comes as ``<key>-primitive``.
+STRUCTURES: dict[str, Callable[[], Atoms]] = {}
+for _key in FRAMEWORKS:
+    STRUCTURES[_key] = partial(framework, _key)
+    if site_table(_key).primitive_vectors is not None:
+        STRUCTURES[f"{_key}-primitive"] = partial(framework, _key, primitive=True)
 
 
 def builtin_structure(name: str) -> Atoms:
@@ -84,45 +115,39 @@ def builtin_structure(name: str) -> Atoms:
     return STRUCTURES[name]()
 
 
-def _zif8_hydrogen_sites(heavy: Atoms, placement: dict) -> tuple[Site, ...]:
-    """One ring H and two methyl H (the in-mirror one and one of its images) as sites of the asymmetric unit."""
-    kinds = heavy.arrays["spacegroup_kinds"]
+def _hydrogen_sites(heavy: Atoms, rule: HydrogenRule) -> tuple[Site, ...]:
+    """The hydrogen sites of the asymmetric unit that ``rule`` puts on the first atom of its site."""
     i, j, shift, _ = bond_pairs(heavy)
     positions = heavy.positions
 
-    def neighbours(index: int) -> list[np.ndarray]:
-        """Unit vectors from atom ``index`` to its bonded atoms (periodic images included)."""
+    def bonds(index: int) -> tuple[list[int], list[np.ndarray]]:
+        """The atoms bonded to ``index`` and the unit vectors to them (periodic images included)."""
         mask = i == index
         vectors = positions[j[mask]] + shift[mask] @ heavy.cell - positions[index]
-        return [v / np.linalg.norm(v) for v in vectors]
+        return j[mask].tolist(), [v / np.linalg.norm(v) for v in vectors]
 
-    ring_c = int(np.flatnonzero(kinds == 3)[0])
-    bisector = sum(neighbours(ring_c))
-    ring_h = positions[ring_c] - placement["ring_CH_A"] * bisector / np.linalg.norm(bisector)
+    carrier = int(np.flatnonzero(heavy.arrays["spacegroup_kinds"] == rule.on)[0])
+    _, units = bonds(carrier)
+    away = -sum(units) / np.linalg.norm(sum(units))
+    if rule.rule == "riding":
+        directions = [away]
+    elif rule.rule == "methylene":
+        normal = np.cross(*units) / np.linalg.norm(np.cross(*units))
+        directions = [np.cos(_HALF_TETRAHEDRAL) * away + sign * np.sin(_HALF_TETRAHEDRAL) * normal
+                      for sign in (1, -1)][:len(rule.wyckoff)]
+    elif rule.rule == "methyl":
+        (ring_atom,), _ = bonds(carrier)
+        partners, ring_units = bonds(ring_atom)
+        in_ring = [u for b, u in zip(partners, ring_units) if b != carrier]
+        normal = np.cross(*in_ring)
+        normal -= away * (normal @ away)
+        normal *= np.sign(normal[1]) / np.linalg.norm(normal)
+        off_axis = np.pi - np.arccos(-1.0 / 3.0)  # angle between the C-CH3 axis and each C-H bond
+        third = np.cross(away, normal)
+        directions = [np.cos(off_axis) * away + np.sin(off_axis) * (np.cos(phi) * normal + np.sin(phi) * third)
+                      for phi in np.radians([0.0, 120.0])][:len(rule.wyckoff)]
+    else:
+        raise StructureError(f"unknown hydrogen rule {rule.rule!r}; use riding, methylene or methyl")
+    fractional = heavy.cell.scaled_positions(positions[carrier] + rule.length * np.array(directions))
+    return tuple(Site("H", tuple(p), wyckoff, rule.role) for p, wyckoff in zip(fractional, rule.wyckoff))
 
-    c2, methyl = (int(np.flatnonzero(kinds == k)[0]) for k in (2, 4))
-    (to_c2,) = neighbours(methyl)
-    axis = -to_c2
-    nitrogens = [u for u, n in zip(neighbours(c2), heavy.numbers[j[i == c2]]) if n == 7]
-    normal = np.cross(*nitrogens)
-    normal -= axis * (normal @ axis)
-    normal *= np.sign(normal[1]) / np.linalg.norm(normal)
-    off_axis = np.pi - np.arccos(-1.0 / 3.0)  # angle between the C-CH3 axis and each C-H bond
-    third = np.cross(axis, normal)
-    in_mirror, image = (
-        positions[methyl] + placement["methyl_CH_A"]
-        * (np.cos(off_axis) * axis + np.sin(off_axis) * (np.cos(phi) * normal + np.sin(phi) * third))
-        for phi in np.radians([0.0, 120.0])
-    )
-    fractional = [tuple(heavy.cell.scaled_positions(p[None])[0]) for p in (ring_h, in_mirror, image)]
-    return tuple(Site("H", position, wyckoff, role) for position, wyckoff, role in
-                 zip(fractional, ["48h", "24g", "48h"], ["ring H", "methyl H in the mirror plane", "methyl H"]))
-
-
-def _finish(conventional: Atoms, table: SiteTable, primitive: bool) -> Atoms:
-    """Reduce to the primitive cell if asked, drop build-time arrays, name and type the atoms."""
-    atoms = primitive_cell(conventional, table.primitive_vectors) if primitive else conventional
-    atoms = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
-    atoms.info["name"] = table.name
-    assign_atom_types(atoms)
-    return atoms

@@ -1,8 +1,9 @@
-"""Crystallographic site tables: a space group, a cubic lattice parameter and the asymmetric unit of a crystal.
+"""Crystallographic site tables: a space group, a cell, the asymmetric unit of a crystal and its hydrogen rules.
 
 The tables live in the package data as ``data/structures/<key>.json``, each naming its source. A table gives
-the conventional cell through ASE's space-group expansion and holds the primitive cell vectors for
-:func:`primitive_cell`.
+the conventional cell through ASE's space-group expansion (standard setting; rhombohedral groups on hexagonal
+axes) and holds the primitive cell vectors for :func:`primitive_cell`. Hydrogens are not listed as sites but as
+rules (:class:`HydrogenRule`) that :mod:`mofsnap.structures.builtin` applies to the heavy-atom crystal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.spacegroup import crystal
+from matscipy.neighbours import neighbour_list
 
 from ..exceptions import StructureError
 from ..resources import data_path
@@ -43,9 +45,35 @@ class Site:
     role: str
 
 
+@dataclass(frozen=True)
+class HydrogenRule:
+    """How the hydrogens on one heavy-atom site are placed (see :mod:`mofsnap.structures.builtin`).
+
+    Attributes
+    ----------
+    rule : str
+        ``"riding"`` (one H opposite the sum of the bond directions of its atom), ``"methylene"`` (two H of a
+        CH2, tetrahedral) or ``"methyl"`` (three H of a CH3 keeping a mirror plane through the C-CH3 bond).
+    on : int
+        Index of the carrying site in :attr:`SiteTable.sites`.
+    length : float
+        X-H bond length in Å.
+    wyckoff : tuple of str
+        Wyckoff position of each hydrogen site the rule adds to the asymmetric unit.
+    role : str
+        What the hydrogens are, e.g. ``"ring H"``.
+    """
+
+    rule: str
+    on: int
+    length: float
+    wyckoff: tuple[str, ...]
+    role: str
+
+
 @dataclass(frozen=True, eq=False)
 class SiteTable:
-    """The crystallographic description of a cubic framework.
+    """The crystallographic description of a framework.
 
     Attributes
     ----------
@@ -55,22 +83,26 @@ class SiteTable:
         Where the numbers come from.
     spacegroup : int
         International space-group number.
-    a : float
-        Cubic lattice parameter in Å.
-    primitive_vectors : (3, 3) array
-        Primitive cell vectors (rows) in units of ``a``.
+    cellpar : tuple of float
+        Conventional cell ``a, b, c`` in Å and ``alpha, beta, gamma`` in degrees.
+    primitive_vectors : (3, 3) array or None
+        Primitive cell vectors (rows) in units of the conventional cell vectors; None when the conventional
+        cell is primitive.
     sites : tuple of Site
-        The asymmetric unit.
+        The heavy atoms of the asymmetric unit.
+    hydrogens : tuple of HydrogenRule
+        The hydrogen placement.
     extra : dict
-        Further entries of the table (e.g. the hydrogen placement of ZIF-8).
+        Further entries of the table (formula, geometry notes).
     """
 
     name: str
     source: str
     spacegroup: int
-    a: float
-    primitive_vectors: np.ndarray
+    cellpar: tuple[float, ...]
+    primitive_vectors: np.ndarray | None
     sites: tuple[Site, ...]
+    hydrogens: tuple[HydrogenRule, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -86,18 +118,24 @@ class SiteTable:
         try:
             sites = tuple(Site(s["symbol"], tuple(s["position"]), s["wyckoff"], s["role"])
                           for s in document.pop("sites"))
+            hydrogens = tuple(HydrogenRule(h["rule"], int(h["on"]), float(h["length_A"]), tuple(h["wyckoff"]),
+                                           h["role"]) for h in document.pop("hydrogens", []))
+            primitive = document.pop("primitive_vectors", None)
             return cls(name=document.pop("name"), source=document.pop("source"),
-                       spacegroup=int(document.pop("spacegroup")), a=float(document.pop("a_A")),
-                       primitive_vectors=np.array(document.pop("primitive_vectors")["rows_in_units_of_a"]),
-                       sites=sites, extra=document)
+                       spacegroup=int(document.pop("spacegroup")), cellpar=tuple(document.pop("cellpar")),
+                       primitive_vectors=None if primitive is None else np.array(primitive["rows"]),
+                       sites=sites, hydrogens=hydrogens, extra=document)
         except KeyError as missing:
             raise StructureError(f"site table {path} has no entry {missing}; reinstall mofsnap") from None
 
     def conventional(self, extra_sites: tuple[Site, ...] = ()) -> Atoms:
-        """The conventional cubic cell from the space-group expansion of the sites (and ``extra_sites``)."""
+        """The conventional cell from the space-group expansion of the sites (and ``extra_sites``).
+
+        ``atoms.arrays["spacegroup_kinds"]`` holds the index of each atom's site.
+        """
         sites = self.sites + tuple(extra_sites)
         return crystal([s.symbol for s in sites], [s.position for s in sites], spacegroup=self.spacegroup,
-                       cellpar=[self.a, self.a, self.a, 90, 90, 90])
+                       cellpar=list(self.cellpar), onduplicates="error")
 
 
 @cache
@@ -107,11 +145,24 @@ def site_table(key: str) -> SiteTable:
 
 
 def primitive_cell(conventional: Atoms, vectors: np.ndarray) -> Atoms:
-    """The atoms of a cubic ``conventional`` cell inside the primitive cell ``vectors`` (rows, in units of a)."""
-    cell = vectors * conventional.cell.lengths()[0]
-    fractional = conventional.positions @ np.linalg.inv(cell)
-    fractional -= np.floor(fractional + 1e-6)
-    key = np.round(fractional * 1e4).astype(np.int64) % 10**4
-    _, first = np.unique(key, axis=0, return_index=True)
-    first = np.sort(first)
-    return Atoms(conventional.numbers[first], fractional[first] @ cell, cell=cell, pbc=True)
+    """The atoms of a ``conventional`` cell inside the primitive cell ``vectors`` (rows, in conventional vectors).
+
+    Lattice images (atoms closer than 0.1 Å once wrapped into the primitive cell) are kept once, the first of
+    them in the order of ``conventional``.
+
+    Raises
+    ------
+    StructureError
+        ``vectors`` do not span a primitive cell of the crystal (the atom count is not the conventional one
+        times the volume ratio).
+    """
+    cell = np.asarray(vectors) @ conventional.cell.array
+    wrapped = Atoms(conventional.numbers, conventional.positions, cell=cell, pbc=True)
+    wrapped.wrap()
+    i, j = neighbour_list("ij", wrapped, 0.1)
+    kept = np.setdiff1d(np.arange(len(wrapped)), j[i < j])
+    expected = len(conventional) * abs(np.linalg.det(vectors))
+    if not np.isclose(len(kept), expected):
+        raise StructureError(f"{len(kept)} atoms in the primitive cell, {expected:g} expected: the primitive "
+                             "vectors of the site table are not lattice vectors of the crystal")
+    return wrapped[kept]
