@@ -23,6 +23,7 @@ from ._lammps import Box, Lammps
 from .exceptions import ModelError
 from .md.deck import SKIN, pair_commands
 from .units import LAMMPS_EV_PER_A3_IN_BAR
+from .fit.posterior import ModelPosterior, fit_statistics_path
 from .model import ZIF8_REFERENCE, SNAPModel
 
 
@@ -218,6 +219,47 @@ class SNAPCalculator(Calculator):
         if getattr(self, "_lmp", None) is not None or getattr(self, "_tmp", None) is not None:
             self.close()
 
+    # -- the model's uncertainty ----------------------------------------------------------------------
+    @property
+    def posterior(self) -> ModelPosterior | None:
+        """The model's posterior and extrapolation-grade statistics: ``<prefix>.snapfit.npz`` when the model was
+        given as a file prefix and that file exists (:func:`mofsnap.fit.posterior.write_fit_statistics`), else
+        None."""
+        model = self.parameters["model"]
+        if isinstance(model, SNAPModel):
+            return None
+        path = fit_statistics_path(model)
+        return ModelPosterior.read(path) if path.exists() else None
+
+    def type_indices(self, atoms: Atoms) -> np.ndarray:
+        """0-based model type index of each atom (checked against the model, as for a calculation)."""
+        return self._lammps_types(atoms) - 1
+
+    def bispectrum(self, atoms: Atoms) -> np.ndarray:
+        """Per-atom bispectrum components of the model at the state of ``atoms`` (LAMMPS ``compute sna/atom``),
+        shape ``(natoms, model.n_bispectrum)``, ``B - B0`` when the model has ``bzeroflag``.
+
+        Uses the calculator's own LAMMPS instance: the first call adds the compute (one full set-up), later
+        ones cost the compute alone on the current state.
+        """
+        from lammps import LMP_STYLE_ATOM, LMP_TYPE_ARRAY
+
+        self.get_property("forces", atoms)
+        if not self._lmp.lmp.has_id("compute", "mofsnap_sna"):
+            self._lmp.command(f"compute mofsnap_sna all sna/atom {self.model.compute_snap_args()}")
+            self._setup_lower = None  # a new compute needs a full set-up
+            self.reset()
+            self.get_property("forces", atoms)
+        lmp = self._lmp.lmp
+        step = lmp.get_thermo("step")
+        if step == self._sna_step:  # a set-up ("run 0") does not advance the step: make LAMMPS recompute
+            self._lmp.command(f"reset_timestep {int(step) + 1}")
+            step += 1
+        self._sna_step = step
+        n = len(atoms)
+        order = np.argsort(lmp.numpy.extract_atom("id")[:n])
+        return np.array(lmp.numpy.extract_compute("mofsnap_sna", LMP_STYLE_ATOM, LMP_TYPE_ARRAY)[:n])[order]
+
     # -- input checks -------------------------------------------------------------------------------
     def _lammps_types(self, atoms: Atoms) -> np.ndarray:
         if "atom_types" not in atoms.arrays:
@@ -266,6 +308,7 @@ class SNAPCalculator(Calculator):
         self._setup_lower = None
         self._thermo: tuple[bool, bool, bool] | None = None
         self._without_energy = 0  # configurations computed since the energy was last asked for
+        self._sna_step = None  # LAMMPS step of the last compute sna/atom read
 
     def _set_state(self, atoms: Atoms, box: Box, full: bool) -> bool:
         """Write cell and positions into LAMMPS; return whether a full setup is needed (or ``full`` asks one).

@@ -7,7 +7,9 @@ again with more --steps to continue the run from the last frame of its trajector
 The run is guarded by default (mofsnap.md.MDGuard: non-finite values, largest force, temperature against the
 target, volume change, bonds of the starting structure); when the guard stops it, the trajectory ends with the
 last good state, md.json says "stopped" with the reason, and the command exits with status 1 and one line naming
-the guard, the step and the atoms. --no-guard runs without it.
+the guard, the step and the atoms. --no-guard runs without it. With a SNAP model whose PREFIX.snapfit.npz exists,
+the extrapolation grade is evaluated every --grade-interval steps: frames above --grade-warn are appended to
+DIR/extrapolative.extxyz, a grade above --grade-stop stops the run like the guard.
 
 Example: mofsnap md zif8.extxyz --model zif8 --d3 --ensemble npt -T 300 --steps 10000 -o run/
 """
@@ -24,6 +26,7 @@ import numpy as np
 from .. import plotting
 from ..exceptions import MDError
 from ..md import MDGuard, MDResult, read_trajectory, run_md
+from ..md.grade import GRADE_INTERVAL, GRADE_STOP, GRADE_WARN, GradeMonitor
 from ..md.native import ENGINES, run_native
 from ..structures import read_structure
 from .options import (add_calculator, add_md, add_output, add_pressure, calculator_from_args, default_of,
@@ -51,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--friction", type=positive_float, default=friction, metavar="1/FS",
                         help=f"Langevin friction in 1/fs (default {friction:g})")
     add_guard(parser)
+    add_grade(parser)
     add_md(parser)
     add_calculator(parser)
     group = parser.add_argument_group("engine")
@@ -78,6 +82,18 @@ def add_guard(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bond-tolerance", type=positive_float, default=tolerance, metavar="F",
                        help=f"stop when a bond of the start (atom types needed) is longer than F x its starting "
                             f"length (default {tolerance:g})")
+
+
+def add_grade(parser: argparse.ArgumentParser) -> None:
+    """The options of the extrapolation grade (:class:`mofsnap.md.grade.GradeMonitor`)."""
+    group = parser.add_argument_group("extrapolation grade (on when the model has its PREFIX.snapfit.npz)")
+    group.add_argument("--grade-interval", type=positive_int, default=GRADE_INTERVAL, metavar="N",
+                       help=f"steps between grade evaluations (default {GRADE_INTERVAL})")
+    group.add_argument("--grade-warn", type=positive_float, default=GRADE_WARN, metavar="G1",
+                       help=f"above this grade, warn and append the frame to DIR/extrapolative.extxyz "
+                            f"(default {GRADE_WARN:g})")
+    group.add_argument("--grade-stop", type=positive_float, default=GRADE_STOP, metavar="G2",
+                       help=f"above this grade, stop the run (default {GRADE_STOP:g})")
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -125,6 +141,10 @@ def run(args: argparse.Namespace) -> int | None:
                                                max_volume_ratio=args.max_volume_ratio,
                                                bond_tolerance=args.bond_tolerance)
     out.mkdir(parents=True, exist_ok=True)
+    observers = []
+    if getattr(calculator, "posterior", None) is not None:
+        observers.append(GradeMonitor(calculator, args.grade_interval, args.grade_warn, args.grade_stop,
+                                      out / "extrapolative.extxyz"))
     result, failure = None, None
     try:
         protocol = dict(temperature_K=args.temperature, ensemble=args.ensemble, pressure_MPa=args.pressure,
@@ -138,7 +158,7 @@ def run(args: argparse.Namespace) -> int | None:
                                 trajectory=out / f"md.{args.format}", progress=args.progress, **protocol)
         else:
             result = run_md(atoms, args.steps, trajectory=out / f"md.{args.format}", guard=guard,
-                            progress=args.progress, calculator=calculator, **protocol)
+                            observers=observers, progress=args.progress, calculator=calculator, **protocol)
     except Exception as error:
         failure = f"{type(error).__name__}: {error}"
         raise

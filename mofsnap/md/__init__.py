@@ -8,8 +8,9 @@ resumes bit for bit; ``read_trajectory`` reads what it writes (and any ``ase.io`
 
 from .checkpoint import MDCheckpoint, checkpoint_path
 from .driver import CELL_MODES, ENSEMBLES, MDResult, run_md
+from .grade import GradeMonitor
 from .guards import Guard, MDGuard, blowup_guard
 from .trajectory import FrameWriter, read_trajectory
 
-__all__ = ["CELL_MODES", "ENSEMBLES", "FrameWriter", "Guard", "MDCheckpoint", "MDGuard", "MDResult", "blowup_guard",
-           "checkpoint_path", "read_trajectory", "run_md"]
+__all__ = ["CELL_MODES", "ENSEMBLES", "FrameWriter", "GradeMonitor", "Guard", "MDCheckpoint", "MDGuard", "MDResult",
+           "blowup_guard", "checkpoint_path", "read_trajectory", "run_md"]

@@ -27,7 +27,7 @@ Guard = Callable[[Atoms, int], "str | None"]
 NAMED_ATOMS = 5
 
 
-def _atoms_named(atoms: Atoms, indices: np.ndarray) -> str:
+def describe_atoms(atoms: Atoms, indices: np.ndarray) -> str:
     """``atom 17 (H1a)`` or ``atoms 3 (C1), 9 (N3a) and 4 more``."""
     indices = np.asarray(indices, dtype=int).ravel()
     types = atoms.arrays.get("atom_types", atoms.get_chemical_symbols())
@@ -41,7 +41,7 @@ def _non_finite(atoms: Atoms, step: int) -> str | None:
                          ("momenta", atoms.get_momenta()), ("forces", atoms.get_forces())):
         bad = ~np.isfinite(values)
         if bad.any():
-            where = "" if what == "cell" else f" on {_atoms_named(atoms, np.flatnonzero(bad.any(axis=1)))}"
+            where = "" if what == "cell" else f" on {describe_atoms(atoms, np.flatnonzero(bad.any(axis=1)))}"
             return f"non-finite guard: NaN or infinite {what}{where} at step {step}"
     return None
 
@@ -50,7 +50,7 @@ def _force(atoms: Atoms, step: int, max_force: float) -> str | None:
     norms = np.linalg.norm(atoms.get_forces(), axis=1)
     worst = int(np.argmax(norms))
     if norms[worst] > max_force:
-        return (f"force guard: {norms[worst]:.1f} eV/Å > {max_force:g} eV/Å on {_atoms_named(atoms, [worst])} "
+        return (f"force guard: {norms[worst]:.1f} eV/Å > {max_force:g} eV/Å on {describe_atoms(atoms, [worst])} "
                 f"at step {step}")
     return None
 
@@ -60,7 +60,7 @@ def _temperature(atoms: Atoms, step: int, limit_K: float) -> str | None:
     if temperature > limit_K:
         kinetic = 0.5 * np.sum(atoms.get_momenta() ** 2, axis=1) / atoms.get_masses()
         return (f"temperature guard: {temperature:.0f} K > {limit_K:.0f} K at step {step} (fastest "
-                f"{_atoms_named(atoms, [int(np.argmax(kinetic))])})")
+                f"{describe_atoms(atoms, [int(np.argmax(kinetic))])})")
     return None
 
 
@@ -137,7 +137,7 @@ class MDGuard:
                 if broken.any():
                     pairs = topology.bonds[broken]
                     reason = (f"bond guard: {int(broken.sum())} bond(s) longer than {self.bond_tolerance:g} x their "
-                              f"starting length, between {_atoms_named(current, np.unique(pairs))} at step {step}")
+                              f"starting length, between {describe_atoms(current, np.unique(pairs))} at step {step}")
             return reason
 
         return guard
