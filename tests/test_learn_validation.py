@@ -208,3 +208,26 @@ def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everythin
     # resumed: nothing is redone, the same verdict and exit status
     again = cli("learn", config, "-o", work, "-q")
     assert again.status == 1 and again.err.splitlines()[-1] == error
+
+
+# -------------------------------------------------------------------------------------- the SNAP-ready cell
+
+
+def test_a_cell_too_narrow_for_the_cutoff_becomes_the_smallest_snap_ready_supercell_before_any_label(
+        tmp_path, ethanol, caplog):
+    from mofsnap.learn import ActiveLearning
+
+    narrow = ethanol.copy()
+    narrow.set_cell([9.0, 9.0, 7.0])  # the twojmax=2 model's cutoff is 3.6 Å: 7.0 < 2 x 3.6 along c
+    narrow.center()
+    settings = LearnSettings(twojmax=2)
+    with caplog.at_level("INFO", logger="mofsnap"), ActiveLearning(narrow, tmp_path, settings) as learner:
+        cutoff = learner.model().cutoff
+        assert 7.0 < 2 * cutoff < 9.0
+        np.testing.assert_array_equal(learner.structure.cell.array, np.diag([9.0, 9.0, 14.0]))
+        assert len(learner.structure) == 2 * len(narrow)
+        np.testing.assert_array_equal(learner.structure.arrays["atom_types"][:len(narrow)],
+                                      narrow.arrays["atom_types"])
+        assert len(learner.store) == 0
+        assert len(ase.io.read(tmp_path / "structure.extxyz")) == 2 * len(narrow)  # what the campaign labels
+    assert "SNAP-ready cell: 1 x 1 x 2 supercell of 18 atoms" in caplog.text

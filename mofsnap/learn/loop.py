@@ -47,13 +47,13 @@ from ..atomtypes import assign_atom_types
 from ..calculator import SNAPCalculator
 from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
-from ..exceptions import LearnError
+from ..exceptions import ConfigurationError, LearnError
 from ..fit import FitReport, extrapolation_grade, fit_snap
 from ..hashing import atoms_hash
-from ..labelling import LabelStore, label
+from ..labelling import LabelChecks, LabelStore, check_configuration, label
 from ..model import SNAPModel
 from ..reference import Reference, reference_by_name
-from ..structures import STRUCTURES, builtin_structure
+from ..structures import STRUCTURES, builtin_structure, perpendicular_widths, snap_ready_cell
 from ..topology import Topology
 from ..units import EV_PER_A3_IN_MPA
 from .md_tasks import MDTask, read_run, run_tasks
@@ -64,6 +64,10 @@ from .validation import validate
 
 log = logging.getLogger(__name__)
 
+#: Input checks of the loop's labels. Frames come from the typed structure and the loop keeps only those whose
+#: bonds are intact against its topology (``bond_tolerance``), so their types hold by construction; a re-typing
+#: of each stretched MD frame from its geometry alone would refuse the very frames the model needs.
+LABEL_CHECKS = LabelChecks(check_types=False)
 #: Work directory of a campaign when none is given.
 DEFAULT_WORKDIR = "mofsnap-learn"
 
@@ -166,23 +170,37 @@ class ActiveLearning:
                  executor: Executor | None = None, progress: bool = True) -> None:
         self.settings = settings
         self.workdir = Path(workdir)
-        self.structure = load_structure(structure if structure is not None else settings.structure)
-        self.reference = reference or reference_by_name(settings.reference)
         self.executor = executor
         self.progress = progress
         self._own_executor = False  # a local pool made here (shut down at the end, replaced when broken)
-        self.topology = Topology.from_atoms(self.structure)
-        self.types = sorted(set(self.structure.arrays["atom_types"]))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.lock = WorkdirLock(self.workdir)
         try:
+            self.structure = self._snap_ready(load_structure(structure if structure is not None
+                                                             else settings.structure))
+            self.reference = reference or reference_by_name(settings.reference)
+            self.topology = Topology.from_atoms(self.structure)
             self._check_workdir()
-        except LearnError:
+            self.store = LabelStore(self.workdir / "labels.db")
+            if settings.relax_fmax is not None:
+                self.structure = self._relaxed()
+        except BaseException:
             self.lock.release()
             raise
-        self.store = LabelStore(self.workdir / "labels.db")
-        if settings.relax_fmax is not None:
-            self.structure = self._relaxed()
+
+    def _snap_ready(self, structure: Atoms) -> Atoms:
+        """The smallest supercell of ``structure`` that the model's fit accepts (before any label is paid for)."""
+        self.types = sorted(set(structure.arrays["atom_types"]))
+        cutoff = self.model().cutoff
+        supercell, repeats = snap_ready_cell(structure, cutoff)
+        widths = ", ".join(f"{w:.2f}" for w in perpendicular_widths(supercell.cell.array))
+        log.info("SNAP-ready cell: %d x %d x %d supercell of %d atoms (perpendicular widths %s Å > 2 x the %.2f Å "
+                 "cutoff)", *repeats, len(supercell), widths, cutoff)
+        return supercell
+
+    def model(self) -> SNAPModel:
+        """An unfitted model of the campaign's types and SNAP settings."""
+        return SNAPModel(self.types, twojmax=self.settings.twojmax, rcutfac=self.settings.rcutfac)
 
     def close(self) -> None:
         """Shut down a process pool made here and release the work directory."""
@@ -257,11 +275,22 @@ class ActiveLearning:
         Returns
         -------
         list of Atoms
-            The good labels among ``frames`` (failed ones are recorded in the store and left out).
+            The good labels among ``frames`` (failed ones are recorded in the store and left out; frames refused
+            before labelling, e.g. with overlapping atoms, are logged and left out).
         """
-        if not frames:
+        accepted = []
+        for atoms, meta in zip(frames, metadata):
+            try:
+                check_configuration(atoms, self.reference, LABEL_CHECKS, f"{meta['source']} frame {meta['frame']}")
+            except ConfigurationError as error:
+                log.warning("not labelled: %s", error)
+                continue
+            accepted.append((atoms, meta))
+        if not accepted:
             return []
-        summary = label(frames, self.reference, self.store, self._executor(), metadata=metadata)
+        frames, metadata = (list(x) for x in zip(*accepted))
+        summary = label(frames, self.reference, self.store, self._executor(), metadata=metadata, checks=LABEL_CHECKS,
+                        progress=self.progress)
         statuses = self.store.statuses()
         return [self.store.get(key) for key in summary.keys if statuses.get(key) == "ok"]
 
@@ -290,7 +319,7 @@ class ActiveLearning:
         if not train:
             raise LearnError(f"generation {k} has no training labels (all failed?); see {self.store.path}")
         s = self.settings
-        model, report = fit_snap(train, model=SNAPModel(self.types, twojmax=s.twojmax, rcutfac=s.rcutfac),
+        model, report = fit_snap(train, model=self.model(),
                                  energy_weight=s.energy_weight, stress_weight=s.stress_weight,
                                  cache_dir=self.workdir / "descriptors", seed=s.seed)
         gen.mkdir(parents=True, exist_ok=True)

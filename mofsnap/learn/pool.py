@@ -11,7 +11,6 @@ from ase import Atoms
 
 from ..cbad import CBADFilter
 from ..fit import fit_snap
-from ..model import SNAPModel
 from ..reference import Reference
 from .loop import ActiveLearning
 from .settings import LearnSettings
@@ -66,7 +65,7 @@ def learn_from_pool(pool: list[str | Path], structure: Atoms | str, workdir: str
                                             for i, (a, h) in enumerate(zip(selected, held_out))])
         validation = sorted(learner.store.select(role="test"), key=lambda a: a.info["label_hash"])
         model, report = fit_snap(learner.training_set(0), validation or None,
-                                 model=SNAPModel(learner.types, twojmax=settings.twojmax, rcutfac=settings.rcutfac),
+                                 model=learner.model(),
                                  energy_weight=settings.energy_weight, stress_weight=settings.stress_weight,
                                  cache_dir=learner.workdir / "descriptors", seed=settings.seed)
         out = learner.workdir / "model"
