@@ -20,7 +20,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.plumed import Plumed
 
 from ...exceptions import MetadynamicsError
-from ...md import MDResult, read_trajectory, run_md
+from ...md import Guard, MDGuard, MDResult, read_trajectory, run_md
 from .plumed_input import UNITS_LINE
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,7 @@ def run_metadynamics(
     thermalize: bool = True,
     interval: int = 100,
     resume: bool = True,
+    guard: MDGuard | Guard | None = MDGuard(),
     progress: bool = True,
 ) -> MDResult:
     """NVT molecular dynamics of ``atoms`` under ``calc`` biased by PLUMED (e.g. well-tempered metadynamics).
@@ -168,6 +169,9 @@ def run_metadynamics(
         Steps between trajectory frames (the points a run can resume from).
     resume : bool
         Continue from ``md.traj`` if present; if False an existing trajectory is an error.
+    guard : MDGuard, callable or None
+        Stops a run that leaves the model's domain, as in :func:`mofsnap.md.run_md` (its default); None for
+        toy systems whose instantaneous temperature swings far (a single particle).
     progress : bool
         Show a progress bar.
 
@@ -207,4 +211,4 @@ def run_metadynamics(
         return run_md(atoms, steps, temperature_K=temperature_K, ensemble=thermostat, timestep_fs=timestep_fs,
                       tdamp_fs=tdamp_fs, chain=chain, friction_per_fs=friction_per_fs, seed=seed,
                       thermalize=thermalize, trajectory=traj_path, interval=interval, frame_results=False,
-                      resume=resume, progress=progress, calculator=PlumedBias(calc, plumed))
+                      resume=resume, guard=guard, progress=progress, calculator=PlumedBias(calc, plumed))
