@@ -23,6 +23,8 @@ ZOO = {
     "uio66": ("C48H28O32Zr6", 4, 1, "F-43m (216)", "Zr", ["O"] * 8, (2.05, 2.30), {("C8H4O4", 1): 6}),
     # Cu3(BTC)2, dehydrated paddlewheels
     "hkust1": ("C18H6Cu3O12", 16, 4, "Fm-3m (225)", "Cu", ["O"] * 4, (1.90, 2.00), {("C9H3O6", 1): 2}),
+    # Al(OH)(BDC), large-pore form: AlO6 octahedra, 2 μ2-OH + 4 carboxylate O
+    "mil53": ("C8H5AlO5", 4, 2, "Imma (74)", "Al", ["O"] * 6, (1.80, 1.95), {("C8H4O4", 1): 1}),
 }
 
 
@@ -147,3 +149,20 @@ def test_every_builtin_has_physical_c_h_lengths():
         i, j, d = _bonds(atoms)
         ch = d[(atoms.numbers[i] == 1) & (atoms.numbers[j] == 6)]
         assert ch.size and 1.07 <= ch.min() and ch.max() <= 1.10, name
+
+
+def test_mil53_chains_are_bridged_by_mu2_oh():
+    atoms = builtin_structure("mil53")
+    labels, symbols = atoms.arrays["atom_types"], np.array(atoms.get_chemical_symbols())
+    i, j, _ = _bonds(atoms)
+    hydroxyl = [a for a in np.flatnonzero(symbols == "O") if sorted(symbols[j[i == a]]) == ["Al", "Al", "H"]]
+    assert len(hydroxyl) == 4  # one μ2-OH per Al
+    for a in hydroxyl:
+        first, second = j[i == a][symbols[j[i == a]] == "Al"]
+        assert 115 < atoms.get_angle(first, a, second, mic=True) < 135  # Al-O(H)-Al of a trans corner-sharing chain
+    oh_h = {labels[j[i == a][symbols[j[i == a]] == "H"][0]] for a in hydroxyl}
+    ring_h = {labels[h] for h in np.flatnonzero(symbols == "H")} - oh_h
+    assert len(oh_h) == 1 and len(ring_h) == 1 and oh_h != ring_h  # OH hydrogen and aromatic H differ
+    aluminium = np.flatnonzero(symbols == "Al")
+    chains = atoms.get_all_distances(mic=True)[np.ix_(aluminium, aluminium)]
+    assert np.isclose(np.sort(chains, axis=1)[:, 1], atoms.cell.lengths()[0] / 2).all()  # Al-Al along the chain
