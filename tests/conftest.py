@@ -61,6 +61,16 @@ def mof5_atoms(_mof5) -> Atoms:
 
 
 @pytest.fixture
+def paddlewheel() -> Atoms:
+    """The Cu2(O2CH)4 paddlewheel molecule, no cell: Cu-Cu 2.63 Å, Cu-O 1.96 Å, C-O 1.28 Å, C-H 1.09 Å."""
+    atoms = Atoms("Cu2", positions=[[0, 0, 1.315], [0, 0, -1.315]])
+    for direction in ([1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]):
+        d = np.array(direction, dtype=float)
+        atoms += Atoms("O2CH", positions=[1.95 * d + [0, 0, 1.13], 1.95 * d - [0, 0, 1.13], 2.55 * d, 3.64 * d])
+    return atoms
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded random generator (the same numbers in every run)."""
     return np.random.default_rng(20261129)

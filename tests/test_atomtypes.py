@@ -133,17 +133,8 @@ def test_negative_shells_rejected():
         assign_atom_types(molecule("CH4"), shells=-1)
 
 
-def _paddlewheel():
-    """Cu2(O2CH)4: Cu-Cu 2.63 Å (closer than 1.2 x the Cu covalent-radius sum), Cu-O 1.96 Å, C-O 1.28 Å."""
-    atoms = Atoms("Cu2", positions=[[0, 0, 1.315], [0, 0, -1.315]])
-    for direction in ([1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]):
-        d = np.array(direction, dtype=float)
-        atoms += Atoms("O2CH", positions=[1.95 * d + [0, 0, 1.13], 1.95 * d - [0, 0, 1.13], 2.55 * d, 3.64 * d])
-    return atoms
-
-
-def test_paddlewheel_copper_counts_its_four_oxygens_only():
-    atoms = _paddlewheel()
+def test_paddlewheel_copper_counts_its_four_oxygens_only(paddlewheel):
+    atoms = paddlewheel
     labels = assign_atom_types(atoms)
     assert labels[:2].tolist() == ["Cu4a", "Cu4a"]
     assert sorted(set(labels[2:])) == ["C3a", "H1a", "O2a"]

@@ -52,15 +52,6 @@ def methyl_hydrogens(carbon, phase_deg):
                                                             np.cos(tilt)]) for p in phases])
 
 
-def paddlewheel():
-    """The Cu2(O2CH)4 paddlewheel molecule: Cu-Cu 2.63 Å, Cu-O 1.96 Å, C-O 1.28 Å, C-H 1.09 Å."""
-    atoms = Atoms("Cu2", positions=[[0, 0, 1.315], [0, 0, -1.315]])
-    for direction in ([1, 0], [0, 1], [-1, 0], [0, -1]):
-        d = np.array(direction + [0], dtype=float)
-        atoms += Atoms("O2CH", positions=[1.95 * d + [0, 0, 1.13], 1.95 * d - [0, 0, 1.13], 2.55 * d, 3.64 * d])
-    return atoms
-
-
 # ---------------------------------------------------------------- reading CIFs ASE cannot parse
 @pytest.mark.parametrize("spacegroup, symops, cell, natoms", [
     ("I m c m", None, (10, 11, 12, 90, 90, 90), 16),        # a non-standard setting of Imma: 16 general positions
@@ -176,8 +167,8 @@ def test_guest_molecules_are_listed_and_removed_on_request(rng, tmp_path, cli):
     assert summary["warnings"] == warnings
 
 
-def test_a_molecule_alone_is_no_framework():
-    atoms = paddlewheel()
+def test_a_molecule_alone_is_no_framework(paddlewheel):
+    atoms = paddlewheel
     atoms.set_cell(np.eye(3) * 15.0)
     atoms.pbc = True
     atoms.center()
@@ -296,12 +287,11 @@ def test_snap_ready_cell_is_the_smallest_in_a_skewed_cell():
         assert fewer[axis] == 0 or perpendicular_widths(cell * fewer[:, None])[axis] <= 8.0
 
 
-def test_snap_ready_cell_refuses_bad_input():
+def test_snap_ready_cell_refuses_bad_input(paddlewheel):
     with pytest.raises(StructureError, match="cutoff must be > 0"):
         snap_ready_cell(mu_oh_chain("H"), 0.0)
-    molecule = paddlewheel()
     with pytest.raises(StructureError, match="periodic in all three directions"):
-        snap_ready_cell(molecule, 3.0)
+        snap_ready_cell(paddlewheel, 3.0)
 
 
 def test_primitive_cell_of_the_conventional_mof5_keeps_types(mof5_atoms):
