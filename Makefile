@@ -22,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cp2k
 
 demo: $(STAMP)
-	$(PY) -m mofsnap.learn --demo -o results/demo
+	$(VENV)/bin/mofsnap learn --demo -o results/demo
 
 test: $(STAMP) /usr/bin/cp2k.psmp
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
