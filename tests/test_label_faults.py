@@ -11,13 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 
 from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import ConfigurationError, LabelStoreError
-from mofsnap.labelling import LabelChecks, LabelStore, label, label_key
+from mofsnap.labelling import LabelChecks, LabelStore, label
 from mofsnap.labelling.driver import _label_one
 from mofsnap.reference import XTB, ASEReference
 
@@ -306,3 +305,20 @@ def test_xtb_label_does_not_depend_on_the_previous_configuration_of_the_worker()
     assert fresh["energy"] == after["energy"]
     np.testing.assert_array_equal(fresh["forces"], after["forces"])
     np.testing.assert_array_equal(fresh["stress"], after["stress"])
+
+
+def test_label_command_spin_choice_and_force_bound(tmp_path, cli):
+    pair = bulk("Cu", "fcc", a=3.61, cubic=True)[:2]
+    pair.positions[1] = [2.0, 2.0, 0.0]  # two Cu atoms 2.8 Å apart in a periodic cell
+    pair.write(tmp_path / "cu2.extxyz")
+    refused = cli("label", tmp_path / "cu2.extxyz", "-o", tmp_path / "cu", "--workers", "1", "--no-progress")
+    assert refused.status == 1
+    (line,) = refused.err.strip().splitlines()
+    assert "2 open-shell metal atoms" in line and "--unpaired-electrons N" in line
+    assert len(LabelStore(tmp_path / "cu" / "labels.db").statuses()) == 0
+    typed_water().write(tmp_path / "water.extxyz")
+    bounded = cli("label", tmp_path / "water.extxyz", "-o", tmp_path / "w", "--workers", "1", "--max-force", "1e-6",
+                  "--no-progress")
+    assert bounded.status == 0 and bounded.out.startswith("0 labelled, 1 failed")
+    (failure,) = LabelStore(tmp_path / "w" / "labels.db").failures()
+    assert "exceeds max_force = 1e-06 eV/Å" in failure["error"]

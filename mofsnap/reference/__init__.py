@@ -24,7 +24,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from ..exceptions import ReferenceMethodError, ReferenceUnavailableError
+from ..exceptions import ReferenceMethodError
 
 
 class Reference(ABC):
