@@ -38,7 +38,7 @@ class StabilityRun:
     picoseconds: float
     stopped: str | None
     mean_temperature_K: float
-    volume_change_percent: float
+    max_volume_change_percent: float
 
     @property
     def stable(self) -> bool:
@@ -66,13 +66,16 @@ class ModelCard:
         Configurations in the fit and held out for the test errors.
     temperatures_K : list of float
         Temperatures of the active-learning generations.
-    test : ErrorFigures
+    test : ErrorFigures or None
         Errors on the held-out configurations.
     stability : list of StabilityRun
-        Guarded MD runs with the final model.
-    volume_300K_A3, volume_reference_A3 : float or None
-        Mean volume of the training cell in NPT at 300 K with SNAP + D3, and the volume of the cell as relaxed
-        with the reference method (no D3), in Å³.
+        The validation's guarded NPT runs with the final model.
+    cell_lengths_300K_A, cell_lengths_reference_A : list of float or None
+        Mean cell lengths a, b, c in the 300 K validation run, and those of the reference-relaxed structure.
+    validation_passed : bool
+        The verdict of the validation (stability runs, test errors and lattice within their limits).
+    validation_checks : list of str
+        One line per check of the validation, passed or failed, with its figures.
     use_with : dict
         Calculator settings to use with the model (``{"d3": {...}, "zbl": None}``).
     config_toml : str
@@ -91,10 +94,12 @@ class ModelCard:
     training_labels: int
     test_labels: int
     temperatures_K: list[float]
-    test: ErrorFigures
+    test: ErrorFigures | None
     stability: list[StabilityRun]
-    volume_300K_A3: float | None
-    volume_reference_A3: float | None
+    cell_lengths_300K_A: list[float] | None
+    cell_lengths_reference_A: list[float] | None
+    validation_passed: bool
+    validation_checks: list[str]
     use_with: dict[str, Any]
     config_toml: str
     notes: list[str] = field(default_factory=list)
@@ -102,10 +107,8 @@ class ModelCard:
 
     @property
     def verdict(self) -> str:
-        """``"stable"`` when every stability run finished, ``"unstable"`` when one stopped, else ``"untested"``."""
-        if not self.stability:
-            return "untested"
-        return "stable" if all(run.stable for run in self.stability) else "unstable"
+        """``"passed"`` or ``"failed"``: the validation's verdict."""
+        return "passed" if self.validation_passed else "failed"
 
     @property
     def stable_temperature_range_K(self) -> tuple[float, float] | None:
@@ -123,7 +126,7 @@ class ModelCard:
     def read(cls, path: str | Path) -> ModelCard:
         """Read a card written by :meth:`write`."""
         data = read_result(path, KIND, VERSION)
-        data["test"] = ErrorFigures(**data["test"])
+        data["test"] = None if data["test"] is None else ErrorFigures(**data["test"])
         data["stability"] = [StabilityRun(**run) for run in data["stability"]]
         return cls(**data)
 
@@ -131,12 +134,15 @@ class ModelCard:
         """The card for people: a short page with the figures, the stability runs and how to use the model."""
         rows = "\n".join(f"| {r.ensemble.upper()} {r.temperature_K:.0f} K | {r.picoseconds:g} ps | "
                          f"{'stable' if r.stable else 'stopped: ' + str(r.stopped)} | {r.mean_temperature_K:.0f} K | "
-                         f"{r.volume_change_percent:+.2f} % |" for r in self.stability)
-        lattice = ("" if self.volume_300K_A3 is None or self.volume_reference_A3 is None else
-                   f"\nCell volume at 300 K with SNAP + D3: {self.volume_300K_A3:.1f} Å³, "
-                   f"{100 * (self.volume_300K_A3 / self.volume_reference_A3 - 1):+.2f} % against the "
-                   f"reference-relaxed cell ({self.volume_reference_A3:.1f} Å³, no D3).\n")
+                         f"{r.max_volume_change_percent:.1f} % |" for r in self.stability)
+        lattice = ("" if self.cell_lengths_300K_A is None or self.cell_lengths_reference_A is None else
+                   f"\nMean cell lengths at 300 K: {', '.join(f'{x:.3f}' for x in self.cell_lengths_300K_A)} Å; "
+                   f"reference-relaxed: {', '.join(f'{x:.3f}' for x in self.cell_lengths_reference_A)} Å.\n")
+        checks = "\n".join(f"- {check}" for check in self.validation_checks)
         notes = "\n".join(f"- {note}" for note in self.notes)
+        test = ("none" if self.test is None else
+                f"{self.test.energy_meV_per_atom:.2f} meV/atom, {self.test.forces_meV_per_A:.0f} meV/Å, "
+                f"{self.test.stress_MPa:.1f} MPa ({self.test.n} configurations)")
         return f"""# {self.name}
 
 SNAP model of {self.framework} ({self.formula}), atom types {", ".join(self.atom_types)}.
@@ -146,15 +152,16 @@ SNAP model of {self.framework} ({self.formula}), atom types {", ".join(self.atom
 | reference method | {self.reference} |
 | training / test configurations | {self.training_labels} / {self.test_labels} |
 | active-learning temperatures | {", ".join(f"{t:.0f}" for t in self.temperatures_K)} K |
-| test RMSE | {self.test.energy_meV_per_atom:.2f} meV/atom, {self.test.forces_meV_per_A:.0f} meV/Å, \
-{self.test.stress_MPa:.1f} MPa ({self.test.n} configurations) |
+| test RMSE | {test} |
 | validation verdict | {self.verdict} |
 | use with | {self.use_with} |
 | trained by | mofsnap {self.mofsnap_version} |
 
-## Stability runs (SNAP + D3, guarded)
+## Validation
 
-| run | length | outcome | mean T | volume change |
+{checks}
+
+| run | length | outcome | mean T | largest volume change |
 |---|---|---|---|---|
 {rows}
 {lattice}

@@ -1,6 +1,7 @@
 """Active learning: a whole (tiny) campaign, restarts after SIGKILL, the selection rules, the pool route, the
 ``mofsnap learn`` command, settings and result files."""
 
+import json
 import os
 import shutil
 import signal
@@ -311,9 +312,24 @@ def test_random_selection_labels_one_frame_of_every_run(tmp_path, after_step0, e
             np.testing.assert_allclose(picked.positions, run[picked.info["frame"]].positions, atol=1e-6)
 
 
+def test_a_run_the_guard_stopped_gives_its_last_intact_frame(tmp_path, after_step0, ethanol_file):
+    learner = _learner_from(after_step0, tmp_path / "stops", ethanol_file, selection="random")
+    learner.generation(1, TINY.temperatures[0])
+    md = learner.generation_dir(1) / "md"
+    stopped = [r for r in range(TINY.runs) if json.loads((md / f"run{r:03d}.json").read_text())["stopped"]]
+    runs = _intact_runs(learner)
+    labels = _labels_of_generation(learner, 1)
+    assert stopped, "the tiny campaign's first generation is expected to stop some runs"
+    for r in stopped:
+        if runs[r]:
+            picked = labels[f"gen001/md/run{r:03d}.extxyz"]
+            np.testing.assert_allclose(picked.positions, runs[r][-1].positions, atol=1e-6)
+
+
 def test_grade_selection_picks_the_most_extrapolating_frame_above_the_threshold(tmp_path, after_step0,
                                                                                 ethanol_file):
-    learner = _learner_from(after_step0, tmp_path / "grade", ethanol_file, selection="grade", grade_threshold=0.0)
+    learner = _learner_from(after_step0, tmp_path / "grade", ethanol_file, selection="grade", grade_threshold=0.0,
+                            learn_from_stops=False)
     record = learner.generation(1, TINY.temperatures[0])
     model = SNAPModel.read(after_step0 / "gen000" / "model")
     report = FitReport.read(after_step0 / "gen000" / "report.json")
@@ -329,7 +345,7 @@ def test_grade_selection_picks_the_most_extrapolating_frame_above_the_threshold(
                 best.append(max(grades))
     assert record.grade_max == pytest.approx(max(best)) and record.grade_mean == pytest.approx(np.mean(best))
     picky = _learner_from(after_step0, tmp_path / "picky", ethanol_file, selection="grade",
-                          grade_threshold=max(best) * 1.01)
+                          grade_threshold=max(best) * 1.01, learn_from_stops=False)
     record = picky.generation(1, TINY.temperatures[0])
     assert record.selected == record.labelled == 0 and record.grade_mean is None
     assert record.previous_model_on_new is None

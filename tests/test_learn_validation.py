@@ -12,8 +12,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import LearnError
-from mofsnap.learn import DEMO, LearnSettings, Validation, WorkdirLock, validate, validation_guard
+from mofsnap.learn import DEMO, ActiveLearning, LearnSettings, Validation, WorkdirLock, validate, validation_guard
 from mofsnap.model import SNAPModel
+from mofsnap.reference import CP2K, XTB
 from mofsnap.topology import Topology
 
 
@@ -103,7 +104,7 @@ def test_write_config_is_commented_with_every_key_and_its_meaning(cli, tmp_path)
     assert comment_of["relax_fmax" if "relax_fmax" in comment_of else "relax_steps"].startswith("#")
     assert "# Relax the atom positions of the structure with the reference" in text
     assert comment_of["strain"] == comment_of["n_perturbed"]
-    assert comment_of["d3"].startswith("# Run the active-learning MD with SNAP + D3")
+    assert "# Add Grimme D3(BJ) to SNAP in the active-learning and validation MD" in text and "# d3 =   (unset)" in text
     # the demo's relaxation is written as a live key
     assert cli("learn", "--demo", "--write-config", tmp_path / "demo.toml").status == 0
     assert tomllib.loads((tmp_path / "demo.toml").read_text())["relax_fmax"] == DEMO.relax_fmax
@@ -169,7 +170,7 @@ def test_a_model_that_knows_nothing_fails_validation_loudly(tmp_path, ethanol):
     model = SNAPModel(sorted(set(ethanol.arrays["atom_types"])), twojmax=2)
     settings = LearnSettings(temperatures=(400.0,), final_md_steps=400, hot_md_steps=10)
     test = RMSE(50.0, 2000.0, 10.0, 3)
-    validation = validate(model, ethanol, Topology.from_atoms(ethanol), settings, test, tmp_path, progress=False)
+    validation = validate(model, ethanol, Topology.from_atoms(ethanol), settings, test, tmp_path, d3=True, progress=False)
     assert not validation.passed
     assert Validation.read(tmp_path / "validation.json") == validation
     assert (tmp_path / "validation.png").stat().st_size > 1000
@@ -183,7 +184,7 @@ def test_a_model_that_knows_nothing_fails_validation_loudly(tmp_path, ethanol):
     frames = ase.io.read(run.trajectory, ":")
     assert frames[-1].info["md_stop"] == run.stopped and frames[-1].info["md_step"] == run.steps
     # read back, not rerun
-    assert validate(model, ethanol, Topology.from_atoms(ethanol), settings, test, tmp_path) == validation
+    assert validate(model, ethanol, Topology.from_atoms(ethanol), settings, test, tmp_path, d3=True) == validation
 
 
 def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everything(cli, tmp_path, ethanol):
@@ -231,3 +232,14 @@ def test_a_cell_too_narrow_for_the_cutoff_becomes_the_smallest_snap_ready_superc
         assert len(learner.store) == 0
         assert len(ase.io.read(tmp_path / "structure.extxyz")) == 2 * len(narrow)  # what the campaign labels
     assert "SNAP-ready cell: 1 x 1 x 2 supercell of 18 atoms" in caplog.text
+
+
+def test_d3_follows_the_dispersion_of_the_labels(tmp_path, ethanol):
+    assert XTB().includes_dispersion  # GFN1-xTB carries D3(BJ): its models must not get D3 again
+    assert not CP2K(preset="training").includes_dispersion and CP2K(preset="optimisation").includes_dispersion
+    with ActiveLearning(ethanol, tmp_path / "auto", LearnSettings(), reference=XTB()) as learner:
+        assert learner.d3 is False
+    with ActiveLearning(ethanol, tmp_path / "pbe", LearnSettings(), reference=CP2K(preset="training")) as learner:
+        assert learner.d3 is True
+    with pytest.raises(LearnError, match="already contain dispersion: the model would count it twice"):
+        ActiveLearning(ethanol, tmp_path / "twice", LearnSettings(d3=True), reference=XTB())

@@ -12,8 +12,10 @@ from mofsnap.model_card import ErrorFigures, ModelCard, StabilityRun, packaged_m
 def card(stability: list[StabilityRun]) -> ModelCard:
     return ModelCard(name="toy-gfn1", framework="a toy framework", formula="C2H6", atom_types=["C4a", "H1a"],
                      reference="GFN1-xTB", training_labels=40, test_labels=10, temperatures_K=[100.0, 200.0],
-                     test=ErrorFigures(0.5, 60.0, 12.0, 10), stability=stability, volume_300K_A3=1001.5,
-                     volume_reference_A3=990.0, use_with={"d3": {"functional": "pbe"}, "zbl": None},
+                     test=ErrorFigures(0.5, 60.0, 12.0, 10), stability=stability,
+                     cell_lengths_300K_A=[10.1, 10.2, 10.3], cell_lengths_reference_A=[10.0, 10.0, 10.0],
+                     validation_passed=all(run.stable for run in stability),
+                     validation_checks=["300 K NPT run: 20 ps stable"], use_with={"d3": None, "zbl": None},
                      config_toml='structure = "toy"\n', notes=["a note"], mofsnap_version="0.1.0")
 
 
@@ -23,16 +25,16 @@ def test_card_round_trips_exactly_and_writes_markdown(tmp_path):
     path = original.write(tmp_path / "toy-gfn1.json")
     assert ModelCard.read(path) == original
     text = path.with_suffix(".md").read_text()
-    assert "# toy-gfn1" in text and "stopped: temperature 2400 K" in text and "+1.16 %" in text
+    assert "# toy-gfn1" in text and "stopped: temperature 2400 K" in text and "10.100, 10.200, 10.300 Å" in text
 
 
 def test_verdict_and_stable_range_follow_the_runs():
     stable, stopped = StabilityRun("npt", 300.0, 20.0, None, 300.0, 0.0), StabilityRun("npt", 600.0, 1.0, "x",
                                                                                         600.0, 0.0)
-    assert card([]).verdict == "untested" and card([]).stable_temperature_range_K is None
-    assert card([stable]).verdict == "stable"
+    assert card([]).stable_temperature_range_K is None
+    assert card([stable]).verdict == "passed"
     mixed = card([stable, stopped])
-    assert mixed.verdict == "unstable" and mixed.stable_temperature_range_K == (300.0, 300.0)
+    assert mixed.verdict == "failed" and mixed.stable_temperature_range_K == (300.0, 300.0)
 
 
 def test_a_card_file_of_another_kind_is_refused(tmp_path):

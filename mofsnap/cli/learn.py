@@ -35,12 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="select with CBAD from these trajectories, label and fit (no MD loop)")
     parser.add_argument("--write-config", metavar="FILE",
                         help="write the settings (demo or defaults) as a commented TOML file and exit")
+    parser.add_argument("--export", metavar="PREFIX",
+                        help="after the campaign, copy its model as PREFIX.snapcoeff/.snapparam/.snapfit.npz with "
+                             "its card (PREFIX.json, .md), settings (PREFIX.toml) and labels (PREFIX.labels.extxyz.gz)")
     add_executor(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     """Run ``mofsnap learn``."""
-    from ..learn import DEMO, ActiveLearning, LearnSettings, learn_from_pool
+    from ..learn import DEMO, ActiveLearning, LearnSettings, export_model, learn_from_pool
 
     if args.config and args.demo:
         raise LearnError("give either a config file or --demo, not both")
@@ -68,13 +71,16 @@ def run(args: argparse.Namespace) -> None:
         print(f"test RMSE ({final.test.n} configurations): {final.test.energy:.2f} meV/atom, "
               f"{final.test.forces:.0f} meV/Å, {final.test.stress:.1f} MPa")
     for run in summary.validation.runs:
-        print(f"{run.temperature_K:.0f} K NPT with SNAP + D3: {run.steps}/{run.planned_steps} steps, "
+        d3 = " + D3" if learner.d3 else ""
+        print(f"{run.temperature_K:.0f} K NPT with SNAP{d3}: {run.steps}/{run.planned_steps} steps, "
               f"<T> = {run.mean_temperature_K:.0f} K, <V> = {run.mean_volume_A3:.0f} Å³"
               + (f", stopped: {run.stopped}" if run.stopped else ""))
     for check in summary.validation.checks:
         print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
     print(f"results in {args.output}: summary.json, summary.png, learning_curve.png, final/ "
-          "(validation.json, validation.png)")
+          "(model card model.json/.md, validation.json, validation.png)")
+    if args.export:
+        print(f"model exported: {export_model(args.output, args.export)}")
     if not summary.validation.passed:
         raise ValidationFailed(f"{summary.validation.verdict} (everything is written in {args.output}; see "
                                "final/validation.png)")

@@ -6,11 +6,13 @@
 - :mod:`~mofsnap.learn.md_tasks`: the loop's MD runs as crash-safe tasks;
 - :mod:`~mofsnap.learn.validation`: :func:`validate`, the guarded closing runs and checks that end a campaign;
 - :mod:`~mofsnap.learn.processes`: the work-directory lock and worker processes that end with the campaign;
-- :mod:`~mofsnap.learn.summary`: :class:`LearnSummary`, :class:`Validation` and the other results.
+- :mod:`~mofsnap.learn.summary`: :class:`LearnSummary`, :class:`Validation` and the other results;
+- :mod:`~mofsnap.learn.package`: the campaign's model card and :func:`export_model`.
 """
 
 from .loop import DEFAULT_WORKDIR, ActiveLearning, load_structure, perturbed_copies, prediction_errors
 from .md_tasks import EXPLOSIONS, MDTask, read_run, run_md_task, run_tasks
+from .package import campaign_card, export_model
 from .pool import learn_from_pool
 from .processes import WorkdirLock, worker_pool
 from .settings import CBAD_PICKS, DEMO, SELECTIONS, LearnSettings
@@ -21,5 +23,5 @@ from .validation import VALIDATION_TEMPERATURE_K, validate, validation_guard
 __all__ = ["CBAD_PICKS", "DEFAULT_WORKDIR", "DEMO", "EXPLOSIONS", "RMSE", "SELECTIONS", "VALIDATION_TEMPERATURE_K",
            "ActiveLearning", "CurvePoint", "FinalRecord", "GenerationRecord", "LearnSettings", "LearnSummary",
            "MDTask", "PoolResult", "Validation", "ValidationCheck", "ValidationRun", "WorkdirLock",
-           "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run", "run_md_task",
+           "campaign_card", "export_model", "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run", "run_md_task",
            "run_tasks", "validate", "validation_guard", "worker_pool"]

@@ -49,6 +49,7 @@ from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
 from ..exceptions import ConfigurationError, LearnError
 from ..fit import FitReport, extrapolation_grade, fit_snap
+from ..fit.posterior import write_fit_statistics
 from ..hashing import atoms_hash
 from ..labelling import LabelChecks, LabelStore, check_configuration, label
 from ..model import SNAPModel
@@ -57,6 +58,7 @@ from ..structures import STRUCTURES, builtin_structure, perpendicular_widths, sn
 from ..topology import Topology
 from ..units import EV_PER_A3_IN_MPA
 from .md_tasks import MDTask, read_run, run_tasks
+from .package import campaign_card
 from .processes import WorkdirLock, worker_pool
 from .settings import LearnSettings
 from .summary import RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary
@@ -179,6 +181,7 @@ class ActiveLearning:
             self.structure = self._snap_ready(load_structure(structure if structure is not None
                                                              else settings.structure))
             self.reference = reference or reference_by_name(settings.reference)
+            self.d3 = self._md_dispersion()
             self.topology = Topology.from_atoms(self.structure)
             self._check_workdir()
             self.store = LabelStore(self.workdir / "labels.db")
@@ -187,6 +190,14 @@ class ActiveLearning:
         except BaseException:
             self.lock.release()
             raise
+
+    def _md_dispersion(self) -> bool:
+        """Whether the loop's MD adds D3 to SNAP: the setting, or (unset) exactly when the labels lack it."""
+        has = self.reference.includes_dispersion
+        if self.settings.d3 and has:
+            raise LearnError(f"d3 = true, but the labels of {self.reference.name} already contain dispersion: the "
+                             "model would count it twice; set d3 = false or leave it unset")
+        return (not has) if self.settings.d3 is None else self.settings.d3
 
     def _snap_ready(self, structure: Atoms) -> Atoms:
         """The smallest supercell of ``structure`` that the model's fit accepts (before any label is paid for)."""
@@ -338,7 +349,7 @@ class ActiveLearning:
                  trajectory: Path) -> MDTask:
         s = self.settings
         return MDTask(str(model), start, temperatures, steps, s.frame_interval, s.pressure_MPa, seed, str(trajectory),
-                      self.topology.to_dict(), s.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)
+                      self.topology.to_dict(), self.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)
 
     def _intact(self, frames: list[Atoms]) -> list[Atoms]:
         """The frames without a broken bond."""
@@ -375,6 +386,11 @@ class ActiveLearning:
         cbad = CBADFilter(self.topology, s.resolutions or None, bond_tolerance=s.bond_tolerance)
         cbad.include(self.training_set(k - 1))
         picks = self._pick(runs, cbad, model, report, k)
+        if s.learn_from_stops:
+            for r, summary in enumerate(summaries):
+                failing = self._before_stop(runs[r]) if summary["stopped"] else None
+                if failing is not None:
+                    picks[r] = failing
         chosen = [(r, p) for r, p in enumerate(picks) if p is not None]
         frames = [p for _, p in chosen]
         grades = self._grades(model, report, frames) if frames else None
@@ -390,6 +406,15 @@ class ActiveLearning:
                                 grade_mean=None if grades is None else float(grades.mean()),
                                 grade_max=None if grades is None else float(grades.max()),
                                 previous_model_on_new=unseen)
+
+    def _before_stop(self, frames: list[Atoms]) -> Atoms | None:
+        """The last intact frame of a run the guard stopped: where the model began to fail (None if none)."""
+        intact = self._intact(frames)
+        if not intact:
+            return None
+        frame = intact[-1]
+        frame.info["pick_index"] = next(i for i, f in enumerate(frames) if f is frame)
+        return frame
 
     def _pick(self, runs: list[list[Atoms]], cbad: CBADFilter, model: SNAPModel, report: FitReport,
               k: int) -> list[Atoms | None]:
@@ -440,6 +465,7 @@ class ActiveLearning:
                             "frame": int(i)} for i in order[n_test:n_test + s.extra_random]])
         model, report = self._fit(last + 1)
         model.write(out / "model")
+        write_fit_statistics(out / "model", model, report, self.training_set(last + 1))
         curve = []
         for k in range(last + 2):
             gen_model, gen_report = self._fit(k)
@@ -468,11 +494,13 @@ class ActiveLearning:
             records.append(self._logged(self.generation(k, temperature)))
         final = self.final(len(self.settings.temperatures))
         validation = validate(SNAPModel.read(final.model), self.structure, self.topology, self.settings, final.test,
-                              self.workdir / "final", self.progress)
+                              self.workdir / "final", self.d3, self.progress)
         summary = LearnSummary(records, final, validation, len(self.store), self.store.count_failures(),
                                time.perf_counter() - start)
         summary.write(self.workdir / "summary.json")
         plotting.learn_summary_figure(summary, self.workdir / "summary.png")
+        campaign_card(summary, self.settings, self.structure, self.reference, self.d3,
+                      self.workdir.resolve().name).write(self.workdir / "final" / "model.json")
         if final.test is not None:
             log.info("final model %s: test RMSE %.2f meV/atom, %.0f meV/Å, %.1f MPa", final.model,
                      final.test.energy, final.test.forces, final.test.stress)

@@ -130,7 +130,7 @@ class CurvePoint:
 
 @dataclass(frozen=True)
 class ValidationRun(ResultFile):
-    """One guarded NPT run of the validation with the final SNAP + D3 model.
+    """One guarded NPT run of the validation with the final SNAP model (+ D3 when the labels lack dispersion).
 
     Attributes
     ----------

@@ -1,7 +1,7 @@
 """The validation that closes every campaign: is the final model fit for production MD?
 
-Two NPT runs with the final SNAP + D3 — at 300 K for ``final_md_steps`` (the stability protocol of MOF
-force-field benchmarks asks for at least 50 ps) and at the highest training temperature for ``hot_md_steps``
+Two NPT runs with the final SNAP (+ D3 when the labels lack dispersion) — at 300 K for ``final_md_steps``
+(the stability protocol of MOF force-field benchmarks asks for at least 50 ps) and at the highest training temperature for ``hot_md_steps``
 (at least 10 ps) — each under a guard on forces, temperature, bond lengths against the topology and the
 volume change, which names the atoms and the time when it stops a run; the final model's errors on the
 held-out test frames; the mean 300 K cell lengths against those of the reference-relaxed structure. The
@@ -88,9 +88,9 @@ def validation_guard(topology: Topology, settings: LearnSettings, temperature_K:
 
 
 def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings,
-                   temperature_K: float, steps: int, seed: int, trajectory: Path,
+                   temperature_K: float, steps: int, seed: int, trajectory: Path, d3: bool,
                    progress: bool = True) -> ValidationRun:
-    """One guarded NPT run with SNAP + D3 from ``structure`` (resumed from ``trajectory`` if it exists).
+    """One guarded NPT run with SNAP (+ D3 when ``d3``) from ``structure`` (resumed from ``trajectory``).
 
     Returns
     -------
@@ -102,7 +102,7 @@ def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, setti
     if done.exists():
         return ValidationRun.read(done)
     atoms = structure.copy()
-    atoms.calc = SNAPCalculator(model, d3=True)
+    atoms.calc = SNAPCalculator(model, d3=d3)
     guard = validation_guard(topology, settings, temperature_K, structure.get_volume())
     try:
         result = run_md(atoms, steps, temperature_K=temperature_K, ensemble="npt", cell=npt_cell(structure),
@@ -158,7 +158,7 @@ def _run_check(run: ValidationRun) -> ValidationCheck:
 
 
 def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings, test: RMSE | None,
-             directory: str | Path, progress: bool = True) -> Validation:
+             directory: str | Path, d3: bool, progress: bool = True) -> Validation:
     """Validate a final model (see the module docstring); resumable, the verdict read back once written.
 
     Parameters
@@ -175,6 +175,8 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
         The final model's errors on the held-out test frames.
     directory : path
         Where ``validation.json``, ``validation.png`` and the runs (``validation_<T>K.extxyz`` + ``.json``) go.
+    d3 : bool
+        Add D3 to SNAP in the runs (as the production MD with this model will: not for dispersion-laden labels).
     progress : bool
         Show progress bars of the runs.
 
@@ -190,7 +192,7 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
     directory.mkdir(parents=True, exist_ok=True)
     hot = max(settings.temperatures)
     runs = [validation_run(model, structure, topology, settings, temperature, steps, seed,
-                           directory / f"validation_{temperature:.0f}K.extxyz", progress)
+                           directory / f"validation_{temperature:.0f}K.extxyz", d3, progress)
             for temperature, steps, seed in ((VALIDATION_TEMPERATURE_K, settings.final_md_steps, settings.seed),
                                              (hot, settings.hot_md_steps, settings.seed + 1))]
     checks = [_run_check(runs[0]), _run_check(runs[1]), _test_check(test, settings),

@@ -55,6 +55,14 @@ class Reference(ABC):
         """A fresh ASE calculator for this reference (built on the worker that runs it), set up for the spin
         state of ``atoms`` when given (closed-shell otherwise)."""
 
+    @property
+    def includes_dispersion(self) -> bool:
+        """Whether the method's energies already contain London dispersion (GFN-xTB's D3/D4, CP2K with D3).
+
+        A SNAP model trained on such labels has the dispersion in it: adding D3 at MD time would count it twice.
+        """
+        return False
+
     def unpaired_electrons_for(self, atoms: Atoms) -> int:
         """Unpaired electrons the calculation of ``atoms`` carries (default: 0, closed-shell)."""
         return 0
@@ -113,12 +121,19 @@ class ASEReference(Reference):
         Settings that define the numbers (hashed for the store key); include everything that matters.
     periodic
         Whether configurations must carry a 3D periodic cell.
+    dispersion
+        Whether the calculator's energies contain London dispersion (see :attr:`includes_dispersion`).
     """
 
     factory: Callable[[], Calculator]
     method_name: str
     method_settings: dict[str, Any] = field(default_factory=dict)
     periodic: bool = True
+    dispersion: bool = False
+
+    @property
+    def includes_dispersion(self) -> bool:
+        return self.dispersion
 
     @property
     def name(self) -> str:

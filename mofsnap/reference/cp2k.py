@@ -138,6 +138,11 @@ class CP2K(Reference):
         return f"CP2K/{self.resolved['xc']}" + ("+D3(BJ)" if self.resolved["d3"] else "")
 
     @property
+    def includes_dispersion(self) -> bool:
+        """True for the presets with D3(BJ) in the labels (``d3``), False for plain PBE (the training preset)."""
+        return bool(self.resolved["d3"])
+
+    @property
     def settings(self) -> dict[str, Any]:
         settings = copy.deepcopy(self.resolved)
         if settings["unpaired_electrons"] is None:  # the default rule adds nothing: older stores keep their keys

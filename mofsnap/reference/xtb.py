@@ -51,6 +51,11 @@ class XTB(Reference):
     charge: int = 0
     unpaired_electrons: int | None = None
 
+    @property
+    def includes_dispersion(self) -> bool:
+        """Always True: GFN1-xTB carries D3(BJ) dispersion and GFN2-xTB D4 as part of the method."""
+        return True
+
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ReferenceMethodError(f"unknown xTB method {self.method!r}; choose one of {', '.join(METHODS)}")
