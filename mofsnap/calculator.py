@@ -10,6 +10,7 @@ cell change) rebuilds the LAMMPS state.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ from ase.data import atomic_masses, atomic_numbers
 
 from ._lammps import Box, Lammps
 from .exceptions import ModelError
-from .md.deck import SKIN, pair_commands
-from .units import LAMMPS_EV_PER_A3_IN_BAR
 from .fit.posterior import ModelPosterior, fit_statistics_path
 from .model import ZIF8_REFERENCE, SNAPModel
+from .units import LAMMPS_EV_PER_A3_IN_BAR
+
+#: Neighbour-list skin in Å (LAMMPS metal default), of the calculator and of the native deck.
+SKIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,57 @@ class ZBL:
 #: The ZBL pairs of the reference ZIF-8 model (non-bonded H-containing pairs; H1a ring H, H1b methyl H), from
 #: ``data/hyperparameters/zif8.json``.
 ZIF8_ZBL = ZBL(pairs=tuple(tuple(pair) for pair in ZIF8_REFERENCE["zbl"]["pairs"]))
+
+
+def pair_commands(model: SNAPModel, files: Sequence[str | Path], *, snap: bool, d3: D3 | None, zbl: ZBL | None,
+                  natoms: int, volume: float) -> list[str]:
+    """LAMMPS commands setting the SNAP (+ D3 + ZBL) potential, with neighbour lists sized for its cutoffs.
+
+    Parameters
+    ----------
+    model : SNAPModel
+        Types (LAMMPS type k is ``model.types[k - 1]``) and cutoff.
+    files : (str, str)
+        The ``.snapcoeff`` and ``.snapparam`` files as LAMMPS should read them.
+    snap : bool
+        Include the SNAP term.
+    d3, zbl : D3 or None, ZBL or None
+        Dispersion and repulsion settings (:class:`mofsnap.D3`, :class:`mofsnap.ZBL`).
+    natoms : int
+    volume : float
+        Atoms and cell volume (Å³), which size the per-atom neighbour limit: long D3 cutoffs exceed LAMMPS's
+        default.
+
+    Returns
+    -------
+    list of str
+        ``pair_style``, ``neigh_modify`` and ``pair_coeff`` commands: a single style alone, else
+        ``hybrid/overlay`` with one ``pair_coeff i j zbl Zi Zj`` per ZBL pair.
+    """
+    styles, coeffs = [], []
+    if snap:
+        styles.append("snap")
+        coeffs.append(f"pair_coeff * * snap {files[0]} {files[1]} {' '.join(model.types)}")
+    if zbl:
+        styles.append(f"zbl {zbl.inner!r} {zbl.outer!r}")
+        for a, b in zbl.pairs:
+            i, j = sorted((model.types.index(a) + 1, model.types.index(b) + 1))
+            za, zb = atomic_numbers[model.elements[i - 1]], atomic_numbers[model.elements[j - 1]]
+            coeffs.append(f"pair_coeff {i} {j} zbl {za} {zb}")
+    if d3:
+        styles.append(f"dispersion/d3 {d3.damping} {d3.functional} {d3.cutoff!r} {d3.cn_cutoff!r}")
+        coeffs.append(f"pair_coeff * * dispersion/d3 {' '.join(model.elements)}")
+    if len(styles) == 1 and not zbl:
+        coeffs = [c.replace(f" {styles[0].split()[0]} ", " ", 1) for c in coeffs]
+        cmds = [f"pair_style {styles[0]}"]
+    else:  # ZBL acts on some type pairs only, which needs the hybrid style
+        cmds = [f"pair_style hybrid/overlay {' '.join(styles)}"]
+        if not (snap or d3):
+            coeffs.insert(0, "pair_coeff * * none")
+    cut = max(d3.cutoff if d3 else 0.0, model.cutoff, zbl.outer if zbl else 0.0) + SKIN
+    per_atom = int(1.5 * natoms / volume * 4.0 / 3.0 * np.pi * cut**3) + 200
+    cmds.append(f"neigh_modify delay 0 every 1 check yes one {per_atom} page {max(100000, 10 * per_atom)}")
+    return cmds + coeffs
 
 
 class SNAPCalculator(Calculator):
@@ -223,7 +277,7 @@ class SNAPCalculator(Calculator):
     @property
     def posterior(self) -> ModelPosterior | None:
         """The model's posterior and extrapolation-grade statistics: ``<prefix>.snapfit.npz`` when the model was
-        given as a file prefix and that file exists (:func:`mofsnap.fit.posterior.write_fit_statistics`), else
+        given as a file prefix and that file exists (:func:`mofsnap.md.grade.write_fit_statistics`), else
         None."""
         model = self.parameters["model"]
         if isinstance(model, SNAPModel):

@@ -13,7 +13,8 @@ from ase.io import read
 from mofsnap.calculator import SNAPCalculator
 from mofsnap.exceptions import MDError, ResultFileError
 from mofsnap.fit import FitReport, NormalEquations, fit_snap
-from mofsnap.fit.posterior import ModelPosterior, fit_statistics_path, write_fit_statistics
+from mofsnap.fit.posterior import ModelPosterior, fit_statistics_path
+from mofsnap.md.grade import write_fit_statistics
 from mofsnap.md import GradeMonitor, read_trajectory, run_md
 from mofsnap.model import SNAPModel
 

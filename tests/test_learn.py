@@ -340,7 +340,7 @@ def test_grade_selection_picks_the_most_extrapolating_frame_above_the_threshold(
     with SnapDescriptors(model) as snap:
         for r, run in enumerate(runs):
             if run:
-                grades = [extrapolation_grade(report, report.weighted_rows(snap.rows(f), len(f))) for f in run]
+                grades = [extrapolation_grade(report.gram, report.weighted_rows(snap.rows(f), len(f))) for f in run]
                 assert labels[f"gen001/md/run{r:03d}.extxyz"].info["frame"] == int(np.argmax(grades))
                 best.append(max(grades))
     assert record.grade_max == pytest.approx(max(best)) and record.grade_mean == pytest.approx(np.mean(best))

@@ -24,15 +24,12 @@ good model scores about 3).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..exceptions import FitError
 from ..units import EV_PER_A3_IN_MPA
-
-if TYPE_CHECKING:
-    from .report import FitReport
 
 #: The three kinds of rows of a configuration, in the order of its descriptor rows.
 KINDS = ("energy", "forces", "stress")
@@ -175,7 +172,7 @@ def objective(rmse: dict[str, float]) -> float:
     return float(sum(rmse[k] / OBJECTIVE_SCALES[k] for k in KINDS if np.isfinite(rmse[k])))
 
 
-def extrapolation_grade(gram: FitReport | np.ndarray, rows: np.ndarray, rcond: float = 1e-12) -> float:
+def extrapolation_grade(gram: np.ndarray, rows: np.ndarray, rcond: float = 1e-12) -> float:
     """Leverage of descriptor rows with respect to a training set: ``max_i a_i G^+ a_i^T``.
 
     ``G = A^T W A`` is the training normal-equation matrix. For a training row the value is its
@@ -185,15 +182,15 @@ def extrapolation_grade(gram: FitReport | np.ndarray, rows: np.ndarray, rcond: f
 
     Parameters
     ----------
-    gram : FitReport or (n, n) array
-        A report of :func:`mofsnap.fit.fit_snap` (its ``gram``) or a normal-equation matrix.
+    gram : (n, n) array
+        A normal-equation matrix, e.g. ``FitReport.gram`` of :func:`mofsnap.fit.fit_snap`.
     rows : (m, n) array
         Descriptor rows of the configuration, weighted as in the fit (see
         :meth:`mofsnap.fit.FitReport.weighted_rows`).
     rcond : float
         Eigenvalues of ``G`` below ``rcond * max eigenvalue`` are treated as zero (pseudo-inverse).
     """
-    g = np.asarray(gram.gram if hasattr(gram, "gram") else gram, dtype=float)
+    g = np.asarray(gram, dtype=float)
     values, vectors = np.linalg.eigh(g)
     keep = values > rcond * values.max()
     projected = np.atleast_2d(rows) @ vectors[:, keep]

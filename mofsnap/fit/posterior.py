@@ -207,18 +207,3 @@ class ModelPosterior:
         return cls(arrays["mean"], arrays["gram"], float(arrays["alpha"]), float(arrays["noise_variance"]),
                    float(arrays["energy_weight"]), int(arrays["n_types"]), int(arrays["n_coefficients"]),
                    arrays["atom_leverage_scale"])
-
-
-def write_fit_statistics(prefix: str | Path, model: SNAPModel, report: FitReport,
-                         training: Sequence[Atoms] | None = None) -> Path:
-    """Write ``<prefix>.snapfit.npz``: the posterior of a fit, calibrated on ``training`` when given.
-
-    Call it next to ``model.write(prefix)`` so the model's files carry what the grade and the error bars need.
-    """
-    posterior = ModelPosterior.from_fit(model, report)
-    if training:
-        from ..calculator import SNAPCalculator
-
-        with SNAPCalculator(model) as calculator:
-            posterior.calibrate(training, calculator)
-    return posterior.write(fit_statistics_path(prefix))

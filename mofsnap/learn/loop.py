@@ -49,9 +49,9 @@ from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
 from ..exceptions import ConfigurationError, LearnError
 from ..fit import FitReport, extrapolation_grade, fit_snap
-from ..fit.posterior import write_fit_statistics
 from ..hashing import atoms_hash
 from ..labelling import LabelChecks, LabelStore, check_configuration, label
+from ..md.grade import write_fit_statistics
 from ..model import SNAPModel
 from ..reference import Reference, reference_by_name
 from ..structures import STRUCTURES, builtin_structure, perpendicular_widths, snap_ready_cell
@@ -342,7 +342,7 @@ class ActiveLearning:
     def _grades(self, model: SNAPModel, report: FitReport, frames: list[Atoms]) -> np.ndarray:
         """Extrapolation grade of each frame with respect to the training set of ``report``."""
         with SnapDescriptors(model) as snap:
-            return np.array([extrapolation_grade(report, report.weighted_rows(snap.rows(f), len(f)))
+            return np.array([extrapolation_grade(report.gram, report.weighted_rows(snap.rows(f), len(f)))
                              for f in frames])
 
     def _md_task(self, model: Path, start: Atoms, temperatures: tuple[float, ...], steps: int, seed: int,

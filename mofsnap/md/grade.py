@@ -11,13 +11,18 @@ usual active-learning practice: collect above 2, stop above 10.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.io import write
 
+from ..calculator import SNAPCalculator
 from ..exceptions import MDError
+from ..fit import FitReport
+from ..fit.posterior import ModelPosterior, fit_statistics_path
+from ..model import SNAPModel
 from .guards import describe_atoms
 
 log = logging.getLogger(__name__)
@@ -53,7 +58,7 @@ class GradeMonitor:
         posterior = getattr(calculator, "posterior", None)
         if posterior is None:
             raise MDError("the extrapolation grade needs a SNAP model given by its file prefix with the fit's "
-                          "<prefix>.snapfit.npz beside it (mofsnap.fit.posterior.write_fit_statistics)")
+                          "<prefix>.snapfit.npz beside it (mofsnap.md.grade.write_fit_statistics)")
         if not (isinstance(interval, int) and interval >= 1 and 0 < warn <= stop):
             raise MDError(f"grade settings need interval >= 1 and 0 < warn <= stop (got {interval}, {warn}, {stop})")
         self.calculator, self.posterior = calculator, posterior
@@ -86,3 +91,16 @@ class GradeMonitor:
             return (f"grade guard: extrapolation grade {gamma[worst]:.1f} > {self.stop:g} on "
                     f"{describe_atoms(atoms, over[np.argsort(-gamma[over])])} at step {step}")
         return None
+
+
+def write_fit_statistics(prefix: str | Path, model: SNAPModel, report: FitReport,
+                         training: Sequence[Atoms] | None = None) -> Path:
+    """Write ``<prefix>.snapfit.npz``: the posterior of a fit, calibrated on ``training`` when given.
+
+    Call it next to ``model.write(prefix)`` so the model's files carry what the grade and the error bars need.
+    """
+    posterior = ModelPosterior.from_fit(model, report)
+    if training:
+        with SNAPCalculator(model) as calculator:
+            posterior.calibrate(training, calculator)
+    return posterior.write(fit_statistics_path(prefix))
