@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,40 @@ def read_result(path: str | Path, kind: str, version: int) -> dict[str, Any]:
 def as_float(value: Any) -> float:
     """A JSON number (or ``None`` from an older writer) as a float, NaN for missing."""
     return math.nan if value is None else float(value)
+
+
+def write_arrays(path: str | Path, kind: str, version: int, arrays: dict[str, Any]) -> Path:
+    """Write ``arrays`` as a versioned NPZ file of ``kind``, replacing any older file atomically.
+
+    For array-heavy results (checkpoints, posteriors): every value is stored exactly as numpy holds it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **{FORMAT_KEY: kind, VERSION_KEY: version}, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def read_arrays(path: str | Path, kind: str, version: int, fix: str) -> dict[str, np.ndarray]:
+    """The arrays of a file written by :func:`write_arrays` with this ``kind`` and ``version``.
+
+    Parameters
+    ----------
+    fix : str
+        What the user can do about a file that cannot be used (ends the error message).
+
+    Raises
+    ------
+    ResultFileError
+        Missing, unreadable, of another kind or of another format version.
+    """
+    path = Path(path)
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise ResultFileError(f"{path}: not a readable {kind} file ({error}); {fix}") from None
+    if str(arrays.get(FORMAT_KEY)) != kind or int(arrays.get(VERSION_KEY, -1)) != version:
+        raise ResultFileError(f"{path}: not a {kind} file of format version {version}; {fix}")
+    return {k: v for k, v in arrays.items() if k not in (FORMAT_KEY, VERSION_KEY)}

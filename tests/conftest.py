@@ -10,6 +10,10 @@ import pytest
 from ase import Atoms
 
 from mofsnap.cli import main as mofsnap_main
+from mofsnap.model import SNAPModel
+
+#: The four ZIF-8 atom types of the small SNAP test systems.
+SNAP_TEST_TYPES = ["C3a", "H1a", "N3a", "Zn4a"]
 
 
 @dataclass
@@ -74,3 +78,26 @@ def paddlewheel() -> Atoms:
 def rng() -> np.random.Generator:
     """A seeded random generator (the same numbers in every run)."""
     return np.random.default_rng(20261129)
+
+
+@pytest.fixture(scope="module")
+def snap_model() -> SNAPModel:
+    """A SNAP model of :data:`SNAP_TEST_TYPES` with small random coefficients: smooth, so finite differences are
+    meaningful (costs and agreements do not depend on the coefficients)."""
+    rng = np.random.default_rng(1)
+    model = SNAPModel(SNAP_TEST_TYPES, radii=[0.45, 0.30, 0.45, 0.42], weights=[1.0, 0.8, 1.1, 0.3])
+    model.coefficients = rng.normal(0.0, 0.05, model.coefficients.shape)
+    model.coefficients[:, 0] = [-3.0, -1.0, -4.0, -2.0]
+    return model
+
+
+@pytest.fixture
+def triclinic_atoms() -> Atoms:
+    """12 atoms of the :data:`SNAP_TEST_TYPES` (typed) in a skewed triclinic cell."""
+    rng = np.random.default_rng(0)
+    cell = np.array([[7.0, 0.0, 0.0], [0.8, 7.2, 0.0], [-0.5, 0.6, 6.8]])
+    grid = np.array([[i, j, k] for i in range(2) for j in range(2) for k in range(3)]) / [2, 2, 3]
+    atoms = Atoms(["C", "H", "N", "Zn"] * 3, positions=grid @ cell + rng.normal(0, 0.15, (12, 3)), cell=cell,
+                  pbc=True)
+    atoms.arrays["atom_types"] = np.array(SNAP_TEST_TYPES * 3)
+    return atoms

@@ -20,28 +20,17 @@ from mofsnap.calculator import D3, ZBL, ZIF8_ZBL, SNAPCalculator
 from mofsnap.exceptions import LammpsError, ModelError
 from mofsnap.model import ZIF8_HYPERPARAMETERS, SNAPModel, default_hyperparameters
 
-TYPES = ["C3a", "H1a", "N3a", "Zn4a"]
-
-
-@pytest.fixture(scope="module")
-def model() -> SNAPModel:
-    """A SNAP model with small random coefficients: smooth, so finite differences are meaningful."""
-    rng = np.random.default_rng(1)
-    m = SNAPModel(TYPES, radii=[0.45, 0.30, 0.45, 0.42], weights=[1.0, 0.8, 1.1, 0.3])
-    m.coefficients = rng.normal(0.0, 0.05, m.coefficients.shape)
-    m.coefficients[:, 0] = [-3.0, -1.0, -4.0, -2.0]
-    return m
+from conftest import SNAP_TEST_TYPES as TYPES
 
 
 @pytest.fixture
-def atoms() -> Atoms:
-    """12 typed atoms in a skewed triclinic cell."""
-    rng = np.random.default_rng(0)
-    cell = np.array([[7.0, 0.0, 0.0], [0.8, 7.2, 0.0], [-0.5, 0.6, 6.8]])
-    grid = np.array([[i, j, k] for i in range(2) for j in range(2) for k in range(3)]) / [2, 2, 3]
-    a = Atoms(["C", "H", "N", "Zn"] * 3, positions=grid @ cell + rng.normal(0, 0.15, (12, 3)), cell=cell, pbc=True)
-    a.arrays["atom_types"] = np.array(TYPES * 3)
-    return a
+def model(snap_model) -> SNAPModel:
+    return snap_model
+
+
+@pytest.fixture
+def atoms(triclinic_atoms) -> Atoms:
+    return triclinic_atoms
 
 
 TERMS = {

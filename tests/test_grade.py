@@ -99,7 +99,7 @@ def test_posterior_file_round_trip(narrow_model, tmp_path):
         assert getattr(again, name) == getattr(posterior, name)
     assert fit_statistics_path(f"{prefix}.snapcoeff") == fit_statistics_path(prefix)
     (tmp_path / "junk.npz").write_text("junk")
-    with pytest.raises(ResultFileError, match="not a readable model posterior"):
+    with pytest.raises(ResultFileError, match="not a readable snap-posterior file"):
         ModelPosterior.read(tmp_path / "junk.npz")
 
 

@@ -195,7 +195,7 @@ def test_checkpoint_round_trip(tmp_path):
     for key in checkpoint.state:
         np.testing.assert_array_equal(again.state[key], checkpoint.state[key])
     (tmp_path / "bad.npz").write_bytes(b"not an npz")
-    with pytest.raises(ResultFileError, match="not a readable MD checkpoint"):
+    with pytest.raises(ResultFileError, match="not a readable md-checkpoint file"):
         MDCheckpoint.read(tmp_path / "bad.npz")
 
 

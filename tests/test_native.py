@@ -23,17 +23,12 @@ from mofsnap.md.deck import Deck, Protocol, write_deck
 from mofsnap.md.native import read_native, run_deck, run_native
 from mofsnap.model import SNAPModel
 
-TYPES = ["C3a", "H1a", "N3a", "Zn4a"]
+from conftest import SNAP_TEST_TYPES as TYPES
 
 
-@pytest.fixture(scope="module")
-def model() -> SNAPModel:
-    """Small random coefficients on four ZIF-8 types (the cost and the agreement do not depend on them)."""
-    rng = np.random.default_rng(1)
-    m = SNAPModel(TYPES, radii=[0.45, 0.30, 0.45, 0.42], weights=[1.0, 0.8, 1.1, 0.3])
-    m.coefficients = rng.normal(0.0, 0.05, m.coefficients.shape)
-    m.coefficients[:, 0] = [-3.0, -1.0, -4.0, -2.0]
-    return m
+@pytest.fixture
+def model(snap_model) -> SNAPModel:
+    return snap_model
 
 
 @pytest.fixture
@@ -45,16 +40,11 @@ def calc(model) -> SNAPCalculator:
 
 
 @pytest.fixture
-def atoms() -> Atoms:
-    """12 typed atoms in a skewed triclinic cell, rotated so that the ASE and LAMMPS frames differ."""
-    rng = np.random.default_rng(0)
-    cell = np.array([[7.0, 0.0, 0.0], [0.8, 7.2, 0.0], [-0.5, 0.6, 6.8]])
-    grid = np.array([[i, j, k] for i in range(2) for j in range(2) for k in range(3)]) / [2, 2, 3]
-    a = Atoms(["C", "H", "N", "Zn"] * 3, positions=grid @ cell + rng.normal(0, 0.15, (12, 3)), cell=cell, pbc=True)
-    a.arrays["atom_types"] = np.array(TYPES * 3)
-    a.rotate(30, "z", rotate_cell=True)
-    a.rotate(10, "x", rotate_cell=True)
-    return a
+def atoms(triclinic_atoms) -> Atoms:
+    """The triclinic test atoms rotated, so that the ASE and LAMMPS frames differ."""
+    triclinic_atoms.rotate(30, "z", rotate_cell=True)
+    triclinic_atoms.rotate(10, "x", rotate_cell=True)
+    return triclinic_atoms
 
 
 def test_step_zero_equals_the_calculator_on_two_ranks(calc, atoms, tmp_path):

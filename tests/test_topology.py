@@ -194,13 +194,10 @@ def test_bad_input_is_rejected_with_clear_errors():
         topo.measure(atoms.positions, np.zeros((3, 3)))
 
 
-def test_metal_metal_contacts_are_no_bonds_unless_asked():
+def test_metal_metal_contacts_are_no_bonds_unless_asked(paddlewheel):
     from mofsnap.atomtypes import assign_atom_types
 
-    atoms = Atoms("Cu2", positions=[[0, 0, 1.315], [0, 0, -1.315]])
-    for direction in ([1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]):
-        d = np.array(direction, dtype=float)
-        atoms += Atoms("O2CH", positions=[1.95 * d + [0, 0, 1.13], 1.95 * d - [0, 0, 1.13], 2.55 * d, 3.64 * d])
+    atoms = paddlewheel
     atoms.set_cell(np.eye(3) * 14.0)
     atoms.pbc = True
     atoms.center()

@@ -27,9 +27,9 @@ from .. import plotting
 from ..exceptions import MDError
 from ..md import MDGuard, MDResult, read_trajectory, run_md
 from ..md.grade import GRADE_INTERVAL, GRADE_STOP, GRADE_WARN, GradeMonitor
-from ..md.native import ENGINES, run_native
+from ..md.native import run_native
 from ..structures import read_structure
-from .options import (add_calculator, add_md, add_output, add_pressure, calculator_from_args, default_of,
+from .options import (add_calculator, add_engine, add_md, add_output, add_pressure, calculator_from_args, default_of,
                       positive_float, positive_int)
 
 #: Steps of a run when --steps is not given.
@@ -57,12 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_grade(parser)
     add_md(parser)
     add_calculator(parser)
-    group = parser.add_argument_group("engine")
-    group.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
-                       help="ase: ASE drives the calculator (default); lammps: a native LAMMPS deck in DIR/lammps "
-                            "run by the lmp executable (SNAP models only, no guard), resumed from its restart files")
-    group.add_argument("--np", type=positive_int, default=default_of(run_native, "ranks"), metavar="N",
-                       help="MPI ranks of --engine lammps (mpirun -np N; default %(default)s)")
+    add_engine(parser)
 
 
 def add_guard(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,6 @@ versioned; :meth:`ModelPosterior.write` writes it and :meth:`ModelPosterior.read
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,8 +33,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ..exceptions import FitError, ResultFileError
+from ..exceptions import FitError
 from ..model import SNAPModel
+from ..results import read_arrays, write_arrays
 from .leastsquares import KINDS
 from .report import FitReport
 
@@ -177,14 +177,10 @@ class ModelPosterior:
     def write(self, path: str | Path) -> Path:
         """Write the posterior as a versioned NPZ (``<prefix>.snapfit.npz`` beside a model, see
         :func:`fit_statistics_path`), replacing any older file atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, kind=POSTERIOR_KIND, version=POSTERIOR_VERSION, mean=self.mean, gram=self.gram,
-                 alpha=self.alpha, noise_variance=self.noise_variance, energy_weight=self.energy_weight,
-                 n_types=self.n_types, n_coefficients=self.n_coefficients,
-                 atom_leverage_scale=self.atom_leverage_scale)
-        os.replace(tmp, path)
-        return path
+        return write_arrays(path, POSTERIOR_KIND, POSTERIOR_VERSION, dict(
+            mean=self.mean, gram=self.gram, alpha=self.alpha, noise_variance=self.noise_variance,
+            energy_weight=self.energy_weight, n_types=self.n_types, n_coefficients=self.n_coefficients,
+            atom_leverage_scale=self.atom_leverage_scale))
 
     @classmethod
     def read(cls, path: str | Path) -> ModelPosterior:
@@ -195,15 +191,8 @@ class ModelPosterior:
         ResultFileError
             Missing, unreadable, or not a posterior of this format version.
         """
-        path = Path(path)
-        try:
-            with np.load(path) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as error:
-            raise ResultFileError(f"{path}: not a readable model posterior ({error}); write it again with "
-                                  "ModelPosterior.from_fit(model, report).write(...)") from None
-        if str(arrays.get("kind")) != POSTERIOR_KIND or int(arrays.get("version", -1)) != POSTERIOR_VERSION:
-            raise ResultFileError(f"{path}: not a model posterior of format version {POSTERIOR_VERSION}")
+        arrays = read_arrays(path, POSTERIOR_KIND, POSTERIOR_VERSION,
+                             "write it again with ModelPosterior.from_fit(model, report).write(...)")
         return cls(arrays["mean"], arrays["gram"], float(arrays["alpha"]), float(arrays["noise_variance"]),
                    float(arrays["energy_weight"]), int(arrays["n_types"]), int(arrays["n_coefficients"]),
                    arrays["atom_leverage_scale"])

@@ -15,14 +15,14 @@ The file is ``<trajectory>.checkpoint.npz`` (:func:`checkpoint_path`), a version
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
-from ..exceptions import MDError, ResultFileError
+from ..exceptions import MDError
+from ..results import read_arrays, write_arrays
 
 #: Kind and format version of the checkpoint file.
 CHECKPOINT_KIND, CHECKPOINT_VERSION = "md-checkpoint", 1
@@ -120,13 +120,10 @@ class MDCheckpoint:
 
     def write(self, path: str | Path) -> Path:
         """Write the checkpoint as a versioned NPZ, replacing any older one atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION, step=self.step, positions=self.positions,
-                 momenta=self.momenta, cell=self.cell, integrator=self.integrator, stopped=self.stopped or "",
-                 **{f"state:{key}": value for key, value in self.state.items()})
-        os.replace(tmp, path)
-        return path
+        return write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, dict(
+            step=self.step, positions=self.positions, momenta=self.momenta, cell=self.cell,
+            integrator=self.integrator, stopped=self.stopped or "",
+            **{f"state:{key}": value for key, value in self.state.items()}))
 
     @classmethod
     def read(cls, path: str | Path) -> MDCheckpoint:
@@ -137,15 +134,8 @@ class MDCheckpoint:
         ResultFileError
             Missing, unreadable, of another kind or of another format version.
         """
-        path = Path(path)
-        try:
-            with np.load(path) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as error:
-            raise ResultFileError(f"{path}: not a readable MD checkpoint ({error}); remove it to resume from the "
-                                  "trajectory's last frame") from None
-        if str(arrays.get("kind")) != CHECKPOINT_KIND or int(arrays.get("version", -1)) != CHECKPOINT_VERSION:
-            raise ResultFileError(f"{path}: not an MD checkpoint of format version {CHECKPOINT_VERSION}")
+        arrays = read_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION,
+                             "remove it to resume from the trajectory's last frame")
         return cls(int(arrays["step"]), arrays["positions"], arrays["momenta"], arrays["cell"],
                    str(arrays["integrator"]),
                    {key.split(":", 1)[1]: value for key, value in arrays.items() if key.startswith("state:")},
