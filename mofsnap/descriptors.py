@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -186,8 +185,6 @@ class SnapDescriptors:
         return out.reshape(1 + 3 * n + 6, ntypes * k)
 
 
-#: Uncached configurations from which :func:`iter_descriptors` fans out over a process pool by default.
-PARALLEL_MINIMUM = 8
 #: Tasks per worker of the fan-out (several, so that a slow chunk does not leave the other workers idle).
 CHUNKS_PER_WORKER = 4
 
@@ -211,9 +208,9 @@ def fill_cache(images: Sequence[Atoms], model: SNAPModel, cache_dir: str | Path,
     cache_dir : path
         The on-disk cache (see :class:`SnapDescriptors`); the rows are exactly those of the serial path.
     executor : concurrent.futures.Executor, optional
-        Where the chunks of configurations run (a Dask ``client.get_executor()``, say). Without one, a
-        local process pool with one worker per CPU runs them when at least :data:`PARALLEL_MINIMUM`
-        configurations are uncached and there are several CPUs; otherwise nothing is done here.
+        Where the chunks of configurations run (:func:`mofsnap.executors.open_executor`, a Dask
+        ``client.get_executor()``). Without one nothing is done here: the rows are computed serially where they
+        are used (a library call starts no processes of its own, see :mod:`mofsnap.executors`).
     progress : bool
         Show a progress bar (advanced per finished chunk).
     desc : str
@@ -221,25 +218,18 @@ def fill_cache(images: Sequence[Atoms], model: SNAPModel, cache_dir: str | Path,
     """
     cache = Path(cache_dir) / descriptor_key(model)
     missing = [i for i, atoms in enumerate(images) if not (cache / f"{atoms_hash(atoms)}.npy").exists()]
-    workers = os.cpu_count() or 1
-    if len(missing) < 2 or (executor is None and (len(missing) < PARALLEL_MINIMUM or workers < 2)):
+    if executor is None or len(missing) < 2:
         return 0
-    own = executor is None
-    if own:  # spawned workers: a forked copy of an MPI-initialised LAMMPS process is not safe
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    workers = os.cpu_count() or 1
     chunks = [chunk.tolist() for chunk in np.array_split(missing, min(len(missing), workers * CHUNKS_PER_WORKER))]
-    try:
-        futures = [executor.submit(_fill_cache, model, str(cache_dir), [images[i] for i in chunk], chunk)
-                   for chunk in chunks]
-        with tqdm(total=len(missing), desc=desc, disable=not progress, unit="conf") as bar:
-            for future in as_completed(futures):
-                try:
-                    bar.update(future.result())
-                except DescriptorError as exc:
-                    raise DescriptorError(f"{desc}: {exc}") from None
-    finally:
-        if own:
-            executor.shutdown(cancel_futures=True)
+    futures = [executor.submit(_fill_cache, model, str(cache_dir), [images[i] for i in chunk], chunk)
+               for chunk in chunks]
+    with tqdm(total=len(missing), desc=desc, disable=not progress, unit="conf") as bar:
+        for future in as_completed(futures):
+            try:
+                bar.update(future.result())
+            except DescriptorError as exc:
+                raise DescriptorError(f"{desc}: {exc}") from None
     return len(missing)
 
 

@@ -5,17 +5,18 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from mofsnap.descriptors import PARALLEL_MINIMUM, descriptor_key, fill_cache, iter_descriptors
+from mofsnap.descriptors import descriptor_key, fill_cache, iter_descriptors
 from mofsnap.exceptions import DescriptorError
+from mofsnap.executors import worker_pool
 from mofsnap.hashing import atoms_hash
 from mofsnap.model import SNAPModel
 
 
 @pytest.fixture
 def images(zif8_atoms, rng):
-    """PARALLEL_MINIMUM + 2 perturbed ZIF-8 cells."""
+    """Ten perturbed ZIF-8 cells."""
     frames = []
-    for _ in range(PARALLEL_MINIMUM + 2):
+    for _ in range(10):
         atoms = zif8_atoms.copy()
         atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
         frames.append(atoms)
@@ -28,13 +29,20 @@ def model(zif8_atoms):
 
 
 def test_parallel_rows_equal_serial_rows_bit_for_bit(images, model, tmp_path):
-    serial = list(iter_descriptors(images, model, progress=False))  # no cache: all in this process
-    parallel = list(iter_descriptors(images, model, cache_dir=tmp_path, progress=False))  # default process pool
+    serial = list(iter_descriptors(images, model, progress=False))  # no executor: all in this process
+    with worker_pool(2) as executor:
+        parallel = list(iter_descriptors(images, model, cache_dir=tmp_path, progress=False, executor=executor))
     for ours, theirs in zip(parallel, serial, strict=True):
         np.testing.assert_array_equal(ours, theirs)
     cached = sorted(p.name for p in (tmp_path / descriptor_key(model)).iterdir())
     assert cached == sorted(f"{atoms_hash(a)}.npy" for a in images)
-    assert fill_cache(images, model, tmp_path, progress=False) == 0  # nothing left to compute
+    with worker_pool(2) as executor:
+        assert fill_cache(images, model, tmp_path, executor, progress=False) == 0  # nothing left to compute
+
+
+def test_without_an_executor_the_rows_are_left_to_the_serial_path(images, model, tmp_path):
+    assert fill_cache(images, model, tmp_path, progress=False) == 0
+    assert not (tmp_path / descriptor_key(model)).exists()
 
 
 def test_explicit_executor_and_errors(images, model, tmp_path):

@@ -26,7 +26,6 @@ def test_notebook_is_committed_without_outputs(path):
 def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MOFSNAP_QUICK", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=CELL_TIME_LIMIT, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})

@@ -10,7 +10,6 @@
   (:func:`mofsnap.md.native.run_native`). A run that finished writes ``<trajectory>.done.json`` (its
   :class:`~mofsnap.md.MDResult` figures) and is not run again; an unfinished one resumes from its
   trajectory (ASE) or newest restart file (LAMMPS).
-- :func:`open_executor` makes the executor of the ``--workers``/``--executor`` options.
 
 Workers rebuild the calculator as ``type(calc)(**calc.todict())`` (ASE's ``parameters``), so any calculator
 whose parameters describe it (``SNAPCalculator``, ``EMT``, ...) runs in other processes.
@@ -20,10 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,30 +203,3 @@ def run_all(runs: list[MDRun], calculator: Calculator, *, engine: str = "ase", r
                for run in runs]
     return [future.result() for future in tqdm(futures, desc=f"MD runs ({engine})", unit="run",
                                                disable=not progress)]
-
-
-@contextmanager
-def open_executor(workers: int | None = None, address: str | None = None,
-                  ranks: int = 1) -> Iterator[Executor | None]:
-    """The executor of the ``--workers N`` / ``--executor ADDRESS`` options, shut down at the end.
-
-    A Dask scheduler at ``address`` if given; else a local process pool of ``workers`` processes (default:
-    one per CPU divided by ``ranks``), or None (run in this process) for a single worker.
-    """
-    if address is not None:
-        from distributed import Client
-
-        client = Client(address)
-        try:
-            yield client.get_executor()
-        finally:
-            client.close()
-        return
-    count = workers or max(1, (os.cpu_count() or 1) // ranks)
-    if count == 1:
-        yield None
-        return
-    from ..learn.processes import worker_pool
-
-    with worker_pool(count) as pool:
-        yield pool

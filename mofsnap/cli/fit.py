@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..exceptions import FitError
-from .options import add_output, default_of, positive_float, positive_int
+from .options import add_executor, add_output, default_of, positive_float, positive_int
 
 
 def _type_value(text: str) -> tuple[str, float]:
@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--cache", default=None, metavar="DIR", help="descriptor cache directory (default: temporary)")
     fit.add_argument("--seed", type=int, default=default_of(fit_snap, "seed"),
                      help="seed of folds, subsets and search (default %(default)s)")
+    add_executor(parser)
     extra = parser.add_argument_group("search and learning curve")
     extra.add_argument("--optimize", type=positive_int, default=None, metavar="N",
                        help="search radii, weights, rfac0, alpha, Ew, Sw with N descriptor evaluations (needs "
@@ -89,7 +90,9 @@ def _read_frames(paths: Sequence[str]) -> list:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, write model, report and plots, and print the errors."""
+    from ..executors import open_executor
     from ..fit import fit_snap, learning_curve, model_for, optimize_hyperparameters
+    from ..md.grade import write_fit_statistics
 
     if (args.optimize or args.learning_curve) and not args.valid:
         raise FitError("--optimize and --learning-curve need a validation set: add --valid FILE")
@@ -116,10 +119,12 @@ def run(args: argparse.Namespace) -> int:
         for label, r, w in zip(best["types"], best["radii"], best["weights"]):
             print(f"  {label:>6}: radius {r:.4f}, weight {w:.4f}")
     else:
-        model, report = fit_snap(train, valid, model=start, energy_weight=args.energy_weight,
-                                 stress_weight=args.stress_weight, alpha=args.alpha, cv=args.cv, seed=args.seed,
-                                 **common)
+        with open_executor(args.workers, args.executor) as executor:  # descriptor rows on every core
+            model, report = fit_snap(train, valid, model=start, energy_weight=args.energy_weight,
+                                     stress_weight=args.stress_weight, alpha=args.alpha, cv=args.cv, seed=args.seed,
+                                     executor=executor, **common)
     model.write(out / args.name)
+    write_fit_statistics(out / args.name, model, report, train)  # for the extrapolation grade and error bars
     report.write(out / "report.json")
     report.write_csv(out / "report.csv")
     report.plot(out / "parity.png")

@@ -22,7 +22,8 @@ import argparse
 import json
 from dataclasses import asdict
 
-from ..analysis.runs import check_engine, open_executor
+from ..analysis.runs import check_engine
+from ..executors import open_executor
 from ..analysis.thermal_expansion import analyse, run_npt_scan, state_points_from_files, write_outputs
 from ..exceptions import ThermalExpansionError
 from ..structures import read_structure

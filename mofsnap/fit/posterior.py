@@ -40,6 +40,8 @@ from .leastsquares import KINDS
 from .report import FitReport
 
 #: Kind and format version of the ``.snapfit.npz`` file.
+#: Smallest eigenvalue of G + alpha I kept, relative to the largest (the rest is rounding noise).
+EIGENVALUE_FLOOR = 1e-13
 POSTERIOR_KIND, POSTERIOR_VERSION = "snap-posterior", 1
 
 
@@ -94,7 +96,10 @@ class ModelPosterior:
         if self.atom_leverage_scale is None:
             self.atom_leverage_scale = np.ones(self.n_types)
         self.atom_leverage_scale = np.asarray(self.atom_leverage_scale, dtype=float)
-        self._factor = np.linalg.cholesky(self.gram + self.alpha * np.eye(n))  # L L^T = G + alpha I
+        # L L^T = G + alpha I from its eigenvalues: with a tiny alpha, rounding leaves G + alpha I numerically
+        # indefinite (Cholesky fails), so eigenvalues below EIGENVALUE_FLOOR x the largest are raised to it
+        values, vectors = np.linalg.eigh(self.gram + self.alpha * np.eye(n))
+        self._factor = vectors * np.sqrt(np.maximum(values, EIGENVALUE_FLOOR * values.max()))
 
     @classmethod
     def from_fit(cls, model: SNAPModel, report: FitReport) -> ModelPosterior:
@@ -114,7 +119,7 @@ class ModelPosterior:
 
     # -- the posterior -------------------------------------------------------------------------------
     def _solve(self, rhs: np.ndarray) -> np.ndarray:
-        """``(G + alpha I)^-1 rhs``."""
+        """``(G + alpha I)^-1 rhs`` through the factor ``L`` (``L L^T = G + alpha I``)."""
         y = np.linalg.solve(self._factor, rhs)
         return np.linalg.solve(self._factor.T, y)
 

@@ -14,7 +14,7 @@ from .loop import DEFAULT_WORKDIR, ActiveLearning, load_structure, perturbed_cop
 from .md_tasks import EXPLOSIONS, MDTask, read_run, run_md_task, run_tasks
 from .package import campaign_card, export_model
 from .pool import learn_from_pool
-from .processes import WorkdirLock, worker_pool
+from .processes import WorkdirLock
 from .settings import CBAD_PICKS, DEMO, SELECTIONS, LearnSettings
 from .summary import (RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, PoolResult, Validation,
                       ValidationCheck, ValidationRun)
@@ -24,4 +24,4 @@ __all__ = ["CBAD_PICKS", "DEFAULT_WORKDIR", "DEMO", "EXPLOSIONS", "RMSE", "SELEC
            "ActiveLearning", "CurvePoint", "FinalRecord", "GenerationRecord", "LearnSettings", "LearnSummary",
            "MDTask", "PoolResult", "Validation", "ValidationCheck", "ValidationRun", "WorkdirLock",
            "campaign_card", "export_model", "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run", "run_md_task",
-           "run_tasks", "validate", "validation_guard", "worker_pool"]
+           "run_tasks", "validate", "validation_guard"]

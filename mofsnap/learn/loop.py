@@ -48,6 +48,7 @@ from ..calculator import SNAPCalculator
 from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
 from ..exceptions import ConfigurationError, LearnError
+from ..executors import worker_pool
 from ..fit import FitReport, extrapolation_grade, fit_snap
 from ..hashing import atoms_hash
 from ..labelling import LabelChecks, LabelStore, check_configuration, label
@@ -59,7 +60,7 @@ from ..topology import Topology
 from ..units import EV_PER_A3_IN_MPA
 from .md_tasks import MDTask, read_run, run_tasks
 from .package import campaign_card
-from .processes import WorkdirLock, worker_pool
+from .processes import WorkdirLock
 from .settings import LearnSettings
 from .summary import RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary
 from .validation import validate

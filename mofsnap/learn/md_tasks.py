@@ -22,9 +22,9 @@ from ase import Atoms
 
 from ..calculator import D3, SNAPCalculator
 from ..exceptions import LammpsError, ModelError
+from ..executors import worker_pool
 from ..md import Guard, blowup_guard, run_md
 from ..topology import Topology
-from .processes import worker_pool
 
 #: Errors by which an MD run with an extrapolating model fails (they end the run like the blow-up guard).
 EXPLOSIONS = (np.linalg.LinAlgError, LammpsError, ModelError, FloatingPointError, OverflowError)

@@ -1,22 +1,14 @@
-"""The processes of a campaign: one learner per work directory, and workers that die with their campaign.
+"""One learner per work directory: :class:`WorkdirLock`, an exclusive ``flock`` on ``WORKDIR/lock``.
 
-- :class:`WorkdirLock`: an exclusive ``flock`` on ``WORKDIR/lock``. The kernel releases it when its process
-  ends in any way (SIGKILL included), so a stale lock never blocks a resume, while a second live process gets
-  a one-line error.
-- :func:`worker_pool`: the local process pool of the loop (forkserver). Each worker watches the campaign's
-  main process through a pidfd and ends itself as soon as that process is gone, so a killed campaign leaves
-  no worker behind (the forkserver and the resource tracker end once their clients are gone).
+The kernel releases the lock when its process ends in any way (SIGKILL included), so a stale lock never blocks
+a resume, while a second live process gets a one-line error. (The campaign's workers come from
+:func:`mofsnap.executors.worker_pool` and end with it.)
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import select
-import signal
-import threading
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 from ..exceptions import LearnError
@@ -60,24 +52,3 @@ class WorkdirLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
-
-
-def _end_with(parent_pid: int) -> None:
-    """Worker initializer: end this process as soon as the process ``parent_pid`` has ended."""
-    try:
-        pidfd = os.pidfd_open(parent_pid)
-    except ProcessLookupError:  # already gone
-        os.kill(os.getpid(), signal.SIGKILL)
-        return
-
-    def watch() -> None:
-        select.select([pidfd], [], [])  # a pidfd becomes readable when its process ends
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="end-with-campaign", daemon=True).start()
-
-
-def worker_pool(max_workers: int) -> ProcessPoolExecutor:
-    """A forkserver process pool of ``max_workers`` whose workers end when this process ends."""
-    return ProcessPoolExecutor(max_workers, mp_context=get_context("forkserver"), initializer=_end_with,
-                               initargs=(os.getpid(),))
