@@ -41,3 +41,18 @@ class BondSprings(Calculator):
         self.results["energy"] = self.results["free_energy"] = float(0.5 * self.k * np.sum(stretch**2))
         self.results["forces"] = forces
         self.results["stress"] = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+
+
+class FlakySprings(BondSprings):
+    """:class:`BondSprings` that fail (raise) while the file ``marker`` exists: a transient reference failure."""
+
+    def __init__(self, reference: Atoms, marker: str, k: float = 20.0, **kwargs) -> None:
+        super().__init__(reference, k, **kwargs)
+        self.marker = marker
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        import os
+
+        if os.path.exists(self.marker):
+            raise RuntimeError("the reference is down (marker file present)")
+        super().calculate(atoms, properties, system_changes)

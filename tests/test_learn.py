@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from springs import BondSprings
+from springs import BondSprings, FlakySprings
 
 from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import LearnError, ResultFileError
@@ -72,7 +72,7 @@ from functools import partial
 import ase.io
 
 sys.path.insert(0, {tests!r})
-from springs import BondSprings
+from springs import BondSprings, FlakySprings
 from mofsnap.learn import ActiveLearning, LearnSettings
 from mofsnap.reference import ASEReference
 
@@ -514,3 +514,22 @@ def test_perturbed_copies_are_seeded_and_bounded(ethanol_file):
         strain = deformation - np.eye(3)
         assert np.allclose(strain, strain.T) and np.abs(strain).max() <= 0.01
         assert np.abs(copy.positions - atoms.positions @ deformation).max() <= 0.1 + 1e-12
+
+
+def test_failed_labels_are_kept_on_resume_and_recomputed_with_retry_failed(tmp_path, ethanol_file):
+    from functools import partial
+
+    marker = tmp_path / "reference-down"
+    marker.touch()
+    flaky = ASEReference(partial(FlakySprings, ase.io.read(ethanol_file), str(marker)), "springs", {"k": 20.0})
+    frames = perturbed_copies(ase.io.read(ethanol_file), 3, 0.05, 0.0, seed=5)
+    meta = [{"generation": 0, "role": "train", "source": "test", "frame": i} for i in range(3)]
+    settings = replace(TINY, structure=str(ethanol_file))
+    with ActiveLearning(workdir=tmp_path / "w", settings=settings, reference=flaky, progress=False) as learner:
+        assert learner.label(frames, meta) == [] and learner.store.count_failures() == 3
+    marker.unlink()  # the reference is back
+    with ActiveLearning(workdir=tmp_path / "w", settings=settings, reference=flaky, progress=False) as learner:
+        assert learner.label(frames, meta) == [] and learner.store.count_failures() == 3  # a resume keeps them
+    with ActiveLearning(workdir=tmp_path / "w", settings=settings, reference=flaky, progress=False,
+                        retry_failed=True) as learner:
+        assert len(learner.label(frames, meta)) == 3 and learner.store.count_failures() == 0

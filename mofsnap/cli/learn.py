@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="select with CBAD from these trajectories, label and fit (no MD loop)")
     parser.add_argument("--write-config", metavar="FILE",
                         help="write the settings (demo or defaults) as a commented TOML file and exit")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="recompute the labels stored as failed (a resumed campaign keeps them otherwise)")
     parser.add_argument("--export", metavar="PREFIX",
                         help="after the campaign, copy its model as PREFIX.snapcoeff/.snapparam/.snapfit.npz with "
                              "its card (PREFIX.json, .md), settings (PREFIX.toml) and labels (PREFIX.labels.extxyz.gz)")
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"model: {result.model}.snapcoeff/.snapparam ({result.train.n} training configurations)")
         print(f"results in {args.output}: result.json, report.json, parity.png")
         return
-    with ActiveLearning(workdir=args.output, settings=settings, progress=args.progress) as learner:
+    with ActiveLearning(workdir=args.output, settings=settings, progress=args.progress,
+                        retry_failed=args.retry_failed) as learner:
         summary = learner.run()
     final = summary.final
     print(f"\nfinal model: {final.model}.snapcoeff/.snapparam ({final.train.n} training configurations)")
@@ -77,6 +80,9 @@ def run(args: argparse.Namespace) -> None:
               + (f", stopped: {run.stopped}" if run.stopped else ""))
     for check in summary.validation.checks:
         print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
+    if summary.failed_labels:
+        print(f"{summary.failed_labels} labels failed (their reasons: ase db {args.output}/labels.db status=failed); "
+              "--retry-failed recomputes them")
     print(f"results in {args.output}: summary.json, summary.png, learning_curve.png, final/ "
           "(model card model.json/.md, validation.json, validation.png)")
     if args.export:

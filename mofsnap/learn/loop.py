@@ -155,6 +155,9 @@ class ActiveLearning:
         pool of ``settings.max_workers``, or a Dask client of ``settings.executor``.
     progress : bool
         Show progress bars of the MD runs.
+    retry_failed : bool
+        Recompute configurations whose labels are stored as failed when a step labels them again (a resumed
+        campaign otherwise keeps every failure, which is what makes a resume equal an uninterrupted run).
 
     Raises
     ------
@@ -170,8 +173,9 @@ class ActiveLearning:
 
     def __init__(self, structure: Atoms | str | None = None, workdir: str | Path = DEFAULT_WORKDIR,
                  settings: LearnSettings = LearnSettings(), reference: Reference | None = None,
-                 executor: Executor | None = None, progress: bool = True) -> None:
+                 executor: Executor | None = None, progress: bool = True, retry_failed: bool = False) -> None:
         self.settings = settings
+        self.retry_failed = retry_failed
         self.workdir = Path(workdir)
         self.executor = executor
         self.progress = progress
@@ -302,7 +306,7 @@ class ActiveLearning:
             return []
         frames, metadata = (list(x) for x in zip(*accepted))
         summary = label(frames, self.reference, self.store, self._executor(), metadata=metadata, checks=LABEL_CHECKS,
-                        progress=self.progress)
+                        retry_failed=self.retry_failed, progress=self.progress)
         statuses = self.store.statuses()
         return [self.store.get(key) for key in summary.keys if statuses.get(key) == "ok"]
 
