@@ -218,7 +218,7 @@ def learn_summary_figure(summary, path: str | Path) -> Path:
 
 def spectrum_figure(frequency_cm1: np.ndarray, total: np.ndarray, partial: Mapping[str, np.ndarray], ylabel: str,
                     path: str | Path, bands: Sequence[tuple[float, float]] | None = None,
-                    xmax: float | None = None) -> Path:
+                    xmax: float | None = None, spread: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
     """Write a density of states and its partial densities (cm⁻¹ below, THz above) to ``path`` (PNG).
 
     The one plot of the MD VDOS and of the phonon DOS.
@@ -237,12 +237,18 @@ def spectrum_figure(frequency_cm1: np.ndarray, total: np.ndarray, partial: Mappi
         Frequency bands (cm⁻¹) shaded grey.
     xmax : float, optional
         Upper frequency limit (cm⁻¹).
+    spread : (mean, std) arrays, optional
+        Mean and model spread of the total over posterior models, drawn as the band mean ± std.
     """
     from .units import THZ_TO_CM1
 
     fig, axes = new_figure(1, 1, figsize=(8, 4.5))
     ax = axes[0, 0]
     ax.plot(frequency_cm1, total, color="black", lw=1.2, label="total")
+    if spread is not None:
+        mean, std = spread
+        ax.fill_between(frequency_cm1, mean - std, mean + std, color="black", alpha=0.25, lw=0,
+                        label="posterior mean ± model spread")
     for label, spectrum in partial.items():
         ax.plot(frequency_cm1, spectrum, lw=0.9, label=label)
     for lo, hi in bands or []:

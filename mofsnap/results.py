@@ -60,7 +60,9 @@ def write_result(path: str | Path, kind: str, version: int, payload: dict[str, A
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {FORMAT_KEY: kind, VERSION_KEY: version, **_plain(payload)}
-    path.write_text(json.dumps(document, indent=1, allow_nan=True))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(document, indent=1, allow_nan=True))
+    os.replace(tmp, path)  # a reader never sees a half-written file
     return path
 
 

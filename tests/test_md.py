@@ -10,7 +10,7 @@ from ase.calculators.calculator import all_changes
 from ase.calculators.emt import EMT
 
 from mofsnap.exceptions import MDError, ResultFileError
-from mofsnap.md import MDCheckpoint, MDGuard, blowup_guard, checkpoint_path, read_trajectory, run_md
+from mofsnap.md import MDCheckpoint, MDGuard, MDSummary, blowup_guard, checkpoint_path, read_trajectory, run_md
 
 
 class FreshEMT(EMT):
@@ -290,7 +290,7 @@ def test_command_runs_and_resumes(cli, tmp_path):
     r = cli(*args, "--steps", "20")
     assert r.status == 0, r.err
     summary = json.loads((run / "md.json").read_text())
-    assert json.loads(r.out) == summary
+    assert MDSummary(**json.loads(r.out)) == MDSummary.read(run / "md.json")
     assert summary["steps"] == 20 and summary["new_steps"] == 20 and summary["ns_per_day"] > 0
     assert summary["natoms"] == 32 and summary["ensemble"] == "npt"
     assert (run / "md.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -357,3 +357,9 @@ def test_command_rejects_unreadable_structure_files(cli, tmp_path):
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"mofsnap md: error: {tmp_path / 'junk.extxyz'}: ase.io cannot "
                                                    "read it")
+
+
+def test_md_summary_round_trips_exactly(tmp_path):
+    summary = MDSummary("start.extxyz", 12, "npt", "stopped", 40, 20, 1.0, "force guard: 21 eV/Å", 1.5, 2.3,
+                        301.2, None, "run/md.extxyz")
+    assert MDSummary.read(summary.write(tmp_path / "md.json")) == summary

@@ -11,9 +11,15 @@ from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
 from ase.vibrations import Vibrations
 
+from ase.calculators.singlepoint import SinglePointCalculator
+
 from mofsnap.analysis.phonons import PhononResult, compute_phonons
 from mofsnap.analysis.vdos import compute_vdos, write_outputs
-from mofsnap.exceptions import PhononError
+from mofsnap.calculator import SNAPCalculator
+from mofsnap.exceptions import FitError, PhononError
+from mofsnap.fit import fit_snap
+from mofsnap.md.grade import write_fit_statistics
+from mofsnap.model import SNAPModel
 from mofsnap.md import read_trajectory, run_md
 from mofsnap.units import THZ_TO_CM1
 
@@ -128,3 +134,79 @@ def test_non_periodic_structure_is_rejected():
     atoms, calc = diatomic_chain()
     with pytest.raises(PhononError, match="supercell >= 1"):
         compute_phonons(atoms, calc, supercell=0, progress=False)
+
+
+def fcc_copper(a=3.6, rattle=0.0, seed=0):
+    """32 typed Cu atoms (2x2x2 cubic cells), rattled by ``rattle`` Å."""
+    atoms = bulk("Cu", cubic=True, a=a).repeat(2)
+    atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+    atoms.rattle(rattle, seed=seed)
+    return atoms
+
+
+@pytest.fixture(scope="module")
+def copper_snap(tmp_path_factory):
+    """File prefix of a copper SNAP (first neighbours only) fitted to EMT on six rattled cells, with its
+    .snapfit.npz, and the prefix of the same model without it."""
+    training = []
+    for k in range(6):
+        atoms = fcc_copper(a=3.55 + 0.02 * k, rattle=0.05, seed=k)
+        atoms.calc = EMT()
+        labels = dict(energy=atoms.get_potential_energy(), forces=atoms.get_forces(), stress=atoms.get_stress())
+        atoms.calc = SinglePointCalculator(atoms, **labels)
+        training.append(atoms)
+    model, report = fit_snap(training, model=SNAPModel(["Cu12a"], twojmax=4, rcutfac=4.0, radii=[0.43],
+                                                       weights=[1.0]), alpha=1e-6, progress=False)
+    folder = tmp_path_factory.mktemp("snap")
+    model.write(folder / "cu")
+    write_fit_statistics(folder / "cu", model, report, training=training)
+    model.write(folder / "bare")
+    return folder / "cu", folder / "bare"
+
+
+def test_posterior_spread_of_snap_copper_phonons(copper_snap, tmp_path):
+    samples = 6
+    with SNAPCalculator(copper_snap[0]) as calc:
+        result = compute_phonons(fcc_copper(), calc, samples=samples, seed=3, progress=False)
+        alone = compute_phonons(fcc_copper(), calc, progress=False)
+    spread = result.spread
+    assert (spread.samples, spread.seed) == (samples, 3) and alone.spread is None
+    np.testing.assert_array_equal(result.gamma_cm1, alone.gamma_cm1)  # the result stays the model's own
+    optical = np.sort(result.gamma_cm1) > 50.0
+    assert optical.sum() == 3 * 32 - 3
+    assert np.all(np.isfinite(spread.gamma_std_cm1)) and np.all(spread.gamma_std_cm1[optical] > 0)
+    # the sampled models scatter around the model: their mean is within a few standard errors of it
+    error = spread.gamma_std_cm1[optical] / np.sqrt(samples)
+    assert np.all(np.abs(spread.gamma_mean_cm1[optical] - np.sort(result.gamma_cm1)[optical]) < 4 * error + 0.5)
+    assert np.all(spread.gamma_std_cm1[optical] < 0.05 * np.sort(result.gamma_cm1)[optical])  # a good fit
+    assert spread.total_std.max() > 0 and np.all(np.isfinite(spread.total_std))
+    assert np.trapezoid(spread.total_mean, result.frequency_cm1) == pytest.approx(3 * 32, rel=1e-3)
+    back = PhononResult.read(result.write(tmp_path / "phonons.json"))
+    for name in ("samples", "seed", "gamma_mean_cm1", "gamma_std_cm1", "total_mean", "total_std"):
+        np.testing.assert_array_equal(getattr(back.spread, name), getattr(spread, name))
+    np.testing.assert_array_equal(back.gamma_cm1, result.gamma_cm1)
+    with SNAPCalculator(copper_snap[0]) as calc:
+        other = compute_phonons(fcc_copper(), calc, samples=samples, seed=4, progress=False)
+    assert not np.array_equal(other.spread.gamma_std_cm1, spread.gamma_std_cm1)
+    with pytest.raises(FitError, match="at least 2"):
+        compute_phonons(fcc_copper(), SNAPCalculator(copper_snap[0]), samples=1, progress=False)
+    with pytest.raises(FitError, match="SNAP model"):
+        compute_phonons(fcc_copper(), EMT(), samples=2, progress=False)
+
+
+def test_command_samples_need_the_fit_statistics(copper_snap, tmp_path, cli):
+    fcc_copper().write(tmp_path / "cu.extxyz")
+    r = cli("phonons", tmp_path / "cu.extxyz", "--model", copper_snap[1], "--samples", "3", "-o", tmp_path / "bare")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1
+    assert "bare.snapfit.npz" in r.err and "does not exist" in r.err and "mofsnap fit" in r.err
+    assert not (tmp_path / "bare" / "relaxed.extxyz").exists()  # refused before any work
+    r = cli("phonons", tmp_path / "cu.extxyz", "--model", copper_snap[0], "--samples", "3", "--samples-seed", "7",
+            "-o", tmp_path / "ph", "--no-progress")
+    assert r.status == 0, r.err
+    spread = json.loads(r.out)["model_spread"]
+    assert (spread["samples"], spread["seed"]) == (3, 7) and 0 < spread["gamma_std_cm1_median"] < np.inf
+    result = PhononResult.read(tmp_path / "ph" / "phonons.json")
+    modes = np.loadtxt(tmp_path / "ph" / "gamma_modes.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(modes[:, 1], np.sort(result.gamma_cm1), atol=1e-6)
+    np.testing.assert_allclose(modes[:, 3], result.spread.gamma_std_cm1, atol=1e-6)
+    assert (tmp_path / "ph" / "phonon_dos.png").exists()

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+from dataclasses import asdict
 from pathlib import Path
-
-import numpy as np
 
 from .. import plotting
 from ..exceptions import MDError
-from ..md import MDGuard, MDResult, read_trajectory, run_md
+from ..md import MDGuard, read_trajectory, run_md
 from ..md.grade import GRADE_INTERVAL, GRADE_STOP, GRADE_WARN, GradeMonitor
 from ..md.native import run_native
+from ..md.summary import MDSummary
 from ..structures import read_structure
 from .options import (add_calculator, add_engine, add_md, add_output, add_pressure, calculator_from_args, default_of,
                       positive_float, positive_int)
@@ -91,36 +90,6 @@ def add_grade(parser: argparse.ArgumentParser) -> None:
                        help=f"above this grade, stop the run (default {GRADE_STOP:g})")
 
 
-def _write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as strict JSON (no NaN), replacing ``path`` atomically so it is never half written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
-    os.replace(tmp, path)
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-def _summary(args: argparse.Namespace, natoms: int, result: MDResult | None, failure: str | None) -> dict:
-    """The contents of md.json: the run's outcome and the means over its frames (None where undefined)."""
-    path = Path(args.output) / f"md.{args.format}"
-    frames = read_trajectory(path) if path.exists() and path.stat().st_size else []
-    temperatures = [f.info["temperature_K"] for f in frames[1:] or frames]
-    stopped = result.stopped if result is not None else failure
-    return {
-        "structure": str(args.structure), "natoms": natoms, "ensemble": args.ensemble,
-        "status": "failed" if result is None else "stopped" if stopped else "completed",
-        "steps": int(frames[-1].info["md_step"]) if frames else 0,
-        "new_steps": result.new_steps if result is not None else None, "timestep_fs": args.timestep,
-        "stopped": stopped, "wall_seconds": result.wall_seconds if result is not None else None,
-        "ns_per_day": _finite_or_none(result.ns_per_day) if result is not None else None,
-        "mean_temperature_K": _finite_or_none(np.mean(temperatures)) if temperatures else None,
-        "mean_volume_A3": _finite_or_none(np.mean([f.get_volume() for f in frames])) if frames else None,
-        "trajectory": str(path),
-    }
-
-
 def run(args: argparse.Namespace) -> int | None:
     """Run the dynamics, then write the summary (always, finished) and the plot of the whole trajectory.
 
@@ -158,11 +127,12 @@ def run(args: argparse.Namespace) -> int | None:
         failure = f"{type(error).__name__}: {error}"
         raise
     finally:
-        summary = _summary(args, len(atoms), result, failure)
-        _write_json(out / "md.json", summary)
+        summary = MDSummary.of_run(str(args.structure), len(atoms), args.ensemble, args.timestep,
+                                   out / f"md.{args.format}", result, failure)
+        summary.write(out / "md.json")
     frames = read_trajectory(result.trajectory)
     plotting.md_run_figure(frames, out / "md.png")
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(asdict(summary), indent=2))
     if result.stopped:
         raise MDError(f"stopped by the {result.stopped}; the trajectory ends with the last good state (step "
                       f"{result.steps}), {out / 'md.json'} is written")

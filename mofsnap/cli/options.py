@@ -150,3 +150,15 @@ def add_relax(parser: argparse.ArgumentParser) -> None:
     fmax = default_of(relax_start, "fmax")
     group.add_argument("--relax-fmax", type=positive_float, default=fmax, metavar="EV/Å",
                        help=f"convergence of the relaxation: largest force in eV/Å (default {fmax:g})")
+
+
+def add_samples(parser: argparse.ArgumentParser) -> None:
+    """``--samples N`` and ``--samples-seed S``: a model spread from SNAP models drawn from the fit's posterior."""
+    from ..analysis.phonons import compute_phonons
+
+    group = parser.add_argument_group("model spread (SNAP models with PREFIX.snapfit.npz, written by mofsnap fit)")
+    group.add_argument("--samples", type=positive_int,
+                       metavar="N", help="recompute with N >= 2 models drawn from the posterior of --model and report "
+                                         "mean ± model spread (costs N times the calculation)")
+    group.add_argument("--samples-seed", type=int, default=default_of(compute_phonons, "seed"), metavar="S",
+                       help="seed of the posterior draw (default %(default)s)")

@@ -5,9 +5,15 @@ any calculator. The structure is first relaxed with the same calculator (positio
 to --relax-fmax; written to -o DIR/relaxed.extxyz and reused when the command runs again) unless
 --no-relax.
 
+With --samples N (a SNAP --model with its PREFIX.snapfit.npz, written by mofsnap fit), the force constants,
+Γ frequencies and DOS are recomputed with N models drawn from the model's ridge posterior: every Γ
+frequency and the DOS come with the mean and the model spread (standard deviation) over them, next to the
+model's own result.
+
 Writes phonons.json (the phonons, readable with PhononResult.read), phonon_dos.csv, phonons_summary.json
-(imaginary modes, DOS integrals) and phonon_dos.png into -o DIR, and vdos_vs_phonons.png with
---compare-vdos; prints the summary.
+(imaginary modes, DOS integrals, model spread) and phonon_dos.png (the spread of the DOS as a band) into
+-o DIR, gamma_modes.csv with --samples (each Γ frequency: model, posterior mean, model spread), and
+vdos_vs_phonons.png with --compare-vdos; prints the summary.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from ..analysis.phonons import compute_phonons, write_outputs
 from ..analysis.runs import relax_start
 from ..analysis.vdos import VDOSResult
 from ..structures import read_structure
-from .options import add_calculator, add_output, add_relax, calculator_from_args, default_of, positive_float
+from ..fit.posterior import posterior_calculators
+from .options import (add_calculator, add_output, add_relax, add_samples, calculator_from_args, default_of,
+                      positive_float)
 
 
 def mesh_size(text: str) -> tuple[int, int, int]:
@@ -58,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="vdos.json written by 'mofsnap vdos' (or its directory): plot the VDOS with the DOS")
     add_calculator(parser)
     add_relax(parser)
+    add_samples(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -67,15 +76,17 @@ def run(args: argparse.Namespace) -> None:
         path = Path(args.compare_vdos)
         vdos = VDOSResult.read(path / "vdos.json" if path.is_dir() else path)
     calculator = calculator_from_args(args)
+    if args.samples:  # refuse a model without posterior before the relaxation
+        posterior_calculators(calculator, args.samples, args.samples_seed)
     atoms = read_structure(args.structure)
     if args.relax:
         atoms = relax_start(atoms, calculator, args.output, fmax=args.relax_fmax, cell="full")
     result = compute_phonons(atoms, calculator, supercell=args.supercell,
                              displacement=args.displacement, mesh=args.mesh, sigma_cm1=args.sigma,
                              subtract_residual_forces=not args.keep_residual_forces, by_element=args.by_element,
-                             progress=args.progress)
+                             progress=args.progress, samples=args.samples or 0, seed=args.samples_seed)
     summary = write_outputs(result, args.output)
     if vdos is not None:
         plotting.vdos_vs_phonon_dos_figure(vdos, result, Path(args.output) / "vdos_vs_phonons.png")
-    print(json.dumps({k: summary[k] for k in ("natoms", "settings", "imaginary_modes_below_-10cm1", "dos_integral")},
-                     indent=2))
+    print(json.dumps({k: summary[k] for k in ("natoms", "settings", "imaginary_modes_below_-10cm1", "dos_integral",
+                                              "model_spread")}, indent=2))

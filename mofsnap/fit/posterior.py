@@ -53,6 +53,33 @@ def fit_statistics_path(prefix: str | Path) -> Path:
     return prefix.with_name(prefix.name + ".snapfit.npz")
 
 
+def posterior_calculators(calculator, n: int, seed: int = 0) -> list:
+    """``n`` copies of a :class:`~mofsnap.calculator.SNAPCalculator` (same D3, ZBL and other settings) whose models
+    are drawn from the posterior of its model: a property recomputed with each gives its model spread.
+
+    Raises
+    ------
+    FitError
+        ``n < 2``, or the calculator has no posterior: not a SNAP model given by file prefix, or no
+        ``<prefix>.snapfit.npz`` beside it (``mofsnap fit`` writes it).
+    """
+    if n < 2:
+        raise FitError(f"a model spread needs at least 2 posterior samples (got {n})")
+    model = getattr(calculator, "parameters", {}).get("model")
+    if model is None:
+        raise FitError("posterior samples need a SNAP model with its fit statistics (--model PREFIX with "
+                       "PREFIX.snapfit.npz, written by 'mofsnap fit')")
+    posterior = calculator.posterior
+    if posterior is None:
+        if isinstance(model, SNAPModel):
+            raise FitError("posterior samples need the model as files: write it and its fit statistics "
+                           "(mofsnap.md.grade.write_fit_statistics) and give the prefix")
+        raise FitError(f"posterior samples need {fit_statistics_path(model)}, which does not exist: 'mofsnap fit' "
+                       f"writes it beside the model (or mofsnap.md.grade.write_fit_statistics)")
+    return [type(calculator)(**{**calculator.todict(), "model": sample})
+            for sample in posterior.sample_models(calculator.model, n, seed)]
+
+
 @dataclass(eq=False)
 class ModelPosterior:
     """Gaussian posterior of the coefficients of a linear model fitted by ridge regression.

@@ -10,7 +10,8 @@ from .checkpoint import MDCheckpoint, checkpoint_path
 from .driver import CELL_MODES, ENSEMBLES, MDResult, run_md
 from .grade import GradeMonitor
 from .guards import Guard, MDGuard, blowup_guard
+from .summary import MDSummary
 from .trajectory import FrameWriter, read_trajectory
 
 __all__ = ["CELL_MODES", "ENSEMBLES", "FrameWriter", "GradeMonitor", "Guard", "MDCheckpoint", "MDGuard", "MDResult",
-           "blowup_guard", "checkpoint_path", "read_trajectory", "run_md"]
+           "MDSummary", "blowup_guard", "checkpoint_path", "read_trajectory", "run_md"]
