@@ -171,7 +171,7 @@ def test_posterior_spread_of_snap_copper_phonons(copper_snap, tmp_path):
         alone = compute_phonons(fcc_copper(), calc, progress=False)
     spread = result.spread
     assert (spread.samples, spread.seed) == (samples, 3) and alone.spread is None
-    np.testing.assert_array_equal(result.gamma_cm1, alone.gamma_cm1)  # the result stays the model's own
+    np.testing.assert_allclose(result.gamma_cm1, alone.gamma_cm1, atol=1e-4)  # the result stays the model's
     optical = np.sort(result.gamma_cm1) > 50.0
     assert optical.sum() == 3 * 32 - 3
     assert np.all(np.isfinite(spread.gamma_std_cm1)) and np.all(spread.gamma_std_cm1[optical] > 0)
