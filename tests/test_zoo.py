@@ -25,6 +25,9 @@ ZOO = {
     "hkust1": ("C18H6Cu3O12", 16, 4, "Fm-3m (225)", "Cu", ["O"] * 4, (1.90, 2.00), {("C9H3O6", 1): 2}),
     # Al(OH)(BDC), large-pore form: AlO6 octahedra, 2 μ2-OH + 4 carboxylate O
     "mil53": ("C8H5AlO5", 4, 2, "Imma (74)", "Al", ["O"] * 6, (1.80, 1.95), {("C8H4O4", 1): 1}),
+    # Zn2(BDC)2(dabco), ordered dabco: Zn paddlewheels (4 carboxylate O) pillared by dabco N; dabco is bicyclic
+    "dmof1": ("C22H20N2O8Zn2", 1, None, "Pmm2 (25)", "Zn", ["N"] + ["O"] * 4, (2.00, 2.10),
+              {("C8H4O4", 1): 2, ("C6H12N2", 2): 1}),
 }
 
 
@@ -166,3 +169,25 @@ def test_mil53_chains_are_bridged_by_mu2_oh():
     aluminium = np.flatnonzero(symbols == "Al")
     chains = atoms.get_all_distances(mic=True)[np.ix_(aluminium, aluminium)]
     assert np.isclose(np.sort(chains, axis=1)[:, 1], atoms.cell.lengths()[0] / 2).all()  # Al-Al along the chain
+
+
+def test_dmof1_paddlewheels_are_pillared_by_one_ordered_dabco():
+    atoms = builtin_structure("dmof1")
+    labels, symbols = atoms.arrays["atom_types"], np.array(atoms.get_chemical_symbols())
+    i, j, _ = _bonds(atoms)
+    zinc, nitrogen = np.flatnonzero(symbols == "Zn"), np.flatnonzero(symbols == "N")
+    pillar = atoms.cell[1] / np.linalg.norm(atoms.cell[1])  # the ordered model's b axis: Zn-Zn and dabco N-N
+    zn_zn = atoms.get_distance(*zinc, mic=True, vector=True)
+    assert 2.8 < np.linalg.norm(zn_zn) < 3.0 and abs(zn_zn @ pillar) == pytest.approx(np.linalg.norm(zn_zn))
+    n_n = atoms.get_distance(*nitrogen, mic=True, vector=True)
+    assert 2.5 < np.linalg.norm(n_n) < 2.65 and abs(n_n @ pillar) == pytest.approx(np.linalg.norm(n_n))
+    for n in nitrogen:
+        carbons = j[i == n][symbols[j[i == n]] == "C"]
+        assert len(carbons) == 3
+        for first, second in [(0, 1), (0, 2), (1, 2)]:  # tetrahedral N of the cage, not the planar C-N of a ring
+            assert 105 < atoms.get_angle(carbons[first], n, carbons[second], mic=True) < 112
+    methylene = [a for a in np.flatnonzero(symbols == "C") if Counter(symbols[j[i == a]]) == {"C": 1, "N": 1, "H": 2}]
+    assert len(methylene) == 6  # all six CH2 of one dabco, each with two H
+    dabco_h = {labels[h] for a in methylene for h in j[i == a] if symbols[h] == "H"}
+    ring_h = {labels[h] for h in np.flatnonzero(symbols == "H")} - dabco_h
+    assert len(dabco_h) == 1 and len(ring_h) == 1 and dabco_h != ring_h  # CH2 and aromatic H differ
