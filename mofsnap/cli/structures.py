@@ -12,6 +12,7 @@ STEM being the built-in name or the file name without suffix; the text summary i
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from ..model import SNAPModel
@@ -20,6 +21,8 @@ from ..structures import (STRUCTURES, find_primitive_cell, prepare_structure, sn
                           summary_text, write_structure_files)
 from .options import add_output
 
+
+log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mofsnap structures``."""
@@ -47,7 +50,9 @@ def run(args: argparse.Namespace) -> None:
     if args.snap_ready:
         cutoff = SNAPModel(sorted(set(atoms.arrays["atom_types"]))).cutoff
         atoms, repeats = snap_ready_cell(atoms, cutoff)
-        warnings.append(f"the {'x'.join(map(str, repeats))} supercell for the SNAP cutoff {cutoff:.2f} Å")
+        if repeats != (1, 1, 1):
+            log.info("written as the %s supercell that the SNAP cutoff %.2f Å needs", "x".join(map(str, repeats)),
+                     cutoff)
     stem = args.source if args.source in STRUCTURES else Path(args.source).stem
     write_structure_files(atoms, args.output, stem, warnings, args.metal_bonds)
     print(summary_text(summary(atoms, warnings, args.metal_bonds)), end="")
