@@ -101,3 +101,32 @@ def triclinic_atoms() -> Atoms:
                   pbc=True)
     atoms.arrays["atom_types"] = np.array(SNAP_TEST_TYPES * 3)
     return atoms
+
+
+@pytest.fixture(scope="session")
+def copper_snap(tmp_path_factory):
+    """File prefix of a copper SNAP (type Cu12a, first neighbours only, for 2x2x2 cubic cells and larger) fitted to
+    EMT on six rattled cells, with its .snapfit.npz, and the prefix of the same model without it."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from mofsnap.fit import fit_snap
+    from mofsnap.md.grade import write_fit_statistics
+
+    training = []
+    for k in range(6):
+        atoms = bulk("Cu", cubic=True, a=3.55 + 0.02 * k).repeat(2)
+        atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+        atoms.rattle(0.05, seed=k)
+        atoms.calc = EMT()
+        labels = dict(energy=atoms.get_potential_energy(), forces=atoms.get_forces(), stress=atoms.get_stress())
+        atoms.calc = SinglePointCalculator(atoms, **labels)
+        training.append(atoms)
+    model, report = fit_snap(training, model=SNAPModel(["Cu12a"], twojmax=4, rcutfac=4.0, radii=[0.43],
+                                                       weights=[1.0]), alpha=1e-6, progress=False)
+    folder = tmp_path_factory.mktemp("snap")
+    model.write(folder / "cu")
+    write_fit_statistics(folder / "cu", model, report, training=training)
+    model.write(folder / "bare")
+    return folder / "cu", folder / "bare"

@@ -11,15 +11,11 @@ from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
 from ase.vibrations import Vibrations
 
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from mofsnap.analysis.phonons import PhononResult, compute_phonons
 from mofsnap.analysis.vdos import compute_vdos, write_outputs
 from mofsnap.calculator import SNAPCalculator
 from mofsnap.exceptions import FitError, PhononError
-from mofsnap.fit import fit_snap
-from mofsnap.md.grade import write_fit_statistics
-from mofsnap.model import SNAPModel
 from mofsnap.md import read_trajectory, run_md
 from mofsnap.units import THZ_TO_CM1
 
@@ -142,26 +138,6 @@ def fcc_copper(a=3.6, rattle=0.0, seed=0):
     atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
     atoms.rattle(rattle, seed=seed)
     return atoms
-
-
-@pytest.fixture(scope="module")
-def copper_snap(tmp_path_factory):
-    """File prefix of a copper SNAP (first neighbours only) fitted to EMT on six rattled cells, with its
-    .snapfit.npz, and the prefix of the same model without it."""
-    training = []
-    for k in range(6):
-        atoms = fcc_copper(a=3.55 + 0.02 * k, rattle=0.05, seed=k)
-        atoms.calc = EMT()
-        labels = dict(energy=atoms.get_potential_energy(), forces=atoms.get_forces(), stress=atoms.get_stress())
-        atoms.calc = SinglePointCalculator(atoms, **labels)
-        training.append(atoms)
-    model, report = fit_snap(training, model=SNAPModel(["Cu12a"], twojmax=4, rcutfac=4.0, radii=[0.43],
-                                                       weights=[1.0]), alpha=1e-6, progress=False)
-    folder = tmp_path_factory.mktemp("snap")
-    model.write(folder / "cu")
-    write_fit_statistics(folder / "cu", model, report, training=training)
-    model.write(folder / "bare")
-    return folder / "cu", folder / "bare"
 
 
 def test_posterior_spread_of_snap_copper_phonons(copper_snap, tmp_path):

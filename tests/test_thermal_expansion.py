@@ -7,9 +7,10 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mofsnap.analysis.thermal_expansion import (BulkModulus, ExpansionCoefficient, StatePoint, ThermalExpansionResult,
-                                                analyse, average_state, bulk_modulus, expansion_coefficient,
-                                                lattice_drift, run_npt_scan, window_means)
+from mofsnap.analysis.thermal_expansion import (BulkModulus, ExpansionCoefficient, ModelSpread, StatePoint,
+                                                ThermalExpansionResult, analyse, average_state, bulk_modulus,
+                                                expansion_coefficient, lattice_drift, model_spread, run_npt_scan,
+                                                window_means)
 from mofsnap.exceptions import ThermalExpansionError
 from mofsnap.md import read_trajectory
 
@@ -250,3 +251,52 @@ def test_native_engine_needs_a_snap_model(tmp_path, cli):
     assert r.status == 1 and len(r.err.strip().splitlines()) == 1
     assert "the lammps engine runs SNAP models (--model PREFIX), not EMT" in r.err
     assert not (tmp_path / "out" / "relaxed.extxyz").exists()  # refused before any work
+
+
+def test_model_spread_of_samples_and_its_round_trip(tmp_path):
+    model = analyse([point(100.0, 0.101325, 26.0, 17576.0), point(300.0, 0.101325, 25.99, 17556.0)], degree_T=1)
+    samples = [analyse([point(300.0, 0.101325, 25.99 + d, 17556.0), point(100.0, 0.101325, 26.0 + e, 17576.0)],
+                       degree_T=1) for d, e in ((0.01, 0.0), (-0.01, 0.02), (0.0, 0.01))]
+    model.model_spread = model_spread(model, samples, seed=5)
+    spread = model.model_spread
+    assert spread.samples == 3 and spread.a[0] == [26.0, 26.0]  # sample 0 in the order of the model's points
+    np.testing.assert_allclose(spread.a_spread, [0.01, 0.01], rtol=1e-9)  # std of (0, .02, .01) and (0, -.02, -.01)
+    slopes = np.array([0.0, -0.04, -0.02]) / 200.0  # a(300) - a(100) over 200 K, each sample
+    a300 = np.array([26.0, 25.98, 25.99])
+    expected = slopes / a300  # α = (1/a) da/dT at 300 K, exact for two points and degree 1
+    assert spread.alpha_spread_per_K == pytest.approx(np.std(expected, ddof=1), rel=1e-6)
+    assert model.report()[0] == "a(100 K, 0.101325 MPa) = 26.00000 ± 0.00029 (MD) ± 0.01000 (model) Å"
+    assert model.report()[-1].endswith("(model) × 10⁻⁶ /K") and "(model)" not in analyse(model.state_points).report()[0]
+    back = ThermalExpansionResult.read(model.write(tmp_path / "te.json"))
+    assert isinstance(back.model_spread, ModelSpread) and back == model
+    with pytest.raises(ThermalExpansionError, match="sample 1 lacks"):
+        model_spread(model, [samples[0], analyse(model.state_points[:1])], seed=5)
+
+
+def test_command_samples_rerun_the_scan_with_posterior_models(copper_snap, tmp_path, cli):
+    from ase.io import write
+
+    atoms = bulk("Cu", cubic=True, a=3.6).repeat(2)
+    atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+    write(tmp_path / "cu.extxyz", atoms)
+    arguments = ("thermal-expansion", "--run", tmp_path / "cu.extxyz", "--temperatures", "100,900", "--runs", "1",
+                 "--equilibration-ps", "0.04", "--production-ps", "0.16", "--window-ps", "0.04", "--timestep", "4",
+                 "--save-every", "8", "--at", "500", "--degree-T", "1", "--workers", "1", "--no-progress")
+    r = cli(*arguments, "--model", copper_snap[1], "--samples", "3", "-o", tmp_path / "bare")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1
+    assert "bare.snapfit.npz" in r.err and "mofsnap fit" in r.err
+    assert not (tmp_path / "bare" / "relaxed.extxyz").exists()  # refused before any work
+    r = cli("thermal-expansion", tmp_path / "cu.extxyz", "--samples", "3")
+    assert r.status == 1 and "needs --run" in r.err and len(r.err.strip().splitlines()) == 1
+    r = cli(*arguments, "--model", copper_snap[0], "--samples", "3", "--samples-seed", "2", "-o", tmp_path / "te")
+    assert r.status == 0, r.err
+    result = ThermalExpansionResult.read(tmp_path / "te" / "thermal_expansion.json")
+    spread = result.model_spread
+    assert spread.samples == 3 and spread.seed == 2
+    for k in range(3):  # each sample relaxed its own start and ran every state point
+        assert len(list((tmp_path / "te" / "posterior" / f"sample{k}").glob("npt_*.extxyz"))) == 2
+        assert (tmp_path / "te" / "posterior" / f"sample{k}" / "relaxed.extxyz").exists()
+    assert all(0 < z < 0.05 for z in spread.a_spread) and 0 < spread.alpha_spread_per_K < np.inf
+    assert len(set(row[0] for row in spread.a)) == 3 and result.state_points[0].a not in spread.a[0]
+    lines = json.loads(r.out)["report"]
+    assert lines == result.report() and len(lines) == 3 and all(" (model) " in line for line in lines)

@@ -14,11 +14,24 @@ equilibrium value: discard more equilibration or run longer.
   of a(T) (error propagated from the fit covariance, i.e. from the window errors);
 - bulk modulus ``K = -V dP/dV`` at a chosen pressure from a weighted polynomial fit of V(P).
 
+Model spread (``run_posterior_scans``, ``--samples N``): a SNAP model's energy surface changes with its coefficients,
+and so does the dynamics, so the trajectories of one model cannot be reweighted to another. Each of ``N`` models
+drawn from the ridge posterior (:func:`mofsnap.fit.posterior.posterior_calculators`) repeats the whole scan
+(its own relaxed start, the same state points, runs and MD seeds) and is analysed like the model's own;
+:class:`ModelSpread` holds every sample's a(T) and α, and their standard deviation over the samples is the model
+spread reported as ``a(T) = x ± y (MD) ± z (model)``. A cheaper first-order estimate (the spread of the
+0 K lattice parameter of relaxations, α unchanged) was not taken: it misses the spread of α, the
+quantity the scan is for. The spread of the samples also holds their own MD noise (each sample's
+``a_err`` is stored with it): the samples reuse the model's MD seeds so that the noise is shared as far as the
+chaos of the dynamics allows, and the spread is an upper bound of the model's part where it is not much
+larger than the MD errors. Cost: ``N`` times the scan (``--runs 1`` for the samples is the usual saving).
+
 Command (also ``python -m mofsnap.analysis.thermal_expansion``)::
 
     mofsnap thermal-expansion --run mof5.extxyz --model mof5 --d3 \\
         --temperatures 100,200,300,400 --runs 5 -o te/          # run the MD (resumable), then analyse
     mofsnap thermal-expansion te/*.extxyz -o te/                 # analyse existing NPT trajectories
+    mofsnap thermal-expansion --run mof5.extxyz --model mof5 --temperatures 100,300 --samples 4 -o te/
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ from ase.calculators.calculator import Calculator
 
 from .. import plotting
 from ..exceptions import ThermalExpansionError
+from ..fit.posterior import posterior_calculators
 from ..md import read_trajectory
 from ..results import read_result, write_result
 from ..units import ATMOSPHERE_MPA
@@ -44,7 +58,7 @@ from .runs import RELAX_FMAX, MDRun, relax_start, run_all
 log = logging.getLogger(__name__)
 
 #: Kind and format version of the files of :meth:`ThermalExpansionResult.write`.
-RESULT_KIND, RESULT_VERSION = "thermal-expansion", 2
+RESULT_KIND, RESULT_VERSION = "thermal-expansion", 3
 #: Reference protocol: time discarded at the start of every NPT run, and the averaging window (ps).
 EQUILIBRATION_PS, WINDOW_PS = 100.0, 10.0
 #: A state point drifts when the slope of its lattice parameter over the production windows exceeds this
@@ -126,6 +140,42 @@ class BulkModulus:
 
 
 @dataclass
+class ModelSpread:
+    """The scan repeated with models drawn from the posterior of the model (module docstring).
+
+    Attributes
+    ----------
+    seed : int
+        Seed of the posterior draw.
+    a, a_err : list of lists of float
+        Lattice parameter and its MD standard error of each sample (rows) at each state point of the result
+        (columns, in its order), Å.
+    alpha_per_K : list of float
+        α of each sample (empty when the result has no α).
+    """
+
+    seed: int
+    a: list[list[float]]
+    a_err: list[list[float]]
+    alpha_per_K: list[float]
+
+    @property
+    def samples(self) -> int:
+        """Number of posterior models."""
+        return len(self.a)
+
+    @property
+    def a_spread(self) -> list[float]:
+        """Standard deviation of a over the samples at each state point (Å)."""
+        return np.std(self.a, axis=0, ddof=1).tolist()
+
+    @property
+    def alpha_spread_per_K(self) -> float | None:
+        """Standard deviation of α over the samples (1/K), None without α."""
+        return float(np.std(self.alpha_per_K, ddof=1)) if self.alpha_per_K else None
+
+
+@dataclass
 class ThermalExpansionResult:
     """State points of NPT runs and what their scans give.
 
@@ -137,18 +187,22 @@ class ThermalExpansionResult:
         From the temperature scan at the pressure with most state points (None with fewer than two).
     bulk_modulus : BulkModulus or None
         From the pressure scan at the temperature with most state points (None with fewer than two).
+    model_spread : ModelSpread or None
+        The scan over posterior models (None without samples).
     """
 
     state_points: list[StatePoint]
     alpha: ExpansionCoefficient | None = None
     bulk_modulus: BulkModulus | None = None
+    model_spread: ModelSpread | None = None
 
     def write(self, path: str | Path) -> Path:
         """Write this result as a versioned JSON file; :meth:`read` gives it back exactly."""
         return write_result(path, RESULT_KIND, RESULT_VERSION, {
             "state_points": [asdict(p) for p in self.state_points],
             "alpha": None if self.alpha is None else asdict(self.alpha),
-            "bulk_modulus": None if self.bulk_modulus is None else asdict(self.bulk_modulus)})
+            "bulk_modulus": None if self.bulk_modulus is None else asdict(self.bulk_modulus),
+            "model_spread": None if self.model_spread is None else asdict(self.model_spread)})
 
     @property
     def drifting(self) -> list[StatePoint]:
@@ -167,7 +221,25 @@ class ThermalExpansionResult:
         data = read_result(path, RESULT_KIND, RESULT_VERSION)
         return cls([StatePoint(**p) for p in data["state_points"]],
                    None if data["alpha"] is None else ExpansionCoefficient(**data["alpha"]),
-                   None if data["bulk_modulus"] is None else BulkModulus(**data["bulk_modulus"]))
+                   None if data["bulk_modulus"] is None else BulkModulus(**data["bulk_modulus"]),
+                   None if data["model_spread"] is None else ModelSpread(**data["model_spread"]))
+
+    @property
+    def a_model_spread(self) -> list[float | None]:
+        """Model spread of a at each state point (Å; None each without a :attr:`model_spread`)."""
+        return [None] * len(self.state_points) if self.model_spread is None else self.model_spread.a_spread
+
+    def report(self) -> list[str]:
+        """One line per state point and one for α: ``a(T, P) = x ± y (MD) ± z (model)`` (the model part with a
+        :attr:`model_spread` only)."""
+        spread = self.model_spread
+        lines = [f"a({p.temperature_K:g} K, {p.pressure_MPa:g} MPa) = {p.a:.5f} ± {p.a_err:.5f} (MD)"
+                 + ("" if z is None else f" ± {z:.5f} (model)") + " Å" for p, z in zip(self.state_points, self.a_model_spread)]
+        if self.alpha is not None:
+            z = None if spread is None else spread.alpha_spread_per_K
+            lines.append(f"α({self.alpha.at_K:g} K) = {self.alpha.per_K * 1e6:.3f} ± {self.alpha.err_per_K * 1e6:.3f} "
+                         f"(MD)" + ("" if z is None else f" ± {z * 1e6:.3f} (model)") + " × 10⁻⁶ /K")
+        return lines
 
 
 def frame_times_fs(frames: list[Atoms], frame_interval_fs: float | None = None) -> np.ndarray:
@@ -431,6 +503,55 @@ def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, te
     return {point: [r.trajectory for r in group] for point, group in zip(points, scan)}
 
 
+def run_posterior_scans(atoms: Atoms, calculator: Calculator, directory: str | Path, samples: int,
+                        samples_seed: int = 0, **scan) -> list[dict[tuple[float, float], list[Path]]]:
+    """:func:`run_npt_scan` once for each of ``samples`` models drawn from the posterior of the calculator's model,
+    in ``directory/posterior/sample{k}/`` (resumable like the scan).
+
+    Parameters
+    ----------
+    atoms, calculator, directory
+        As for :func:`run_npt_scan`; ``calculator`` is a ``SNAPCalculator`` of a model with its
+        ``<prefix>.snapfit.npz``.
+    samples, samples_seed : int
+        Number of posterior models (at least 2) and the seed of their draw.
+    **scan
+        The further arguments of :func:`run_npt_scan` (the same as the model's own scan, MD seeds included).
+
+    Returns
+    -------
+    list of dict
+        The trajectories of each sample's scan.
+
+    Raises
+    ------
+    FitError
+        The calculator's model has no posterior (no SNAP model or no ``.snapfit.npz``), or ``samples < 2``.
+    """
+    return [run_npt_scan(atoms, model, Path(directory) / "posterior" / f"sample{k}", **scan)
+            for k, model in enumerate(posterior_calculators(calculator, samples, samples_seed))]
+
+
+def model_spread(result: ThermalExpansionResult, samples: list[ThermalExpansionResult], seed: int) -> ModelSpread:
+    """The :class:`ModelSpread` of ``result`` from the results of the same analysis of each posterior sample.
+
+    Raises
+    ------
+    ThermalExpansionError
+        A sample lacks a state point of ``result`` (or α when ``result`` has it).
+    """
+    rows, errors = [], []
+    for k, sample in enumerate(samples):
+        points = {(p.temperature_K, p.pressure_MPa): p for p in sample.state_points}
+        missing = [key for key in ((p.temperature_K, p.pressure_MPa) for p in result.state_points) if key not in points]
+        if missing or (result.alpha is not None and sample.alpha is None):
+            raise ThermalExpansionError(f"posterior sample {k} lacks state points {missing} or α of the model's scan")
+        rows.append([points[p.temperature_K, p.pressure_MPa].a for p in result.state_points])
+        errors.append([points[p.temperature_K, p.pressure_MPa].a_err for p in result.state_points])
+    alphas = [] if result.alpha is None else [sample.alpha.per_K for sample in samples]
+    return ModelSpread(seed, rows, errors, alphas)
+
+
 def state_points_from_files(files: list[str], equilibration_ps: float = EQUILIBRATION_PS, window_ps: float = WINDOW_PS,
                             length_factor: float = 1.0, frame_interval_fs: float | None = None,
                             drift_sigma: float = DRIFT_SIGMA) -> list[StatePoint]:
@@ -496,11 +617,11 @@ def write_outputs(result: ThermalExpansionResult, directory: str | Path) -> Path
         writer = csv.writer(handle)
         writer.writerow(["T_K", "P_MPa", "runs", "windows", "a_A", "a_err_A", "b_A", "c_A", "alpha_deg",
                          "beta_deg", "gamma_deg", "V_A3", "V_err_A3", "drift_A_per_ps", "drift_err_A_per_ps",
-                         "drifting"])
-        for p in result.state_points:
+                         "drifting", "a_model_spread_A"])
+        for p, a_model in zip(result.state_points, result.a_model_spread):
             writer.writerow([p.temperature_K, p.pressure_MPa, p.runs, p.windows, p.a, p.a_err, p.lengths[1],
                              p.lengths[2], *p.angles, p.volume, p.volume_err, p.drift_per_ps, p.drift_err_per_ps,
-                             p.drifting])
+                             p.drifting, a_model])
     plot_scans(result, out)
     return path
 

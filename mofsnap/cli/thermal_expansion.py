@@ -11,9 +11,14 @@ run is not run again and an unfinished one resumes.
 Every state point is checked for drift: a lattice parameter that still moves through the production
 windows (slope above --drift-sigma standard errors) is flagged with a warning and listed as "drifting".
 
+With --samples N (with --run and a SNAP --model that has its PREFIX.snapfit.npz, written by mofsnap fit),
+the scan is repeated with N models drawn from the model's ridge posterior (in -o DIR/posterior/sampleK/,
+same state points, runs and MD seeds), each analysed like the model's own; the standard deviation of their
+a(T) and α is the model spread: "a(T) = x ± y (MD) ± z (model)". It costs N scans.
+
 Writes thermal_expansion.json (readable with ThermalExpansionResult.read), state_points.csv,
-lattice_vs_T.png and lattice_vs_P.png into -o DIR; prints α, the bulk modulus and the drifting state
-points as [T, P].
+lattice_vs_T.png and lattice_vs_P.png into -o DIR; prints α, the bulk modulus, the drifting state
+points as [T, P] and the report lines "a(T, P) = ..." and "α(T) = ...".
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from dataclasses import asdict
 
 from ..analysis.runs import check_engine
 from ..executors import open_executor
-from ..analysis.thermal_expansion import analyse, run_npt_scan, state_points_from_files, write_outputs
+from ..analysis.thermal_expansion import (analyse, model_spread, run_npt_scan, run_posterior_scans,
+                                          state_points_from_files, write_outputs)
 from ..exceptions import ThermalExpansionError
 from ..structures import read_structure
-from .options import (add_calculator, add_engine, add_executor, add_md, add_output, add_relax, calculator_from_args,
-                      default_of, positive_float, positive_int)
+from ..fit.posterior import posterior_calculators
+from .options import (add_calculator, add_engine, add_executor, add_md, add_output, add_relax, add_samples,
+                      calculator_from_args, default_of, positive_float, positive_int)
 
 
 def float_list(text: str) -> list[float]:
@@ -87,27 +94,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_relax(parser)
     add_engine(parser)
     add_executor(parser)
+    add_samples(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     """``mofsnap thermal-expansion``: run the NPT scan if asked, then analyse the trajectories."""
     if bool(args.trajectories) == (args.run is not None):
         raise ThermalExpansionError("give either NPT trajectories or --run STRUCTURE (not both)")
-    files = args.trajectories
+    if args.samples and args.run is None:
+        raise ThermalExpansionError("--samples reruns the scan with posterior models: it needs --run STRUCTURE")
+    scans = [args.trajectories]
     if args.run is not None:
         calculator = calculator_from_args(args)
         check_engine(args.engine, calculator)
+        if args.samples:  # refuse a model without posterior before any MD
+            posterior_calculators(calculator, args.samples, args.samples_seed)
+        atoms = read_structure(args.run)
+        scan = dict(temperatures_K=args.temperatures or [args.at], pressures_MPa=args.pressures, runs=args.runs,
+                    equilibration_ps=args.equilibration_ps, production_ps=args.production_ps,
+                    timestep_fs=args.timestep, frame_interval_fs=args.save_every, seed=args.seed,
+                    progress=args.progress, relax=args.relax, relax_fmax=args.relax_fmax, engine=args.engine,
+                    ranks=args.np, cell=args.cell, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
         with open_executor(args.workers, args.executor, args.np) as executor:
-            paths = run_npt_scan(read_structure(args.run), calculator, args.output, args.temperatures or [args.at],
-                                 args.pressures, args.runs, args.equilibration_ps, args.production_ps, args.timestep,
-                                 args.save_every, args.seed, args.progress, relax=args.relax,
-                                 relax_fmax=args.relax_fmax, engine=args.engine, ranks=args.np, executor=executor,
-                                 cell=args.cell, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, chain=args.chain)
-        files = [str(p) for group in paths.values() for p in group]
-    points = state_points_from_files(files, args.equilibration_ps, args.window_ps, args.length_factor,
-                                     args.frame_interval, args.drift_sigma)
-    result = analyse(points, args.at, args.at_pressure, args.degree_T, args.degree_P)
+            paths = [run_npt_scan(atoms, calculator, args.output, executor=executor, **scan)]
+            if args.samples:
+                paths += run_posterior_scans(atoms, calculator, args.output, args.samples, args.samples_seed,
+                                             executor=executor, **scan)
+        scans = [[str(p) for group in sample.values() for p in group] for sample in paths]
+    results = [analyse(state_points_from_files(files, args.equilibration_ps, args.window_ps, args.length_factor,
+                                               args.frame_interval, args.drift_sigma),
+                       args.at, args.at_pressure, args.degree_T, args.degree_P) for files in scans]
+    result = results[0]
+    if args.samples:
+        result.model_spread = model_spread(result, results[1:], args.samples_seed)
     write_outputs(result, args.output)
     print(json.dumps({"alpha": result.alpha and asdict(result.alpha),
                       "bulk_modulus": result.bulk_modulus and asdict(result.bulk_modulus),
-                      "drifting": [[p.temperature_K, p.pressure_MPa] for p in result.drifting]}, indent=2))
+                      "drifting": [[p.temperature_K, p.pressure_MPa] for p in result.drifting],
+                      "report": result.report()}, indent=2, ensure_ascii=False))
