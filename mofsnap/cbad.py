@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -287,9 +287,10 @@ class CBADFilter:
                 bar.set_postfix(selected=len(selected), refresh=False)
         return selected
 
-    def select_per_run(self, runs: Iterable[Iterable[Atoms]], pick: str = "first",
+    def select_per_run(self, runs: Iterable[Iterable[Atoms]], pick: str | Callable[[list[Atoms]], int] = "first",
                        seed: int | None = None) -> list[Atoms | None]:
-        """At most one configuration per trajectory: the first, last or a random CBAD-new frame of each run.
+        """At most one configuration per trajectory: the first, last, a random or a chosen CBAD-new frame of each
+        run.
 
         Runs are taken in order; "new" is judged against the bins at the start of each run (including frames
         picked from earlier runs). Frames with broken bonds are never picked.
@@ -298,8 +299,10 @@ class CBADFilter:
         ----------
         runs : iterable of iterables of Atoms
             One frame iterable per MD run.
-        pick : {"first", "last", "random"}
-            Which CBAD-new frame of a run to take. ``"first"`` stops reading the run at that frame.
+        pick : {"first", "last", "random"} or callable
+            Which CBAD-new frame of a run to take. ``"first"`` stops reading the run at that frame. A callable
+            gets the run's CBAD-new frames and returns the index of the one to take (e.g. the most
+            extrapolating one).
         seed : int
             Seed for ``pick="random"`` (required then).
 
@@ -309,8 +312,8 @@ class CBADFilter:
             Per run, the picked Atoms (``info["cbad_index"]`` = frame index within its run, ``info["cbad_run"]``)
             or None if the run had no CBAD-new frame.
         """
-        if pick not in ("first", "last", "random"):
-            raise CBADError(f"pick must be 'first', 'last' or 'random', got {pick!r}")
+        if not callable(pick) and pick not in ("first", "last", "random"):
+            raise CBADError(f"pick must be 'first', 'last', 'random' or a function, got {pick!r}")
         if pick == "random" and seed is None:
             raise CBADError("pick='random' needs a seed")
         rng = np.random.default_rng(seed)
@@ -333,7 +336,8 @@ class CBADFilter:
             start += len(batch)
         return None
 
-    def _pick_one(self, run: Iterable[Atoms], pick: str, rng: np.random.Generator) -> Atoms | None:
+    def _pick_one(self, run: Iterable[Atoms], pick: str | Callable[[list[Atoms]], int],
+                  rng: np.random.Generator) -> Atoms | None:
         candidates: list[tuple[int, Atoms, np.ndarray]] = []
         start = 0
         for batch in _batches(run, self.batch_size):
@@ -348,7 +352,11 @@ class CBADFilter:
         self.stats["offered"] += start
         if not candidates:
             return None
-        index, atoms, keys = candidates[-1] if pick == "last" else candidates[int(rng.integers(len(candidates)))]
+        if callable(pick):
+            chosen = int(pick([atoms for _, atoms, _ in candidates]))
+        else:
+            chosen = len(candidates) - 1 if pick == "last" else int(rng.integers(len(candidates)))
+        index, atoms, keys = candidates[chosen]
         self._accept(keys)
         self.stats["not_picked"] += len(candidates) - 1
         atoms.info["cbad_index"] = index

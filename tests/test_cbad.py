@@ -275,3 +275,23 @@ def test_command_bad_input_is_one_line_and_status_1(ethane, tmp_path, monkeypatc
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mofsnap cbad: error: ") and re.search(message, lines[0])
     assert not (tmp_path / "sel" / "selected.extxyz").exists()
+
+
+def test_a_chooser_picks_among_the_cbad_new_frames_of_a_run(ethane):
+    frames = []
+    for amplitude in (0.0, 0.02, 0.3, 0.01, 0.25):
+        frame = ethane.copy()
+        frame.positions[2] += [amplitude, 0.0, 0.0]  # H 2 moved: bigger moves reach new bond/angle bins
+        frames.append(frame)
+    offered: list[list[float]] = []
+
+    def most_moved(candidates):
+        moves = [float(np.linalg.norm(c.positions[2] - ethane.positions[2])) for c in candidates]
+        offered.append(moves)
+        return int(np.argmax(moves))
+
+    cbad = CBADFilter(ethane)
+    (picked,) = cbad.select_per_run([frames], pick=most_moved)
+    assert offered and len(offered[0]) >= 2  # several CBAD-new frames were offered to the chooser
+    assert np.linalg.norm(picked.positions[2] - ethane.positions[2]) == pytest.approx(max(offered[0]))
+    assert picked.info["cbad_index"] == 2  # the 0.3 Å frame

@@ -426,8 +426,12 @@ class ActiveLearning:
         """At most one frame per run, by the selection rule; ``info["pick_index"]`` is its frame index."""
         s = self.settings
         intact = [self._intact(run) for run in runs]
-        if s.selection == "cbad":
-            picks = cbad.select_per_run(intact, pick=s.cbad_pick, seed=s.seed + 104729 * k)
+        if s.selection in ("cbad", "hybrid"):
+            def most_informative(frames: list[Atoms]) -> int:
+                return int(np.argmax(self._grades(model, report, frames)))
+
+            picks = cbad.select_per_run(intact, pick=most_informative if s.selection == "hybrid" else s.cbad_pick,
+                                        seed=s.seed + 104729 * k)
             for p in picks:
                 if p is not None:
                     p.info["pick_index"] = p.info["cbad_index"]

@@ -22,7 +22,7 @@ from ..reference import DEFAULT_REFERENCE
 from ..units import ATMOSPHERE_MPA, ENERGY_WEIGHT, STRESS_WEIGHT
 
 #: How each MD run's frame is picked (see :attr:`LearnSettings.selection`).
-SELECTIONS = ("cbad", "grade", "random")
+SELECTIONS = ("cbad", "hybrid", "grade", "random")
 #: Which CBAD-new frame of a run is picked (see :attr:`LearnSettings.cbad_pick`).
 CBAD_PICKS = ("first", "last", "random")
 
@@ -73,8 +73,9 @@ class LearnSettings:
         labels lack dispersion (CP2K PBE: yes; GFN-xTB, which carries its own D3/D4: no). ``true`` with a
         reference that has dispersion is refused, since the model then counts it twice.
     selection : str
-        How each run's frame is picked: ``cbad`` (a CBAD-new frame, see ``cbad_pick``), ``grade`` (the frame
-        of highest extrapolation grade, if above ``grade_threshold``) or ``random``.
+        How each run's frame is picked: ``cbad`` (a CBAD-new frame, see ``cbad_pick``; the reference work's
+        rule), ``hybrid`` (the CBAD-new frame of highest extrapolation grade), ``grade`` (the frame of highest
+        extrapolation grade, if above ``grade_threshold``) or ``random``.
     learn_from_stops : bool
         From a run the guard stopped, label its last intact frame (where the model began to fail) instead of
         the selection rule's pick.
