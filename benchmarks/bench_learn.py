@@ -61,11 +61,11 @@ QUANTITIES = {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"}
 SCHEDULES = {
     "quick": (LearnSettings(relax_fmax=0.1, n_perturbed=16, displacement=0.05, temperatures=(200.0, 400.0, 600.0),
                             runs=3, md_steps=200, frame_interval=5, ramp_steps=300, ramp_segments=6,
-                            final_md_steps=0, twojmax=6),
+                            twojmax=6),
               4),
     "full": (LearnSettings(relax_fmax=0.1, n_perturbed=40, displacement=0.05,
                            temperatures=tuple(float(t) for t in range(100, 701, 100)), runs=10, md_steps=400,
-                           frame_interval=5, ramp_steps=1400, ramp_segments=14, final_md_steps=0),
+                           frame_interval=5, ramp_steps=1400, ramp_segments=14),
              10),
 }
 
@@ -132,7 +132,7 @@ def common_test_set(learners: dict[str, ActiveLearning], settings: LearnSettings
     tasks = {name: MDTask(str(learner.workdir / f"gen{last:03d}" / "model"), any_learner.structure, temperatures,
                           steps, settings.frame_interval, settings.pressure_MPa, settings.seed + 31,
                           str(test_dir / f"ramp_{name}.extxyz"), any_learner.topology.to_dict(),
-                          d3=settings.d3, max_force=settings.max_force, max_temperature_factor=settings.max_temperature_factor,
+                          d3=any_learner.d3, max_force=settings.max_force, max_temperature_factor=settings.max_temperature_factor,
                           bond_tolerance=settings.bond_tolerance)
              for name, learner in learners.items()}
     summaries = run_tasks(list(tasks.values()), executor, "test set: ramp MD per final model")
