@@ -533,3 +533,9 @@ def test_failed_labels_are_kept_on_resume_and_recomputed_with_retry_failed(tmp_p
     with ActiveLearning(workdir=tmp_path / "w", settings=settings, reference=flaky, progress=False,
                         retry_failed=True) as learner:
         assert len(learner.label(frames, meta)) == 3 and learner.store.count_failures() == 0
+
+
+def test_two_workers_give_the_campaign_of_one_bit_for_bit(tmp_path, ethanol_file, uninterrupted):
+    config = _config(tmp_path, ethanol_file, replace(TINY, max_workers=2))
+    _finish(_learn(config, tmp_path / "two"))
+    np.testing.assert_array_equal(_final_coefficients(tmp_path / "two"), _final_coefficients(uninterrupted))
