@@ -25,6 +25,8 @@ ZOO = {
     "hkust1": ("C18H6Cu3O12", 16, 4, "Fm-3m (225)", "Cu", ["O"] * 4, (1.90, 2.00), {("C9H3O6", 1): 2}),
     # Al(OH)(BDC), large-pore form: AlO6 octahedra, 2 μ2-OH + 4 carboxylate O
     "mil53": ("C8H5AlO5", 4, 2, "Imma (74)", "Al", ["O"] * 6, (1.80, 1.95), {("C8H4O4", 1): 1}),
+    # Mg2(dobdc), dehydrated: MgO5 square pyramids (open site), Z = 9 on hexagonal axes, 3 in the rhombohedral cell
+    "mof74": ("C8H2Mg2O6", 9, 3, "R-3 (148)", "Mg", ["O"] * 5, (1.95, 2.15), {("C8H2O6", 1): 1}),
     # Zn2(BDC)2(dabco), ordered dabco: Zn paddlewheels (4 carboxylate O) pillared by dabco N; dabco is bicyclic
     "dmof1": ("C22H20N2O8Zn2", 1, None, "Pmm2 (25)", "Zn", ["N"] + ["O"] * 4, (2.00, 2.10),
               {("C8H4O4", 1): 2, ("C6H12N2", 2): 1}),
@@ -191,3 +193,25 @@ def test_dmof1_paddlewheels_are_pillared_by_one_ordered_dabco():
     dabco_h = {labels[h] for a in methylene for h in j[i == a] if symbols[h] == "H"}
     ring_h = {labels[h] for h in np.flatnonzero(symbols == "H")} - dabco_h
     assert len(dabco_h) == 1 and len(ring_h) == 1 and dabco_h != ring_h  # CH2 and aromatic H differ
+
+
+def test_mof74_open_magnesium_chains_and_three_kinds_of_oxygen():
+    atoms = builtin_structure("mof74-primitive")
+    labels, symbols = atoms.arrays["atom_types"], np.array(atoms.get_chemical_symbols())
+    i, j, _ = _bonds(atoms)
+    distances = atoms.get_all_distances(mic=True)
+    magnesium, oxygen = np.flatnonzero(symbols == "Mg"), np.flatnonzero(symbols == "O")
+    for m in magnesium:
+        assert np.sort(distances[m, oxygen])[5] > 3.0  # five O, the sixth site open
+        neighbours = np.sort(distances[m, magnesium])[1:4]
+        assert np.all((2.8 < neighbours[:2]) & (neighbours[:2] < 3.2)) and neighbours[2] > 5  # a chain: two Mg each
+    role = {}
+    for o in oxygen:
+        carbon = j[i == o][symbols[j[i == o]] == "C"][0]
+        ring = Counter(symbols[j[i == carbon]])["O"] == 1  # a phenoxide O sits on a ring C, a carboxylate O on O-C-O
+        metals = Counter(symbols[j[i == o]])["Mg"]
+        role.setdefault(("phenoxide" if ring else "carboxylate", metals), set()).add(labels[o])
+    assert set(role) == {("phenoxide", 2), ("carboxylate", 2), ("carboxylate", 1)}  # μ2 phenoxide, μ2 and μ1 carboxylate
+    assert all(len(found) == 1 for found in role.values()) and len(set.union(*role.values())) == 3  # three O types
+    assert {labels[h] for h in np.flatnonzero(symbols == "H")} == {"H1a"}  # one aromatic H
+    assert sorted(Counter(labels[oxygen]).values()) == [6, 6, 6]  # three formula units, 2 O of each kind

@@ -91,7 +91,7 @@ def mof5(primitive: bool = False) -> Atoms:
 
 
 #: The keys of the built-in site tables, in the order of :data:`STRUCTURES`.
-FRAMEWORKS = ("zif8", "mof5", "uio66", "hkust1", "mil53", "dmof1")
+FRAMEWORKS = ("zif8", "mof5", "uio66", "hkust1", "mil53", "mof74", "dmof1")
 
 #: The built-in structures by name: each entry builds a fresh, typed Atoms. Every framework with a primitive
 #: cell smaller than its conventional one also comes as ``<key>-primitive``.
