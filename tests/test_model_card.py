@@ -51,6 +51,10 @@ def test_unknown_ready_model_names_the_ready_ones():
         SNAPModel.read("no-such-model")
 
 
+def test_the_mof5_model_ships():
+    assert "mof5-gfn1" in packaged_models()
+
+
 @pytest.mark.parametrize("name", packaged_models())
 def test_every_ready_model_loads_by_name_and_has_its_card(name):
     model = SNAPModel.read(name)
