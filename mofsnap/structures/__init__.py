@@ -3,7 +3,7 @@
 - :func:`framework` (and :func:`zif8`, :func:`mof5`): typed conventional or primitive cells built from the
   site tables in ``data/structures/`` (:mod:`.builtin`, :mod:`.sites`);
 - :data:`STRUCTURES`, :func:`builtin_structure`: the one registry of built-in structures by name (each of
-  :data:`FRAMEWORKS`: ZIF-8, MOF-5, UiO-66, HKUST-1, MIL-53(Al), and ``<key>-primitive``);
+  :data:`FRAMEWORKS`: ZIF-8, MOF-5, UiO-66, HKUST-1, MIL-53(Al), Mg-MOF-74, DMOF-1, and ``<key>-primitive``);
 - :func:`read_structure`: CIF (gemmi where ASE fails, :mod:`.cif`), extxyz, POSCAR, anything ASE reads;
 - :func:`prepare_structure`, :func:`check_structure`: the checks before any reference call (:mod:`.intake`);
 - :func:`snap_ready_cell`, :func:`find_primitive_cell`, :func:`perpendicular_widths`, :func:`right_handed`:
