@@ -199,7 +199,7 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
               _lattice_check(runs[0], structure, settings)]
     validation = Validation(runs, test, checks)
     plotting.validation_figure(validation, [ase.io.read(r.trajectory, ":") for r in runs],
-                               directory / "validation.png")
+                               directory / "validation.png", d3)
     validation.write(done)
     (log.info if validation.passed else log.error)("%s", validation.verdict)
     return validation
