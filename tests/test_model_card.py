@@ -51,8 +51,8 @@ def test_unknown_ready_model_names_the_ready_ones():
         SNAPModel.read("no-such-model")
 
 
-def test_the_mof5_model_ships():
-    assert "mof5-gfn1" in packaged_models()
+def test_the_mof5_and_zif8_models_ship():
+    assert {"mof5-gfn1", "zif8-gfn1"} <= set(packaged_models())
 
 
 @pytest.mark.parametrize("name", packaged_models())
