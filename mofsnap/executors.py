@@ -25,7 +25,9 @@ from multiprocessing import get_context
 
 
 def _end_with(parent_pid: int) -> None:
-    """Worker initializer: end this process as soon as the process ``parent_pid`` has ended."""
+    """Worker initializer: one OpenMP thread unless told otherwise (the pool's workers share the cores), and end
+    this process as soon as the process ``parent_pid`` has ended."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         pidfd = os.pidfd_open(parent_pid)
     except ProcessLookupError:  # already gone

@@ -20,11 +20,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from ..exceptions import ExecutorUnavailableError, LabelTimeout, LabellingError, MofsnapError
+from ..executors import worker_pool
 from ..reference import Reference
 from ..results import write_result
 from .checks import LabelChecks, check_configuration, energy_outliers, label_problem
@@ -124,10 +124,6 @@ def _probe(reference: Reference) -> str:
     """Worker task run first: checks the reference program is usable there; returns the host name."""
     reference.check_environment()
     return socket.gethostname()
-
-
-def _init_worker() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 # --------------------------------------------------------------------------------------------- main side
@@ -298,8 +294,7 @@ def _executor(executor: Executor | str | None, max_workers: int | None, probe_ti
     owned: list[Any] = []
 
     def local_pool() -> Executor:
-        pool = ProcessPoolExecutor(max_workers=max_workers or os.cpu_count() or 1,
-                                   mp_context=get_context("forkserver"), initializer=_init_worker)
+        pool = worker_pool(max_workers or os.cpu_count() or 1)
         owned.append(pool)
         return pool
 
