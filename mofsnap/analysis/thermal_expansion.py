@@ -476,7 +476,7 @@ def run_npt_scan(atoms: Atoms, calculator: Calculator, directory: str | Path, te
     ranks : int
         MPI ranks of each native run.
     executor : Executor, optional
-        Runs the independent runs (e.g. from :func:`mofsnap.analysis.runs.open_executor`); None runs them one
+        Runs the independent runs (e.g. from :func:`mofsnap.executors.open_executor`); None runs them one
         after another.
     **md_options
         Further MD settings (``cell``, ``tdamp_fs``, ``pdamp_fs``, ``chain``).

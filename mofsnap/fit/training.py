@@ -221,8 +221,9 @@ def fit_snap(train: Sequence[Atoms], validation: Sequence[Atoms] | None = None, 
     progress : bool
         Show progress bars.
     executor : concurrent.futures.Executor, optional
-        Where the descriptor rows of uncached configurations are computed (a Dask ``client.get_executor()``,
-        say); by default a local process pool when several configurations are uncached.
+        Where the descriptor rows of uncached configurations are computed
+        (:func:`mofsnap.executors.open_executor`, a Dask ``client.get_executor()``); without one they are
+        computed in this process (``mofsnap fit`` opens a pool of ``--workers``).
     **hyperparameters
         :class:`SNAPModel` fields (``twojmax``, ``rcutfac``, ``rfac0``, ``radii``, ``weights``...).
 
