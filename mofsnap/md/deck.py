@@ -15,7 +15,8 @@ The run writes ``log.lammps`` (thermo every ``interval`` steps: energy, temperat
 ``restart.<step>.bin`` every ``restart_interval`` steps and at the end.
 
 The potential is set by :func:`mofsnap.calculator.pair_commands`, the function
-:class:`mofsnap.SNAPCalculator` uses, so both engines run the same ``pair_style hybrid/overlay snap dispersion/d3 zbl`` with every ZBL pair explicit.
+:class:`mofsnap.SNAPCalculator` uses, so both engines run the same
+``pair_style hybrid/overlay snap dispersion/d3 zbl`` with every ZBL pair explicit.
 
 The protocol is the one of :func:`mofsnap.md.run_md` (:class:`Protocol`, defaults read from its signature):
 Nose-Hoover chains (``fix nvt``/``fix npt`` with ``tchain``/``pchain``), ``fix langevin`` + ``fix nve``, or
