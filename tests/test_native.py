@@ -225,3 +225,30 @@ def test_md_command_engine_lammps(cli, model, atoms, tmp_path):
     assert steps == [0, 5, 10, 15, 20, 25, 30]
     r = cli("md", tmp_path / "start.extxyz", "--calculator", "emt", "--engine", "lammps", "-o", tmp_path / "emt")
     assert r.status == 1 and "--engine lammps runs SNAP models" in r.err
+
+
+def _mean_lattice(frames: list[Atoms], skip: int, block: int) -> tuple[float, float]:
+    """Mean cube root of the volume after the first ``skip`` frames and its block-average standard error."""
+    lengths = np.array([np.cbrt(f.get_volume()) for f in frames[skip:]])
+    blocks = lengths[: len(lengths) // block * block].reshape(-1, block).mean(axis=1)
+    return lengths.mean(), blocks.std(ddof=1) / np.sqrt(len(blocks))
+
+
+def test_npt_lattice_at_300K_agrees_with_run_md(copper_snap, tmp_path):
+    """Same model, start and seed, 300 K and 1 atm: the two engines' mean lattices agree within their
+    statistical errors (the trajectories themselves decorrelate; the ensembles must not)."""
+    from ase.build import bulk
+
+    start = bulk("Cu", cubic=True, a=3.6).repeat(3)
+    start.new_array("atom_types", np.array(["Cu12a"] * len(start)))
+    protocol = dict(ensemble="npt", temperature_K=300.0, timestep_fs=2.0, pdamp_fs=500.0, interval=10, seed=3)
+    with SNAPCalculator(copper_snap[0]) as calculator:
+        run_md(start.copy(), 6000, trajectory=tmp_path / "ase.extxyz", calculator=calculator, progress=False,
+               **protocol)
+        run_native(start.copy(), 6000, calculator, tmp_path / "deck", progress=False, **protocol)
+    # 2 ps equilibration, then blocks of 0.5 ps
+    ase_mean, ase_error = _mean_lattice(read_trajectory(tmp_path / "ase.extxyz"), skip=100, block=25)
+    native_mean, native_error = _mean_lattice(read_native(tmp_path / "deck"), skip=100, block=25)
+    assert abs(ase_mean - 3 * 3.6) > 5 * ase_error  # the barostat moved the lattice away from its start
+    assert abs(native_mean - ase_mean) < 3 * np.hypot(ase_error, native_error)
+    assert max(ase_error, native_error) < 2e-3 * ase_mean
