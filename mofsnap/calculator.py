@@ -26,8 +26,10 @@ from .fit.posterior import ModelPosterior, fit_statistics_path
 from .model import ZIF8_REFERENCE, SNAPModel
 from .units import LAMMPS_EV_PER_A3_IN_BAR
 
-#: Neighbour-list skin in Å (LAMMPS metal default), of the calculator and of the native deck.
+#: Neighbour-list skin in Å (LAMMPS metal default) of the native deck; the calculator rebuilds its lists at every
+#: evaluation and needs none.
 SKIN = 2.0
+ZERO_IMAGE = (512 << 20) | (512 << 10) | 512  # LAMMPS's packed image flags (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -352,12 +354,13 @@ class SNAPCalculator(Calculator):
         lmp = Lammps(self.parameters["log"])
         lmp.commands(["units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
                       "boundary p p p", f"region cell prism 0 {box.prism.replace(' ', ' 0 ', 2)}",
-                      f"create_box {len(self.model.types)} cell", f"neighbor {SKIN} bin"])
+                      f"create_box {len(self.model.types)} cell", "neighbor 0.1 bin"])  # rebuilt every call: no skin needed
         for k, element in enumerate(self.model.elements, start=1):
             lmp.command(f"mass {k} {float(atomic_masses[atomic_numbers[element]])!r}")
         x = box.wrap(box.to_lammps(atoms.positions))
         lmp.lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types.tolist(), x.ravel().tolist())
         lmp.commands(self._pair_commands(len(atoms), atoms.get_volume()))
+        lmp.command("neigh_modify check no")  # rebuild at every evaluation: results depend on the atoms alone
         self._lmp = lmp
         self._setup_lower = None
         self._thermo: tuple[bool, bool, bool] | None = None
@@ -365,11 +368,13 @@ class SNAPCalculator(Calculator):
         self._sna_step = None  # LAMMPS step of the last compute sna/atom read
 
     def _set_state(self, atoms: Atoms, box: Box, full: bool) -> bool:
-        """Write cell and positions into LAMMPS; return whether a full setup is needed (or ``full`` asks one).
+        """Write cell and positions into LAMMPS; return whether a full set-up is needed (or ``full`` asks one).
 
-        With an unchanged cell, positions are written continuous with LAMMPS's own periodic wrapping
-        (its image flags), so LAMMPS's neighbour-list displacement check stays valid and only a force
-        evaluation is needed. A changed cell moves all periodic images, so it gets a full setup.
+        Positions are written wrapped into the cell with zero image flags, and LAMMPS rebuilds its ghost
+        atoms and neighbour lists at every evaluation (``neigh_modify check no``), so the results are a
+        function of the atoms alone, bit-equal whatever was computed before: that is what makes a resumed
+        MD run equal an uninterrupted one. A changed cell (or a new compute) needs a full set-up, which also
+        re-initialises every style; a fixed cell only the rebuild.
         """
         lmp = self._lmp.lmp
         n = len(atoms)
@@ -378,19 +383,9 @@ class SNAPCalculator(Calculator):
             xhi, yhi, zhi, xy, xz, yz = box.prism.split()
             self._lmp.command(f"change_box all x final 0 {xhi} y final 0 {yhi} z final 0 {zhi} "
                               f"xy final {xy} xz final {xz} yz final {yz} units box")
-        x = lmp.numpy.extract_atom("x")[:n]
         target = box.to_lammps(atoms.positions)[lmp.numpy.extract_atom("id")[:n] - 1]
-        if not full:
-            image = lmp.numpy.extract_atom("image")[:n].astype(np.int64)
-            images = np.stack([(image & 1023) - 512, ((image >> 10) & 1023) - 512, (image >> 20) - 512], axis=1)
-            unwrapped = target - images @ box.lower
-            frac = np.linalg.solve(box.lower.T, unwrapped.T)
-            full = frac.min() < -0.5 or frac.max() > 1.5  # a jump LAMMPS's wrapping cannot follow
-        if full:
-            x[:] = box.wrap(target)
-            self._lmp.command("set group all image 0 0 0")
-        else:
-            x[:] = unwrapped
+        lmp.numpy.extract_atom("x")[:n] = box.wrap(target)
+        lmp.numpy.extract_atom("image")[:n] = ZERO_IMAGE
         return full
 
     def _wanted(self, properties, system_changes) -> tuple[bool, bool, bool]:

@@ -150,6 +150,27 @@ def test_killed_and_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, ensem
     assert [f.info["md_step"] for f in read_trajectory(tmp_path / "r.extxyz")] == list(range(0, 41, 5))
 
 
+@pytest.mark.parametrize("ensemble, cell", [("nvt", "angles-fixed"), ("npt", "full")])
+def test_killed_and_resumed_snap_run_equals_uninterrupted_bit_for_bit(tmp_path, snap_model, triclinic_atoms,
+                                                                      ensemble, cell):
+    """With SNAPCalculator + D3 (LAMMPS neighbour lists built where the resumed run starts, not where the first
+    run had built them): the resumed run still follows the uninterrupted one to the last bit."""
+    from mofsnap.calculator import D3, SNAPCalculator
+
+    options = dict(ensemble=ensemble, cell=cell, temperature_K=300, timestep_fs=0.5, interval=5, progress=False,
+                   guard=None)
+    straight = triclinic_atoms.copy()
+    with SNAPCalculator(snap_model, d3=D3(cutoff=8.0, cn_cutoff=6.0)) as calculator:
+        run_md(straight, 40, calculator=calculator, trajectory=tmp_path / "straight.extxyz", **options)
+    for steps in (20, 40):  # "killed" at 20, then resumed by a new process's calculator
+        resumed = triclinic_atoms.copy()
+        with SNAPCalculator(snap_model, d3=D3(cutoff=8.0, cn_cutoff=6.0)) as calculator:
+            run_md(resumed, steps, calculator=calculator, trajectory=tmp_path / "r.extxyz", **options)
+    np.testing.assert_array_equal(resumed.positions, straight.positions)
+    np.testing.assert_array_equal(resumed.get_momenta(), straight.get_momenta())
+    np.testing.assert_array_equal(resumed.cell.array, straight.cell.array)
+
+
 def test_without_checkpoint_the_thermostat_restarts_from_rest(tmp_path):
     options = dict(ensemble="nvt", temperature_K=500, tdamp_fs=20, interval=5, progress=False)
     straight = copper()
