@@ -38,6 +38,57 @@ ELEMENT_RULE: dict[str, Any] = json.loads(data_path("hyperparameters", "elements
 _SNAP_DEFAULTS: dict[str, Any] = ZIF8_REFERENCE["snap"]
 _INT_KEYS = ("twojmax", "bzeroflag", "quadraticflag", "switchflag")
 _FLOAT_KEYS = ("rcutfac", "rfac0", "rmin0")
+#: Further ``snapparam`` keys LAMMPS's ``pair_style snap`` reads, kept in :attr:`SNAPModel.extra` as text.
+#: ``chemflag`` is absent: its explicit multi-element descriptors need other coefficient counts.
+_EXTRA_KEYS = ("bnormflag", "wselfallflag", "switchinnerflag", "sinner", "dinner", "chunksize", "parallelthresh")
+
+
+def _read_snapparam(path: Path) -> dict[str, str]:
+    """The ``key value`` pairs of a snapparam file, keys checked against those LAMMPS knows."""
+    params: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) != 2:
+            raise ModelError(f"{path}, line {number}: expected 'key value', got {line.strip()!r}")
+        if words[0] not in (*_INT_KEYS, *_FLOAT_KEYS, *_EXTRA_KEYS):
+            raise ModelError(f"{path}, line {number}: unknown SNAP parameter {words[0]!r}; known are "
+                             f"{', '.join((*_INT_KEYS, *_FLOAT_KEYS, *_EXTRA_KEYS))}")
+        params[words[0]] = words[1]
+    if "rcutfac" not in params or "twojmax" not in params:
+        raise ModelError(f"{path}: rcutfac and twojmax are required")
+    return params
+
+
+def _read_snapcoeff(path: Path, ncoeff: int, source: str) -> tuple[list[str], list[float], list[float],
+                                                                  list[list[float]]]:
+    """Types, radii, weights and coefficient rows of a snapcoeff file of ``ncoeff`` numbers per type (as
+    ``source`` requires)."""
+    tokens = [w for line in path.read_text().splitlines() for w in line.split("#", 1)[0].split()]
+    try:
+        ntypes, per_type = int(tokens[0]), int(tokens[1])
+    except (IndexError, ValueError):
+        raise ModelError(f"{path}: the first line must be 'ntypes ncoeff'") from None
+    if per_type != ncoeff:
+        raise ModelError(f"{path}: {per_type} coefficients per type, but {source} needs {ncoeff}; "
+                         f"use the snapparam file the model was fitted with")
+    expected = 2 + ntypes * (3 + ncoeff)
+    if len(tokens) != expected:
+        raise ModelError(f"{path}: {len(tokens) - 2} entries after the header, but {ntypes} types of "
+                         f"{ncoeff} coefficients need {expected - 2} (type, radius, weight and the coefficients "
+                         f"of each); the file is truncated or has extra numbers")
+    types, radii, weights, rows = [], [], [], []
+    try:
+        for k in range(ntypes):
+            entry = tokens[2 + k * (3 + ncoeff):2 + (k + 1) * (3 + ncoeff)]
+            types.append(entry[0])
+            radii.append(float(entry[1]))
+            weights.append(float(entry[2]))
+            rows.append([float(t) for t in entry[3:]])
+    except ValueError as error:
+        raise ModelError(f"{path}, type {types[-1]}: {error}") from None
+    return types, radii, weights, rows
 
 
 def n_bispectrum(twojmax: int) -> int:
@@ -49,6 +100,12 @@ def n_bispectrum(twojmax: int) -> int:
                 if j >= j1:
                     count += 1
     return count
+
+
+def n_descriptors(twojmax: int, quadratic: bool) -> int:
+    """Descriptor columns per type: the bispectrum components, and their products when ``quadratic``."""
+    nb = n_bispectrum(twojmax)
+    return nb + nb * (nb + 1) // 2 if quadratic else nb
 
 
 def element_hyperparameters(symbol: str) -> tuple[float, float]:
@@ -128,6 +185,13 @@ class SNAPModel:
             raise ModelError("radii and weights need one value per atom type")
         if self.coefficients.shape != expected:
             raise ModelError(f"coefficients have shape {self.coefficients.shape}, expected {expected}")
+        for name in ("radii", "weights", "coefficients"):
+            values = getattr(self, name)
+            if not np.isfinite(values).all():
+                where = np.argwhere(~np.isfinite(values))[0]
+                column = f" column {where[1]}" if values.ndim == 2 else ""
+                raise ModelError(f"{name} of type {self.types[where[0]]}{column} is {values[tuple(where)]}; "
+                                 f"a model needs finite numbers (refit it or restore its file)")
         if np.any(self.radii <= 0):
             raise ModelError("per-type radii must be positive")
 
@@ -150,8 +214,7 @@ class SNAPModel:
     @property
     def n_bispectrum(self) -> int:
         """Number of descriptor columns per type (bispectrum components, with quadratic terms if on)."""
-        nb = n_bispectrum(self.twojmax)
-        return nb + nb * (nb + 1) // 2 if self.quadraticflag else nb
+        return n_descriptors(self.twojmax, bool(self.quadraticflag))
 
     @property
     def n_coefficients(self) -> int:
@@ -219,31 +282,19 @@ class SNAPModel:
             if not path.exists():
                 raise ModelError(f"SNAP file {path} does not exist; give the prefix of PREFIX.snapcoeff and "
                                  f"PREFIX.snapparam or a ready model ({', '.join(packaged_models()) or 'none'})")
-        params: dict[str, str] = {}
-        for line in param.read_text().splitlines():
-            words = line.split("#", 1)[0].split()
-            if not words:
-                continue
-            if len(words) != 2:
-                raise ModelError(f"{param}: expected 'key value', got {line!r}")
-            params[words[0]] = words[1]
-        if "rcutfac" not in params or "twojmax" not in params:
-            raise ModelError(f"{param}: rcutfac and twojmax are required")
-        tokens = [w for line in coeff.read_text().splitlines() for w in line.split("#", 1)[0].split()]
+        params = _read_snapparam(param)
+        kwargs: dict[str, Any] = {}
+        for keys, kind in ((_INT_KEYS, int), (_FLOAT_KEYS, float)):
+            for key in (k for k in keys if k in params):
+                value = params.pop(key)
+                try:
+                    kwargs[key] = kind(value)
+                except ValueError:
+                    raise ModelError(f"{param}: {key} is {value!r}, not a number") from None
+        ncoeff = 1 + n_descriptors(kwargs["twojmax"], bool(kwargs.get("quadraticflag")))
+        types, radii, weights, rows = _read_snapcoeff(coeff, ncoeff, f"twojmax {kwargs['twojmax']} in {param}")
         try:
-            ntypes, ncoeff = int(tokens[0]), int(tokens[1])
-            types, radii, weights, rows, pos = [], [], [], [], 2
-            for _ in range(ntypes):
-                types.append(tokens[pos])
-                radii.append(float(tokens[pos + 1]))
-                weights.append(float(tokens[pos + 2]))
-                rows.append([float(t) for t in tokens[pos + 3:pos + 3 + ncoeff]])
-                if len(rows[-1]) != ncoeff:
-                    raise IndexError
-                pos += 3 + ncoeff
-        except (IndexError, ValueError):
-            raise ModelError(f"{coeff}: malformed snapcoeff file") from None
-        kwargs = {k: int(params.pop(k)) for k in _INT_KEYS if k in params}
-        kwargs.update({k: float(params.pop(k)) for k in _FLOAT_KEYS if k in params})
-        model = cls(types, np.array(radii), np.array(weights), np.array(rows), extra=params, **kwargs)
+            model = cls(types, np.array(radii), np.array(weights), np.array(rows), extra=params, **kwargs)
+        except ModelError as error:
+            raise ModelError(f"{coeff}: {error}") from None
         return model
