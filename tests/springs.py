@@ -56,3 +56,29 @@ class FlakySprings(BondSprings):
         if os.path.exists(self.marker):
             raise RuntimeError("the reference is down (marker file present)")
         super().calculate(atoms, properties, system_changes)
+
+
+class FaultySprings(BondSprings):
+    """:class:`BondSprings` that fail, in the way ``fault`` says, on about one configuration in ``every``
+    (chosen by a checksum of the positions, so the same configurations whatever the order or the worker):
+    ``raise`` an error, ``hang`` (until the time limit), ``die`` (the worker process ends) or return ``nan``."""
+
+    def __init__(self, reference: Atoms, fault: str, every: int = 4, k: float = 20.0, **kwargs) -> None:
+        super().__init__(reference, k, **kwargs)
+        self.fault, self.every = fault, every
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        import os
+        import time
+        import zlib
+
+        super().calculate(atoms, properties, system_changes)
+        if zlib.crc32(self.atoms.positions.tobytes()) % self.every:
+            return
+        if self.fault == "raise":
+            raise RuntimeError("SCF not converged")
+        if self.fault == "hang":
+            time.sleep(3600)
+        if self.fault == "die":
+            os._exit(1)
+        self.results["energy"] = self.results["free_energy"] = float("nan")

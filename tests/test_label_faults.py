@@ -322,3 +322,82 @@ def test_label_command_spin_choice_and_force_bound(tmp_path, cli):
     assert bounded.status == 0 and bounded.out.startswith("0 labelled, 1 failed")
     (failure,) = LabelStore(tmp_path / "w" / "labels.db").failures()
     assert "exceeds max_force = 1e-06 eV/Å" in failure["error"]
+
+
+# ------------------------------------------------------------------ faults at every stage of a campaign
+
+#: A small ethanol campaign labelled by bond springs (deterministic to the last bit, see tests/springs.py).
+CAMPAIGN = dict(n_perturbed=8, temperatures=(100.0, 200.0), runs=3, md_steps=30, frame_interval=5, ramp_steps=20,
+                ramp_segments=2, test_size=4, final_md_steps=20, hot_md_steps=10, twojmax=2, max_workers=1,
+                label_timeout_s=1.0)
+FAULT_REASONS = {"raise": "RuntimeError: SCF not converged",
+                 "hang": "LabelTimeout: calculation exceeded the 1 s time limit",
+                 "die": "worker process died (killed, out of memory or crashed) while labelling this configuration "
+                        "alone",
+                 "nan": "the reference returned a non-finite energy (nan)"}
+
+
+@pytest.fixture(scope="module")
+def faulty_campaigns(tmp_path_factory):
+    """The same campaign with a reference failing on the same configurations in each of the four ways."""
+    from functools import partial
+
+    import ase.io
+    from springs import FaultySprings
+
+    from mofsnap.learn import ActiveLearning, LearnSettings
+
+    tmp = tmp_path_factory.mktemp("faults")
+    ethanol = molecule("CH3CH2OH", cell=[9.0, 9.0, 9.0], pbc=True)
+    ethanol.center()
+    assign_atom_types(ethanol)
+    ase.io.write(tmp / "ethanol.extxyz", ethanol)
+    settings = LearnSettings(structure=str(tmp / "ethanol.extxyz"), **CAMPAIGN)
+    out = {}
+    for fault in FAULT_REASONS:
+        reference = ASEReference(partial(FaultySprings, ethanol, fault), "springs", {"k": 20.0})
+        with ActiveLearning(workdir=tmp / fault, settings=settings, reference=reference, progress=False) as learner:
+            out[fault] = (learner.run(), LabelStore(tmp / fault / "labels.db"))
+    return out
+
+
+@pytest.mark.parametrize("fault", list(FAULT_REASONS))
+def test_a_reference_failing_at_every_stage_fails_only_its_configurations(faulty_campaigns, fault):
+    """Raised, hung, dying or NaN: the configuration hit is stored as failed with its reason, at every stage
+    (step 0, the generations, the test set), and the campaign ends exactly as with any other kind of fault."""
+    summary, store = faulty_campaigns[fault]
+    failures = store.failures()
+    assert all(f["error"].startswith(FAULT_REASONS[fault]) for f in failures), [f["error"] for f in failures]
+    assert {(f["generation"], f["role"]) for f in failures} >= {(0, "train"), (3, "test")}
+    assert {f["generation"] for f in failures} & {1, 2}
+    _, baseline = faulty_campaigns["raise"]
+    assert sorted(f["label_hash"] for f in failures) == sorted(f["label_hash"] for f in baseline.failures())
+    assert sorted(a.info["label_hash"] for a in store) == sorted(a.info["label_hash"] for a in baseline)
+    np.testing.assert_array_equal(_coefficients(store.path.parent), _coefficients(baseline.path.parent))
+    assert summary.labels == faulty_campaigns["raise"][0].labels
+
+
+def _coefficients(workdir):
+    from mofsnap.model import SNAPModel
+
+    return SNAPModel.read(workdir / "final" / "model").coefficients
+
+
+def test_a_script_without_main_guard_is_told_to_add_one(tmp_path):
+    """Worker processes re-import the main script: unguarded work kills them while they start."""
+    script = tmp_path / "plain.py"
+    script.write_text(textwrap.dedent("""
+        from ase.build import bulk
+        from ase.calculators.emt import EMT
+        from mofsnap import label
+        from mofsnap.reference import ASEReference
+
+        frames = [bulk("Cu", cubic=True).repeat(2) for _ in range(2)]
+        frames[1].rattle(0.05, seed=1)
+        label(frames, ASEReference(EMT, "EMT"), "labels.db", max_workers=2, progress=False)
+    """))
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"mofsnap.exceptions.ExecutorUnavailableError: the worker processes died while starting; they import your "
+        f"script {script} again, so keep its work under 'if __name__ == \"__main__\":' (see mofsnap.executors)")

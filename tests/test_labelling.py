@@ -57,6 +57,18 @@ class DiesOnSeven(EMT):
         super().calculate(atoms, ["energy", "forces", "stress"], system_changes or [])
 
 
+class HangsOnSeven(EMT):
+    """EMT that hangs on configurations with 7 atoms where no Python signal handler runs (SIGALRM blocked, as
+    in compiled code that holds its thread); the others take 0.3 s."""
+
+    def calculate(self, atoms=None, properties=None, system_changes=None):
+        time.sleep(0.3)
+        if len(atoms) == 7:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(3600)
+        super().calculate(atoms, ["energy", "forces", "stress"], system_changes or [])
+
+
 def slow_emt():
     """Module-level (picklable) factory of an EMT that takes 0.3 s."""
     return SlowEMT(0.3)
@@ -307,6 +319,21 @@ def test_a_worker_that_dies_loses_no_other_configuration(tmp_path):
         np.testing.assert_allclose(got.get_stress(), stress, atol=1e-12)
     (failure,) = store.failures()
     assert failure["label_hash"] == label_key(killer, ref) and "worker process died" in failure["error"]
+
+
+def test_a_reference_hung_beyond_the_time_limit_fails_alone_and_the_rest_are_labelled(tmp_path):
+    frames = copper(4)
+    hung = frames[0][:7]
+    store = LabelStore(tmp_path / "labels.db")
+    ref = ASEReference(HangsOnSeven, "EMT", {"variant": "hangs"})
+    start = time.perf_counter()
+    summary = label(frames[:2] + [hung] + frames[2:], ref, store, max_workers=2, timeout=2.0, progress=False)
+    assert time.perf_counter() - start < 60
+    assert (summary.done, summary.failed) == (4, 1)
+    assert {a.info["label_hash"] for a in store} == {label_key(a, ref) for a in frames}
+    (failure,) = store.failures()
+    assert failure["label_hash"] == label_key(hung, ref)
+    assert failure["error"].startswith("LabelTimeout: the reference did not return within the 2 s time limit")
 
 
 def water_in_a_box(tmp_path):

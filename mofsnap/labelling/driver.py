@@ -12,11 +12,14 @@ energy per atom relative to the batch (:func:`~mofsnap.labelling.checks.energy_o
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +45,9 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 MAX_POOL_RESTARTS = 3
+#: Seconds past ``timeout`` after which a worker process whose reference does not return (hung in compiled
+#: code, where the time limit's SIGALRM cannot interrupt it) ends itself, so that its pool is rebuilt.
+HARD_DEADLINE_GRACE = 5.0
 
 
 # ---------------------------------------------------------------------------------------------- worker side
@@ -72,10 +78,30 @@ def _drop_calculator(reference: Reference, calc: Any) -> None:
 
 @contextmanager
 def _deadline(seconds: float | None, reference: Reference, calc: Any) -> Iterator[None]:
-    """Interrupt the block after ``seconds``: SIGALRM in a main thread, else ``reference.abort(calc)``."""
+    """Interrupt the block after ``seconds``: SIGALRM in a main thread, else ``reference.abort(calc)``.
+
+    In a worker process, a watchdog that needs neither signals nor the interpreter (``faulthandler``) also
+    ends the process :data:`HARD_DEADLINE_GRACE` seconds later (printing where it hung), in case the
+    reference hangs where neither reaches it; the labelling side then stores the configuration as timed out.
+    """
     if seconds is None:
         yield
         return
+    if multiprocessing.parent_process() is not None:
+        faulthandler.dump_traceback_later(seconds + HARD_DEADLINE_GRACE, exit=True)
+        try:
+            with _soft_deadline(seconds, reference, calc):
+                yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    else:
+        with _soft_deadline(seconds, reference, calc):
+            yield
+
+
+@contextmanager
+def _soft_deadline(seconds: float, reference: Reference, calc: Any) -> Iterator[None]:
+    """Raise :class:`LabelTimeout` in the block after ``seconds`` (main thread), else abort the calculator."""
     if threading.current_thread() is threading.main_thread():
         def _alarm(signum: int, frame: Any) -> None:
             raise LabelTimeout(f"calculation exceeded the {seconds:g} s time limit")
@@ -341,6 +367,11 @@ def _probe_executor(pool: Executor, reference: Reference, probe_timeout: float) 
     if exc is not None:
         if isinstance(exc, MofsnapError):
             raise exc
+        if isinstance(exc, BrokenProcessPool) and getattr(sys.modules["__main__"], "__file__", None):
+            raise ExecutorUnavailableError(
+                "the worker processes died while starting; they import your script "
+                f"{sys.modules['__main__'].__file__} again, so keep its work under 'if __name__ == \"__main__\":' "
+                "(see mofsnap.executors)") from None
         raise ExecutorUnavailableError(f"executor {pool!r} failed to run a probe task: "
                                        f"{type(exc).__name__}: {exc}") from exc
     log.info("executor %r answers from host %s", pool, future.result())
@@ -363,6 +394,7 @@ def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Exec
             alone = not items
             batch, items = (suspects[:1], items) if alone else (items, [])
             suspects = suspects[1:] if alone else suspects
+            started = time.perf_counter()
             lost = _submit_and_store(batch, reference, store, pool, restart is not None, timeout, checks, summary,
                                      bar)
             if lost is None:
@@ -370,9 +402,8 @@ def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Exec
                 continue
             unfinished, running = lost
             if alone:
-                _store_result(store, reference, checks, batch[0], {
-                    "ok": False, "error": "worker process died (killed, out of memory or crashed) while labelling "
-                    "this configuration alone", "wall_time": 0.0, "host": ""}, summary, bar)
+                _store_result(store, reference, checks, batch[0], _death(timeout, time.perf_counter() - started),
+                              summary, bar)
             else:
                 suspected = running or unfinished
                 suspects += suspected
@@ -386,6 +417,16 @@ def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Exec
             pool = restart()
     finally:
         bar.close()
+
+
+def _death(timeout: float | None, seconds: float) -> dict[str, Any]:
+    """The failure stored for a configuration whose worker died while it ran alone for ``seconds``."""
+    if timeout is not None and seconds >= timeout:
+        error = (f"LabelTimeout: the reference did not return within the {timeout:g} s time limit and its worker "
+                 f"was stopped after {seconds:.0f} s (hung where the time limit could not interrupt it)")
+    else:
+        error = "worker process died (killed, out of memory or crashed) while labelling this configuration alone"
+    return {"ok": False, "error": error, "wall_time": seconds, "host": ""}
 
 
 def _submit_and_store(items: list[_Item], reference: Reference, store: LabelStore, pool: Executor,

@@ -305,8 +305,12 @@ class ActiveLearning:
         if not accepted:
             return []
         frames, metadata = (list(x) for x in zip(*accepted))
-        summary = label(frames, self.reference, self.store, self._executor(), metadata=metadata, checks=LABEL_CHECKS,
-                        retry_failed=self.retry_failed, progress=self.progress)
+        # a local pool of label's own, which it rebuilds when a worker dies (the death fails only the
+        # configuration that was running); a Dask executor reschedules by itself
+        executor = self._executor() if self.settings.executor else None
+        summary = label(frames, self.reference, self.store, executor, metadata=metadata, checks=LABEL_CHECKS,
+                        timeout=self.settings.label_timeout_s, retry_failed=self.retry_failed,
+                        max_workers=self.settings.max_workers, progress=self.progress)
         statuses = self.store.statuses()
         return [self.store.get(key) for key in summary.keys if statuses.get(key) == "ok"]
 

@@ -103,6 +103,9 @@ class LearnSettings:
     max_force, max_temperature_factor, bond_tolerance : float
         Blow-up guard of every MD run: force (eV/Å), temperature as a multiple of the target (at least the
         target + 1000 K), and bond length as a multiple of the reference bond.
+    label_timeout_s : float or None
+        Seconds allowed per reference calculation (unset: no limit); a slower or hung one is stopped and
+        stored as a failure, and the campaign goes on.
     max_workers : int or None
         Local process-pool size (unset: one per CPU); ignored when an executor is given.
     executor : str or None
@@ -147,6 +150,7 @@ class LearnSettings:
     max_force: float = _setting(20.0, above=0)
     max_temperature_factor: float = _setting(3.0, minimum=1)
     bond_tolerance: float = _setting(1.5, above=1)
+    label_timeout_s: float | None = _setting(None, above=0)
     max_workers: int | None = _setting(None, minimum=1)
     executor: str | None = None
 
@@ -156,7 +160,7 @@ class LearnSettings:
             object.__setattr__(self, f.name, _checked(f.name, getattr(self, f.name), hints[f.name], f.metadata))
 
     #: Keys that may change between a run and its resume (they do not change results).
-    RUNTIME_KEYS = ("max_workers", "executor")
+    RUNTIME_KEYS = ("label_timeout_s", "max_workers", "executor")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> LearnSettings:
