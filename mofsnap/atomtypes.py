@@ -39,7 +39,7 @@ from ase.data import chemical_symbols
 from matscipy.neighbours import neighbour_list
 
 from .exceptions import AtomTypingError
-from .topology import BOND_SCALE, bond_pairs
+from .topology import BOND_SCALE, bond_pairs, neighbour_frame
 
 TYPE_LABEL = re.compile(r"^([A-Z][a-z]?)(\d+)([a-z]+)$")
 
@@ -119,7 +119,7 @@ def assign_atom_types(
         raise AtomTypingError(
             f"unknown element(s) at atom(s) {_list(unknown)}: atomic numbers {sorted(set(numbers[unknown].tolist()))}"
         )
-    boxed = _boxed(atoms)
+    boxed = neighbour_frame(atoms)
     _check_overlaps(boxed, min_distance)
     i, j, _, _ = bond_pairs(boxed, bond_scale, metal_bonds)
     coordination = np.bincount(i, minlength=len(atoms))
@@ -142,15 +142,6 @@ def assign_atom_types(
     labels = np.array([f"{chemical_symbols[z]}{cn}{letter[tree]}" for (z, cn), tree in zip(roots, trees)])
     atoms.arrays["atom_types"] = labels
     return labels
-
-
-def _boxed(atoms: Atoms) -> Atoms:
-    """``atoms`` itself, or for a molecule without a full cell a copy in a box the neighbour list accepts."""
-    if atoms.pbc.any() or atoms.cell.rank == 3:
-        return atoms
-    boxed = atoms.copy()
-    boxed.center(vacuum=5.0)
-    return boxed
 
 
 def _check_overlaps(atoms: Atoms, min_distance: float) -> None:

@@ -37,7 +37,7 @@ from ase import Atoms
 from ase.data import chemical_symbols, covalent_radii
 from matscipy.neighbours import neighbour_list
 
-from .exceptions import TopologyError
+from .exceptions import StructureError, TopologyError
 from .results import read_result, write_result
 
 #: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
@@ -86,6 +86,28 @@ def bond_pairs(atoms: Atoms, scale: float = BOND_SCALE, metal_bonds: bool = Fals
         return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3), int), np.zeros(0)
     i, j, shift, distance = neighbour_list("ijSd", atoms, cutoffs)
     return i, j, shift, distance
+
+
+def neighbour_frame(atoms: Atoms) -> Atoms:
+    """``atoms`` as a neighbour list takes them: themselves when they have a full cell, else (a molecule) a
+    copy centred in a box with 5 Å of vacuum.
+
+    Raises
+    ------
+    StructureError
+        The atoms are periodic but their cell vectors do not span three dimensions (zero volume).
+    """
+    rank = int(np.linalg.matrix_rank(atoms.cell.array))
+    if rank == 3:
+        return atoms
+    if atoms.pbc.any():
+        axes = "".join("xyz"[k] for k in range(3) if atoms.pbc[k])
+        raise StructureError(f"the structure is periodic along {axes} but its cell vectors span only {rank} "
+                             f"dimension(s) (zero volume); give three linearly independent cell vectors, or "
+                             f"pbc=False for a molecule")
+    boxed = atoms.copy()
+    boxed.center(vacuum=5.0)
+    return boxed
 
 
 def cell_parameters(cells: np.ndarray) -> np.ndarray:

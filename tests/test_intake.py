@@ -251,6 +251,17 @@ def test_command_checks_the_elements_of_the_reference(tmp_path, cli):
 
 
 # ---------------------------------------------------------------- cells
+@pytest.mark.parametrize("cell, rank", [([[5, 0, 0], [5, 0, 0], [0, 0, 5]], 2), ([0, 0, 0], 0)])
+def test_a_periodic_structure_with_a_flat_cell_is_one_line_in_every_command(tmp_path, cli, cell, rank):
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], cell=cell, pbc=True)
+    write(tmp_path / "flat.extxyz", water)
+    message = (f"error: the structure is periodic along xyz but its cell vectors span only {rank} dimension(s) "
+               f"(zero volume); give three linearly independent cell vectors, or pbc=False for a molecule\n")
+    for command in ("structures", "cbad"):
+        result = cli(command, tmp_path / "flat.extxyz", "-o", tmp_path / command)
+        assert result.status == 1 and result.err == f"mofsnap {command}: {message}"
+
+
 def test_left_handed_cell_is_reoriented():
     from mofsnap.structures import builtin_structure
 

@@ -36,7 +36,7 @@ from matscipy.neighbours import neighbour_list
 
 from ..atomtypes import LAST_KNOWN_ELEMENT, MIN_DISTANCE, assign_atom_types
 from ..exceptions import StructureError
-from ..topology import BOND_SCALE, METALS, bond_pairs
+from ..topology import BOND_SCALE, METALS, bond_pairs, neighbour_frame
 from .builtin import STRUCTURES, builtin_structure
 from .cells import right_handed
 from .io import read_structure
@@ -201,7 +201,7 @@ def resolve_occupancy(atoms: Atoms, keep_major: bool) -> tuple[Atoms, list[str]]
 
 def check_overlaps(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> None:
     """Refuse atoms closer than ``min_distance`` (Å), naming them (and their CIF sites)."""
-    i, j, d = neighbour_list("ijd", atoms if atoms.cell.rank == 3 else _boxed(atoms), min_distance)
+    i, j, d = neighbour_list("ijd", neighbour_frame(atoms), min_distance)
     keep = i < j
     if keep.any():
         pairs = [f"{_atom(atoms, a)} and {_atom(atoms, b)} at {dist:.3f} Å"
@@ -252,7 +252,7 @@ def find_guests(atoms: Atoms, metal_bonds: bool = False, bond_scale: float = BON
 
 def missing_hydrogens(atoms: Atoms, metal_bonds: bool = False, bond_scale: float = BOND_SCALE) -> list[str]:
     """Under-coordinated C, N and O by the valence rules of the module notes, one phrase per kind of atom."""
-    boxed = atoms if atoms.cell.rank == 3 else _boxed(atoms)
+    boxed = neighbour_frame(atoms)
     i, j, shift, distance = bond_pairs(boxed, bond_scale, metal_bonds)
     vectors = boxed.positions[j] + shift @ boxed.cell.array - boxed.positions[i]
     numbers = atoms.numbers
@@ -279,12 +279,6 @@ def missing_hydrogens(atoms: Atoms, metal_bonds: bool = False, bond_scale: float
         elif n == 1 and numbers[partners[0]] == 6 and lengths[0] > SINGLE_CO_BOND_A:
             problems[f"O with a single C-O bond only, longer than {SINGLE_CO_BOND_A} Å (OH without H)"].append(a)
     return [f"{what}: {_describe(atoms, np.array(indices))}" for what, indices in problems.items()]
-
-
-def _boxed(atoms: Atoms) -> Atoms:
-    boxed = atoms.copy()
-    boxed.center(vacuum=5.0)
-    return boxed
 
 
 def _atom(atoms: Atoms, a: int) -> str:
