@@ -23,7 +23,7 @@ from ase.data import atomic_masses, atomic_numbers
 from ._lammps import Box, Lammps
 from .exceptions import ModelError
 from .fit.posterior import ModelPosterior, fit_statistics_path
-from .model import ZIF8_REFERENCE, SNAPModel
+from .model import ZIF8_REFERENCE, SNAPModel, model_prefix
 from .units import LAMMPS_EV_PER_A3_IN_BAR
 
 #: Neighbour-list skin in Å (LAMMPS metal default) of the native deck; the calculator rebuilds its lists at every
@@ -284,7 +284,7 @@ class SNAPCalculator(Calculator):
         model = self.parameters["model"]
         if isinstance(model, SNAPModel):
             return None
-        path = fit_statistics_path(model)
+        path = fit_statistics_path(model_prefix(model))
         return ModelPosterior.read(path) if path.exists() else None
 
     def type_indices(self, atoms: Atoms) -> np.ndarray:

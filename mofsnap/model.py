@@ -43,6 +43,18 @@ _FLOAT_KEYS = ("rcutfac", "rfac0", "rmin0")
 _EXTRA_KEYS = ("bnormflag", "wselfallflag", "switchinnerflag", "sinner", "dinner", "chunksize", "parallelthresh")
 
 
+def model_prefix(prefix: str | Path) -> Path:
+    """The file prefix of a model named by ``prefix``: a prefix or ``.snapcoeff`` path whose ``.snapcoeff``
+    file exists, else the ready model of that name in ``data/models`` (if there is one), else the prefix as
+    given (for messages about the missing file)."""
+    prefix = Path(prefix)
+    if prefix.suffix == ".snapcoeff":
+        prefix = prefix.with_suffix("")
+    if not prefix.with_name(prefix.name + ".snapcoeff").exists() and prefix.name in packaged_models():
+        return packaged_model(prefix.name)
+    return prefix
+
+
 def _read_snapparam(path: Path) -> dict[str, str]:
     """The ``key value`` pairs of a snapparam file, keys checked against those LAMMPS knows."""
     params: dict[str, str] = {}
@@ -273,11 +285,9 @@ class SNAPModel:
         snapparam : path, optional
             The parameter file, if it does not share the prefix.
         """
-        prefix = Path(prefix)
-        coeff = prefix if prefix.suffix == ".snapcoeff" else prefix.with_name(prefix.name + ".snapcoeff")
-        if not coeff.exists() and snapparam is None and prefix.name in packaged_models():
-            coeff = packaged_model(prefix.name).with_suffix(".snapcoeff")
-        param = Path(snapparam) if snapparam else coeff.with_suffix(".snapparam")
+        prefix = model_prefix(prefix)
+        coeff = prefix.with_name(prefix.name + ".snapcoeff")
+        param = Path(snapparam) if snapparam else prefix.with_name(prefix.name + ".snapparam")
         for path in (coeff, param):
             if not path.exists():
                 raise ModelError(f"SNAP file {path} does not exist; give the prefix of PREFIX.snapcoeff and "

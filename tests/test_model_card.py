@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mofsnap.exceptions import ModelError, ResultFileError
@@ -64,3 +65,18 @@ def test_every_ready_model_loads_by_name_and_has_its_card(name):
     assert card.name == name and card.atom_types == list(model.types)
     for suffix in (".md", ".toml", ".labels.extxyz.gz"):
         assert prefix.with_name(name + suffix).is_file()
+
+
+@pytest.mark.parametrize("name", packaged_models())
+def test_a_ready_model_named_alone_brings_its_posterior_for_the_grade(name):
+    """The calculator of a ready model given by name finds the fit statistics beside the packaged files: the
+    extrapolation grade and the error bars work on a fresh install."""
+    from mofsnap.calculator import SNAPCalculator
+    from mofsnap.fit.posterior import ModelPosterior, fit_statistics_path
+
+    with SNAPCalculator(name) as calculator:
+        posterior = calculator.posterior
+    expected = ModelPosterior.read(fit_statistics_path(packaged_model(name)))
+    assert posterior is not None
+    np.testing.assert_array_equal(posterior.mean, expected.mean)
+    np.testing.assert_array_equal(posterior.mean, SNAPModel.read(name).coefficients.ravel())

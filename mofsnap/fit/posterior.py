@@ -34,7 +34,7 @@ import numpy as np
 from ase import Atoms
 
 from ..exceptions import FitError
-from ..model import SNAPModel
+from ..model import SNAPModel, model_prefix
 from ..results import read_arrays, write_arrays
 from .leastsquares import KINDS
 from .report import FitReport
@@ -74,7 +74,7 @@ def posterior_calculators(calculator, n: int, seed: int = 0) -> list:
         if isinstance(model, SNAPModel):
             raise FitError("posterior samples need the model as files: write it and its fit statistics "
                            "(mofsnap.md.grade.write_fit_statistics) and give the prefix")
-        raise FitError(f"posterior samples need {fit_statistics_path(model)}, which does not exist: 'mofsnap fit' "
+        raise FitError(f"posterior samples need {fit_statistics_path(model_prefix(model))}, which does not exist: 'mofsnap fit' "
                        f"writes it beside the model (or mofsnap.md.grade.write_fit_statistics)")
     return [type(calculator)(**{**calculator.todict(), "model": sample})
             for sample in posterior.sample_models(calculator.model, n, seed)]
