@@ -126,7 +126,13 @@ class ModelPosterior:
         # L L^T = G + alpha I from its eigenvalues: with a tiny alpha, rounding leaves G + alpha I numerically
         # indefinite (Cholesky fails), so eigenvalues below EIGENVALUE_FLOOR x the largest are raised to it
         values, vectors = np.linalg.eigh(self.gram + self.alpha * np.eye(n))
-        self._factor = vectors * np.sqrt(np.maximum(values, EIGENVALUE_FLOOR * values.max()))
+        values = np.maximum(values, EIGENVALUE_FLOOR * values.max())
+        self._factor = vectors * np.sqrt(values)
+        # an atom's descriptor row is non-zero only in its type's block, so its leverage needs only that
+        # diagonal block of (G + alpha I)^-1: k x k per type instead of a solve with the whole factor
+        inverse = (vectors / values) @ vectors.T
+        k = self.n_coefficients
+        self._type_blocks = np.stack([inverse[t * k:(t + 1) * k, t * k:(t + 1) * k] for t in range(self.n_types)])
 
     @classmethod
     def from_fit(cls, model: SNAPModel, report: FitReport) -> ModelPosterior:
@@ -179,12 +185,13 @@ class ModelPosterior:
     def atom_leverage(self, bispectrum: np.ndarray, types: np.ndarray) -> np.ndarray:
         """``h_i`` of each atom (module docstring) from its ``compute sna/atom`` row and its 0-based type index."""
         bispectrum = np.atleast_2d(bispectrum)
-        k = self.n_coefficients
-        rows = np.zeros((len(bispectrum), self.n_types * k))
-        columns = np.asarray(types)[:, None] * k + np.arange(k)
-        np.put_along_axis(rows, columns, np.column_stack([np.ones(len(bispectrum)), bispectrum]), axis=1)
-        whitened = np.linalg.solve(self._factor, rows.T)
-        return self.energy_weight ** 2 * np.sum(whitened ** 2, axis=0)
+        types = np.asarray(types)
+        rows = np.column_stack([np.ones(len(bispectrum)), bispectrum])  # the atom's block: constant, then B
+        leverage = np.empty(len(rows))
+        for t in np.unique(types):
+            mine = types == t
+            leverage[mine] = np.einsum("ij,jk,ik->i", rows[mine], self._type_blocks[t], rows[mine])
+        return self.energy_weight ** 2 * leverage
 
     def atom_grades(self, bispectrum: np.ndarray, types: np.ndarray) -> np.ndarray:
         """The extrapolation grade ``gamma_i`` of each atom (module docstring)."""
