@@ -65,6 +65,22 @@ def test_posterior_equals_the_analytic_linear_gaussian_posterior():
     assert not np.array_equal(posterior.sample_coefficients(2, seed=1), posterior.sample_coefficients(2, seed=2))
 
 
+def test_atom_leverage_is_the_quadratic_form_of_the_full_descriptor_row():
+    """h_i = Ew^2 x_i^T (G + alpha I)^-1 x_i with x_i the whole row: the atom's [1, B_i] in its type's block,
+    zeros elsewhere (two types, a correlated Gram matrix)."""
+    rng = np.random.default_rng(8)
+    n_types, k, alpha, ew = 2, 4, 0.3, 5.0
+    half = rng.normal(size=(30, n_types * k))
+    gram = half.T @ half
+    posterior = ModelPosterior(np.zeros(n_types * k), gram, alpha, 1.0, ew, n_types, k)
+    bispectrum, types = rng.normal(size=(7, k - 1)), np.array([0, 1, 1, 0, 1, 0, 0])
+    rows = np.zeros((7, n_types * k))
+    for i, t in enumerate(types):
+        rows[i, t * k:(t + 1) * k] = [1.0, *bispectrum[i]]
+    expected = ew ** 2 * np.einsum("ij,jk,ik->i", rows, np.linalg.inv(gram + alpha * np.eye(n_types * k)), rows)
+    np.testing.assert_allclose(posterior.atom_leverage(bispectrum, types), expected, rtol=1e-10)
+
+
 def test_from_fit_estimates_the_noise_of_the_weighted_rows():
     """Rows with independent noise of σ = 0.2 after weighting: the posterior's noise variance is close to σ²."""
     rng = np.random.default_rng(5)
