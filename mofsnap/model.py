@@ -9,6 +9,7 @@ accepted, and unknown keys are kept and written back.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,23 @@ _FLOAT_KEYS = ("rcutfac", "rfac0", "rmin0")
 #: Further ``snapparam`` keys LAMMPS's ``pair_style snap`` reads, kept in :attr:`SNAPModel.extra` as text.
 #: ``chemflag`` is absent: its explicit multi-element descriptors need other coefficient counts.
 _EXTRA_KEYS = ("bnormflag", "wselfallflag", "switchinnerflag", "sinner", "dinner", "chunksize", "parallelthresh")
+
+
+#: The allowed range of each SNAP parameter: (test, what the message asks for).
+_PARAMETER_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "twojmax": (lambda v: v >= 0, ">= 0"), "rcutfac": (lambda v: v > 0, "> 0"),
+    "rfac0": (lambda v: 0 < v <= 1, "in (0, 1]"), "rmin0": (lambda v: v >= 0, ">= 0"),
+    **{flag: (lambda v: v in (0, 1), "0 or 1") for flag in ("bzeroflag", "quadraticflag", "switchflag")},
+}
+
+
+def check_snap_parameters(values: dict[str, float]) -> None:
+    """Refuse SNAP parameters out of range (``twojmax`` >= 0, ``rcutfac`` > 0, ``rfac0`` in (0, 1], ``rmin0``
+    >= 0, flags 0 or 1), naming the first one."""
+    for key, value in values.items():
+        test, rule = _PARAMETER_RULES[key]
+        if not test(value):
+            raise ModelError(f"SNAP parameter {key} = {value} must be {rule}")
 
 
 def model_prefix(prefix: str | Path) -> Path:
@@ -204,8 +222,9 @@ class SNAPModel:
                 column = f" column {where[1]}" if values.ndim == 2 else ""
                 raise ModelError(f"{name} of type {self.types[where[0]]}{column} is {values[tuple(where)]}; "
                                  f"a model needs finite numbers (refit it or restore its file)")
-        if np.any(self.radii <= 0):
-            raise ModelError("per-type radii must be positive")
+        if np.any(self.radii <= 0) or np.any(self.weights <= 0):
+            raise ModelError("per-type radii and weights must be positive")
+        check_snap_parameters({key: getattr(self, key) for key in (*_INT_KEYS, *_FLOAT_KEYS)})
 
     def __eq__(self, other: object) -> bool:
         """Equal types, hyperparameters and coefficients (arrays compared element by element)."""
@@ -301,6 +320,10 @@ class SNAPModel:
                     kwargs[key] = kind(value)
                 except ValueError:
                     raise ModelError(f"{param}: {key} is {value!r}, not a number") from None
+        try:
+            check_snap_parameters(kwargs)
+        except ModelError as error:
+            raise ModelError(f"{param}: {error}") from None
         ncoeff = 1 + n_descriptors(kwargs["twojmax"], bool(kwargs.get("quadraticflag")))
         types, radii, weights, rows = _read_snapcoeff(coeff, ncoeff, f"twojmax {kwargs['twojmax']} in {param}")
         try:

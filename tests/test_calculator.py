@@ -211,6 +211,10 @@ def test_reads_foreign_snap_files(tmp_path):
     (lambda c, p: (c, p + "nonsense 1\n"), r"m.snapparam, line \d+: unknown SNAP parameter 'nonsense'; known are"),
     (lambda c, p: (c, p.replace("rcutfac 4.0", "rcutfac 4.0 4.2")), r"m.snapparam, line \d+: expected 'key value'"),
     (lambda c, p: (c, p.replace("rfac0 0.99363", "rfac0 x")), r"m.snapparam: rfac0 is 'x', not a number"),
+    (lambda c, p: (c, p.replace("rfac0 0.99363", "rfac0 2.5")), r"m.snapparam: SNAP parameter rfac0 = 2.5 must be "
+                                                                 r"in \(0, 1\]"),
+    (lambda c, p: (c, p.replace("rcutfac 4.0", "rcutfac 0")), r"m.snapparam: SNAP parameter rcutfac = 0.0 must be "
+                                                               r"> 0"),
 ])
 def test_damaged_model_files_are_refused_naming_the_file(model, tmp_path, edit, message):
     coeff, param = model.write(tmp_path / "m")
