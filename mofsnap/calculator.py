@@ -1,10 +1,11 @@
 """``SNAPCalculator``: a SNAP model (+ Grimme D3 dispersion + ZBL repulsion) as an ASE calculator.
 
 One LAMMPS instance lives until :meth:`SNAPCalculator.close` (or the end of a ``with`` block). When only positions
-(and slightly the cell) change between calls, LAMMPS is advanced like its own MD loop: positions are written in place and a single
-force evaluation re-uses the neighbour lists until an atom has moved more than half the skin, so an
-ASE-driven MD step costs about what a native LAMMPS step does. Anything else (new atoms, types, a large
-cell change) rebuilds the LAMMPS state.
+change between calls, LAMMPS is advanced like its own MD loop: positions are written in place and one force
+evaluation runs, with ghost atoms and neighbour lists rebuilt from the current positions, so the results depend
+on the atoms alone (a resumed MD run equals an uninterrupted one bit for bit) and an ASE-driven MD step costs
+about what a native LAMMPS step does. A changed cell also re-initialises LAMMPS's styles; new atoms or types
+rebuild the LAMMPS instance.
 """
 
 from __future__ import annotations
