@@ -100,6 +100,36 @@ class ZBL:
         """The settings as plain values; ``ZBL(**zbl.todict()) == zbl``."""
         return {"pairs": [list(pair) for pair in self.pairs], "inner": self.inner, "outer": self.outer}
 
+    @classmethod
+    def for_hydrogens(cls, atoms: Atoms, inner: float = ZIF8_REFERENCE["zbl"]["inner_A"],
+                      outer: float = ZIF8_REFERENCE["zbl"]["outer_A"], margin: float = 0.1) -> ZBL | None:
+        """A safety wall for a typed structure: ZBL on every pair of types with a hydrogen that is never bonded
+        in ``atoms`` and never closer than ``outer + margin`` there, so it is zero near equilibrium and acts only
+        where a hydrogen swings onto a metal or another linker (the collapse the reference ZIF-8 pairs prevent).
+        None when no pair qualifies.
+
+        Parameters
+        ----------
+        atoms : Atoms
+            The relaxed, typed structure (``atoms.arrays["atom_types"]``).
+        inner, outer : float
+            Switching range of the ZBL energy in Å.
+        margin : float
+            How far beyond ``outer`` (Å) the closest contact of a pair must lie.
+        """
+        from matscipy.neighbours import neighbour_list
+
+        from .topology import bond_pairs, neighbour_frame
+
+        types = np.asarray(atoms.arrays["atom_types"]).astype(str)
+        i, j, _, _ = bond_pairs(atoms)
+        bonded = {tuple(sorted(pair)) for pair in zip(types[i], types[j])}
+        first, second, distance = neighbour_list("ijd", neighbour_frame(atoms), outer + margin)
+        close = {tuple(sorted(pair)) for pair in zip(types[first], types[second])}
+        hydrogens = {t for t, z in zip(types.tolist(), atoms.numbers) if z == 1}
+        pairs = sorted({tuple(sorted((h, t))) for h in hydrogens for t in set(types.tolist())} - bonded - close)
+        return cls(tuple(pairs), inner, outer) if pairs else None
+
 
 #: The ZBL pairs of the reference ZIF-8 model (non-bonded H-containing pairs; H1a ring H, H1b methyl H), from
 #: ``data/hyperparameters/zif8.json``.

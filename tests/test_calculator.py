@@ -337,6 +337,25 @@ def test_context_manager_closes_at_the_end_of_the_block(model, atoms, tmp_path):
     assert energy == pytest.approx(_fresh(model, atoms)[0], abs=1e-10)
 
 
+def test_hydrogen_safety_wall_pairs_are_non_bonded_and_far_at_equilibrium(zif8_atoms):
+    """ZBL.for_hydrogens on ZIF-8: every pair has an H type, none is bonded, none comes within outer + margin in
+    the structure; the reference model's pairs are among them except H1a-N3a, a two-bond contact at 2.19 A."""
+    from ase.neighborlist import neighbor_list
+
+    zbl = ZBL.for_hydrogens(zif8_atoms)
+    types = zif8_atoms.arrays["atom_types"]
+    i, j, d = neighbor_list("ijd", zif8_atoms, 4.0)
+    closest = {}
+    for a, b, dist in zip(types[i], types[j], d):
+        closest[tuple(sorted((a, b)))] = min(closest.get(tuple(sorted((a, b))), np.inf), dist)
+    for pair in zbl.pairs:
+        assert pair[0].startswith("H") or pair[1].startswith("H")
+        assert closest.get(pair, np.inf) > zbl.outer + 0.1 > 1.2  # beyond any bond, and beyond the switch
+    assert set(ZIF8_ZBL.pairs) - set(zbl.pairs) == {("H1a", "N3a")}
+    assert closest[("H1a", "N3a")] < zbl.outer
+    assert ZBL.for_hydrogens(zif8_atoms, outer=4.0, inner=3.0) is None  # nothing is that far from every H
+
+
 def test_reference_zif8_settings_cover_the_zif8_types(zif8_atoms):
     """The reference radii/weights and ZBL pairs read from data/ are those of ZIF-8's seven types."""
     types = sorted(set(zif8_atoms.arrays["atom_types"]))
