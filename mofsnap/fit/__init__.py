@@ -4,7 +4,7 @@
   :func:`extrapolation_grade`;
 - :mod:`~mofsnap.fit.training`: :func:`fit_snap`, from labelled configurations to a model and its report;
 - :mod:`~mofsnap.fit.report`: :class:`FitReport` (``write``/``read``, CSV, parity plots);
-- :mod:`~mofsnap.fit.search`: :func:`optimize_hyperparameters`;
+- :mod:`~mofsnap.fit.search`: :func:`search_hyperparameters`, :func:`optimize_hyperparameters`;
 - :mod:`~mofsnap.fit.curve`: :func:`learning_curve`.
 
 Command line: ``mofsnap fit train.extxyz --valid valid.extxyz -o model/`` (or ``python -m mofsnap.fit``).
@@ -13,9 +13,9 @@ Command line: ``mofsnap fit train.extxyz --valid valid.extxyz -o model/`` (or ``
 from .curve import LearningCurve, learning_curve
 from .leastsquares import NormalEquations, extrapolation_grade, objective
 from .report import FitReport
-from .search import HyperparameterSearch, optimize_hyperparameters
+from .search import HyperparameterSearch, optimize_hyperparameters, search_hyperparameters
 from .training import fit_snap, model_for, reference_targets
 
 __all__ = ["FitReport", "HyperparameterSearch", "LearningCurve", "NormalEquations", "extrapolation_grade",
            "fit_snap", "learning_curve", "model_for", "objective", "optimize_hyperparameters",
-           "reference_targets"]
+           "reference_targets", "search_hyperparameters"]

@@ -30,7 +30,7 @@ WEIGHT_BOUNDS = {"alpha": (-10.0, 1.0), "energy_weight": (-1.0, 5.0), "stress_we
 
 @dataclass
 class HyperparameterSearch:
-    """Outcome of :func:`optimize_hyperparameters`.
+    """Outcome of :func:`search_hyperparameters`.
 
     ``best`` holds the best ``radii`` and ``weights`` (per type), ``rfac0``, ``alpha``, ``energy_weight``,
     ``stress_weight`` and the validation ``rmse`` (ASE units); ``history`` every evaluation in order.
@@ -78,13 +78,44 @@ def optimize_hyperparameters(train: Sequence[Atoms], validation: Sequence[Atoms]
                              alpha: float = 1e-6,
                              progress: bool = True, **hyperparameters
                              ) -> tuple[SNAPModel, FitReport, HyperparameterSearch]:
+    """Search SNAP hyperparameters (:func:`search_hyperparameters`) and fit with the best of them.
+
+    Parameters are those of :func:`search_hyperparameters`; ``cache_dir`` (as in :func:`fit_snap`) is used
+    only for the final fit.
+
+    Returns
+    -------
+    model, report
+        The final fit with the best parameters (:func:`fit_snap` on ``train`` and ``validation``).
+    search : HyperparameterSearch
+    """
+    search = search_hyperparameters(train, validation, model, tune=tune, bounds=bounds, n_evaluations=n_evaluations,
+                                    seed=seed, log_file=log_file, reference=reference, energy_weight=energy_weight,
+                                    stress_weight=stress_weight, alpha=alpha, progress=progress, **hyperparameters)
+    best = search.best
+    final = replace(model_for(train, model, **hyperparameters), radii=np.array(best["radii"]),
+                    weights=np.array(best["weights"]), rfac0=best["rfac0"], coefficients=None)
+    fitted, report = fit_snap(train, validation, model=final, alpha=best["alpha"],
+                              energy_weight=best["energy_weight"], stress_weight=best["stress_weight"],
+                              reference=reference, cache_dir=cache_dir, progress=progress)
+    return fitted, report, search
+
+
+def search_hyperparameters(train: Sequence[Atoms], validation: Sequence[Atoms], model: SNAPModel | None = None,
+                           *, tune: Sequence[str] = ("radii", "weights", "rfac0"),
+                           bounds: dict[str, tuple[float, float]] | None = None, n_evaluations: int = 30,
+                           seed: int = 0, log_file: str | Path | None = None,
+                           reference: Calculator | None = None,
+                           energy_weight: float = ENERGY_WEIGHT, stress_weight: float = STRESS_WEIGHT,
+                           alpha: float = 1e-6, progress: bool = True, **hyperparameters) -> HyperparameterSearch:
     """Search SNAP hyperparameters minimising the validation :func:`objective`.
 
     Two levels: the descriptor hyperparameters named in ``tune`` (per-type ``radii`` and ``weights``,
     ``rfac0``) are searched by bounded Nelder-Mead from a simplex drawn with ``seed`` around the starting
-    model; for each of their values one descriptor pass over ``train`` and ``validation`` is made and then
-    ``alpha``, ``Ew`` and ``Sw`` are optimised on the accumulated statistics, which needs no descriptor
-    (log-scale bounds :data:`WEIGHT_BOUNDS`). The search is deterministic for a given seed.
+    model, whose values are the first evaluation; for each of their values one descriptor pass over ``train``
+    and ``validation`` is made and then ``alpha``, ``Ew`` and ``Sw`` are optimised on the accumulated
+    statistics, which needs no descriptor (log-scale bounds :data:`WEIGHT_BOUNDS`). The search is
+    deterministic for a given seed.
 
     Parameters
     ----------
@@ -105,16 +136,15 @@ def optimize_hyperparameters(train: Sequence[Atoms], validation: Sequence[Atoms]
     log_file : path, optional
         JSON-lines record of every evaluation. An interrupted search re-run with the same log, seed and
         settings replays the recorded evaluations without recomputing them and continues where it stopped.
-    reference, cache_dir, progress
-        As in :func:`fit_snap`; the cache is used only for the final fit.
+    reference, progress
+        As in :func:`fit_snap`.
     energy_weight, stress_weight, alpha : float
         Starting values of the weight search.
 
     Returns
     -------
-    model, report
-        The final fit with the best parameters (:func:`fit_snap` on ``train`` and ``validation``).
-    search : HyperparameterSearch
+    HyperparameterSearch
+        ``best`` also holds the ``types``.
     """
     train, validation = list(train), list(validation)
     if not validation:
@@ -192,11 +222,6 @@ def optimize_hyperparameters(train: Sequence[Atoms], validation: Sequence[Atoms]
         evaluate(np.zeros(0))
     bar.close()
     best = min(history, key=lambda h: h["objective"])
-    final = replace(start, radii=np.array(best["params"]["radii"]), weights=np.array(best["params"]["weights"]),
-                    rfac0=best["params"]["rfac0"], coefficients=None)
-    fitted, report = fit_snap(train, validation, model=final, alpha=best["alpha"],
-                              energy_weight=best["energy_weight"], stress_weight=best["stress_weight"],
-                              reference=reference, cache_dir=cache_dir, progress=progress)
     summary = {**best["params"], "types": start.types, "alpha": best["alpha"],
                "energy_weight": best["energy_weight"], "stress_weight": best["stress_weight"], "rmse": best["rmse"]}
-    return fitted, report, HyperparameterSearch(summary, best["objective"], history)
+    return HyperparameterSearch(summary, best["objective"], history)

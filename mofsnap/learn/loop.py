@@ -16,6 +16,7 @@ State lives in the work directory, so a killed run resumes where it stopped and 
     settings.json        the settings (a resume with different settings is refused)
     labels.db            every label as it arrives (ase.db; provenance: generation, temperature, run, frame)
     gen000/ ...          per generation: md/run###.extxyz (+ .json, written when the run is complete),
+                         hyperparameters.json (at the generations that optimise them),
                          model.snapcoeff/.snapparam, report.json (the generation's completion mark),
                          parity.png, cbad.json
     final/               ramp trajectory, final model, validation (runs, validation.json, validation.png)
@@ -24,7 +25,8 @@ State lives in the work directory, so a killed run resumes where it stopped and 
 
 Every step is deterministic given the seed and idempotent: finished MD runs are not rerun (an unfinished one
 restarts from its beginning, so the result equals an uninterrupted run), labels already in the store are not
-recomputed, and fitted generations are read rather than refitted. The campaign ends with the validation of
+recomputed, hyperparameters once optimised are read back, and fitted generations are read rather than
+refitted. The campaign ends with the validation of
 :mod:`mofsnap.learn.validation`, whose verdict is part of the summary.
 """
 
@@ -35,7 +37,7 @@ import logging
 import os
 import time
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import ase.io
@@ -49,7 +51,7 @@ from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
 from ..exceptions import ConfigurationError, LearnError
 from ..executors import worker_pool
-from ..fit import FitReport, extrapolation_grade, fit_snap
+from ..fit import FitReport, HyperparameterSearch, extrapolation_grade, fit_snap, search_hyperparameters
 from ..hashing import atoms_hash
 from ..labelling import LabelChecks, LabelStore, check_configuration, label
 from ..md.grade import write_fit_statistics
@@ -73,6 +75,10 @@ log = logging.getLogger(__name__)
 LABEL_CHECKS = LabelChecks(check_types=False)
 #: Work directory of a campaign when none is given.
 DEFAULT_WORKDIR = "mofsnap-learn"
+#: Share of a generation's training labels held out to optimise the hyperparameters on.
+VALIDATION_FRACTION = 0.2
+#: Where the first optimisation's search of alpha starts.
+START_ALPHA = 1e-6
 
 
 def load_structure(spec: str | Atoms) -> Atoms:
@@ -329,7 +335,12 @@ class ActiveLearning:
         return self.executor
 
     def _fit(self, k: int) -> tuple[SNAPModel, FitReport]:
-        """Fit generation ``k`` on all training labels so far, or read it if it was fitted already."""
+        """Fit generation ``k`` on all training labels so far, or read it if it was fitted already.
+
+        At the generations of ``settings.hyperparameter_generations()`` the hyperparameters are optimised first
+        (:meth:`optimise_hyperparameters`); the fit uses the latest optimised radii, weights, rfac0 and
+        energy/stress weights, and chooses alpha by cross-validation.
+        """
         gen = self.generation_dir(k)
         prefix = gen / "model"
         done = gen / "report.json"
@@ -339,14 +350,69 @@ class ActiveLearning:
         if not train:
             raise LearnError(f"generation {k} has no training labels (all failed?); see {self.store.path}")
         s = self.settings
-        model, report = fit_snap(train, model=self.model(),
-                                 energy_weight=s.energy_weight, stress_weight=s.stress_weight,
-                                 cache_dir=self.workdir / "descriptors", seed=s.seed)
+        if k in s.hyperparameter_generations():
+            self.optimise_hyperparameters(k)
+        model, (_, energy_weight, stress_weight) = self.hyperparameters(k)
+        model, report = fit_snap(train, model=model, energy_weight=energy_weight, stress_weight=stress_weight,
+                                 cache_dir=self.workdir / "descriptors", seed=s.seed, progress=self.progress)
         gen.mkdir(parents=True, exist_ok=True)
         model.write(prefix)
         report.plot(gen / "parity.png")
         os.replace(report.write(gen / "report.part.json"), done)  # the generation's completion mark
         return model, report
+
+    def hyperparameters(self, k: int) -> tuple[SNAPModel, tuple[float, float, float]]:
+        """The unfitted model and the (alpha, Ew, Sw) that generation ``k``'s fit starts from.
+
+        They are the best of the latest optimisation at a generation ``<= k`` (its ``hyperparameters.json``),
+        or the model defaults and the settings' weights before any.
+        """
+        for g in reversed([g for g in self.settings.hyperparameter_generations() if g <= k]):
+            path = self.generation_dir(g) / "hyperparameters.json"
+            if path.exists():
+                best = HyperparameterSearch.read(path).best
+                model = replace(self.model(), radii=np.array(best["radii"]), weights=np.array(best["weights"]),
+                                rfac0=best["rfac0"])
+                return model, (best["alpha"], best["energy_weight"], best["stress_weight"])
+        return self.model(), (START_ALPHA, self.settings.energy_weight, self.settings.stress_weight)
+
+    def validation_split(self, k: int) -> tuple[list[Atoms], list[Atoms]]:
+        """Generation ``k``'s training labels split into (train, validation) for the hyperparameter search.
+
+        A seeded fifth (:data:`VALIDATION_FRACTION`) of :meth:`training_set` is held out: test labels are never
+        part of it. The validation part is empty when fewer than two labels allow no split.
+        """
+        labels = self.training_set(k)
+        n_valid = min(len(labels) - 1, max(1, round(VALIDATION_FRACTION * len(labels))))
+        held = set(np.random.default_rng(self.settings.seed + 65537 * k).permutation(len(labels))[:n_valid])
+        return ([a for i, a in enumerate(labels) if i not in held], [a for i, a in enumerate(labels) if i in held])
+
+    def optimise_hyperparameters(self, k: int) -> HyperparameterSearch | None:
+        """Optimise the hyperparameters on generation ``k``'s labels, or read them back if done already.
+
+        Per-type radii and weights and rfac0 (Nelder-Mead, ``settings.hyperparameter_evaluations`` descriptor
+        passes), and for each of them alpha and the energy/stress weights, minimising the objective on
+        :meth:`validation_split`; the search starts from the previous optimisation's best (or the defaults).
+        The result is written to ``genNNN/hyperparameters.json``. None when there are too few labels to hold
+        any out (the previous hyperparameters stay in use).
+        """
+        path = self.generation_dir(k) / "hyperparameters.json"
+        if path.exists():
+            return HyperparameterSearch.read(path)
+        train, validation = self.validation_split(k)
+        if not validation:
+            log.warning("generation %d: %d training labels are too few to optimise the hyperparameters on; the "
+                        "previous ones are kept", k, len(train))
+            return None
+        start, (alpha, energy_weight, stress_weight) = self.hyperparameters(k - 1)
+        log.info("generation %d: optimising the hyperparameters on %d labels, %d held out (%d evaluations)", k,
+                 len(train), len(validation), self.settings.hyperparameter_evaluations)
+        search = search_hyperparameters(train, validation, start,
+                                        n_evaluations=self.settings.hyperparameter_evaluations,
+                                        seed=self.settings.seed + k, energy_weight=energy_weight,
+                                        stress_weight=stress_weight, alpha=alpha, progress=self.progress)
+        os.replace(search.write(path.with_suffix(".part.json")), path)
+        return search
 
     def _grades(self, model: SNAPModel, report: FitReport, frames: list[Atoms]) -> np.ndarray:
         """Extrapolation grade of each frame with respect to the training set of ``report``."""
@@ -512,8 +578,8 @@ class ActiveLearning:
                                time.perf_counter() - start)
         summary.write(self.workdir / "summary.json")
         plotting.learn_summary_figure(summary, self.workdir / "summary.png")
-        campaign_card(summary, self.settings, self.structure, self.reference, self.d3,
-                      self.workdir.resolve().name).write(self.workdir / "final" / "model.json")
+        campaign_card(summary, self.settings, self.structure, self.reference, self.d3, self.workdir.resolve().name,
+                      self._fit(len(self.settings.temperatures) + 1)[1]).write(self.workdir / "final" / "model.json")
         if final.test is not None:
             log.info("final model %s: test RMSE %.2f meV/atom, %.0f meV/Å, %.1f MPa", final.model,
                      final.test.energy, final.test.forces, final.test.stress)

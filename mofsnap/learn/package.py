@@ -17,6 +17,7 @@ from ase import Atoms
 from .. import __version__
 from ..calculator import D3
 from ..exceptions import LearnError
+from ..fit import FitReport
 from ..labelling import LabelStore
 from ..model import SNAPModel
 from ..model_card import ErrorFigures, ModelCard, StabilityRun
@@ -29,7 +30,7 @@ MODEL_SUFFIXES = (".snapcoeff", ".snapparam", ".snapfit.npz")
 
 
 def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Atoms, reference: Reference,
-                  d3: bool, name: str) -> ModelCard:
+                  d3: bool, name: str, fit: FitReport | None = None) -> ModelCard:
     """The model card of a finished campaign.
 
     Parameters
@@ -46,6 +47,8 @@ def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Ato
         Whether the production MD adds D3 to the model (the labels lack dispersion).
     name : str
         The model's name.
+    fit : FitReport, optional
+        The final fit's report: its alpha and energy/stress weights join the card's hyperparameter note.
     """
     model = SNAPModel.read(summary.final.model)
     test = summary.final.test
@@ -56,6 +59,14 @@ def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Ato
     if "xTB" in reference.name:
         notes.append("Tight-binding labels, not DFT: for trying the toolkit and quick studies; train against CP2K "
                      "for production.")
+    optimised = settings.hyperparameter_generations()
+    notes.append("Hyperparameters: " + ", ".join(f"{t} radius {r!r} weight {w!r}"
+                                                  for t, r, w in zip(model.types, model.radii, model.weights))
+                 + f", rfac0 {model.rfac0!r}"
+                 + ("" if fit is None else f", alpha {fit.alpha!r}, energy weight {fit.energy_weight!r}, "
+                                           f"stress weight {fit.stress_weight!r}")
+                 + (f" (optimised on held-out training labels at generations {', '.join(map(str, optimised))})"
+                    if optimised else " (model defaults)") + ".")
     stable = [run for run in validation.runs if not run.stopped]
     notes.append("Stable range: " + (f"{min(r.temperature_K for r in stable):.0f}-"
                                      f"{max(r.temperature_K for r in stable):.0f} K in the validation runs; "

@@ -99,7 +99,18 @@ class LearnSettings:
     max_test_energy, max_test_forces, max_test_stress : float
         Validation: largest test RMSE of the final model on the held-out frames (meV/atom, meV/Å, MPa).
     twojmax, rcutfac, energy_weight, stress_weight : int, float, float, float
-        SNAP and fit settings (per-type radii and weights: the model defaults).
+        SNAP and fit settings (per-type radii and weights: the model defaults); all but twojmax and rcutfac
+        are replaced by the optimised values from the first ``optimise_hyperparameters_at`` generation on.
+    optimise_hyperparameters_at : list of int or None
+        Generations (0 = step 0, len(temperatures) + 1 = the final fit) before whose fit the per-type radii and
+        weights, rfac0 and the energy/stress weights (with alpha) are optimised on a held-out fifth of that
+        generation's training labels, starting from the previous optimisation's best; every fit from there on
+        uses the latest result (``genNNN/hyperparameters.json``; alpha is still chosen per fit by
+        cross-validation). Unset: step 0 and the middle generation, as the
+        reference work did (each costs ``hyperparameter_evaluations`` descriptor passes over that
+        generation's training labels, about as many fits); ``[]``: never (model defaults throughout).
+    hyperparameter_evaluations : int
+        Budget of each optimisation: descriptor passes (settings of radii, weights and rfac0 tried).
     max_force, max_temperature_factor, bond_tolerance : float
         Blow-up guard of every MD run: force (eV/Å), temperature as a multiple of the target (at least the
         target + 1000 K), and bond length as a multiple of the reference bond.
@@ -147,6 +158,8 @@ class LearnSettings:
     rcutfac: float = _setting(4.0, above=0)
     energy_weight: float = _setting(ENERGY_WEIGHT, minimum=0)
     stress_weight: float = _setting(STRESS_WEIGHT, minimum=0)
+    optimise_hyperparameters_at: tuple[int, ...] | None = _setting(None, minimum=0)
+    hyperparameter_evaluations: int = _setting(30, minimum=1)
     max_force: float = _setting(20.0, above=0)
     max_temperature_factor: float = _setting(3.0, minimum=1)
     bond_tolerance: float = _setting(1.5, above=1)
@@ -158,6 +171,17 @@ class LearnSettings:
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             object.__setattr__(self, f.name, _checked(f.name, getattr(self, f.name), hints[f.name], f.metadata))
+        last = len(self.temperatures) + 1
+        beyond = [k for k in self.optimise_hyperparameters_at or () if k > last]
+        if beyond:
+            raise LearnError(f"setting 'optimise_hyperparameters_at' names generation {beyond[0]}, but the campaign's "
+                             f"generations are 0 to {last} (the final fit); choose generations in that range")
+
+    def hyperparameter_generations(self) -> tuple[int, ...]:
+        """The generations whose fit optimises the hyperparameters, in order (``optimise_hyperparameters_at``)."""
+        if self.optimise_hyperparameters_at is None:
+            return (0, (len(self.temperatures) + 1) // 2)
+        return tuple(sorted(set(self.optimise_hyperparameters_at)))
 
     #: Keys that may change between a run and its resume (they do not change results).
     RUNTIME_KEYS = ("label_timeout_s", "max_workers", "executor")
@@ -214,7 +238,7 @@ class LearnSettings:
 def _type_name(annotation: Any) -> str:
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     if typing.get_origin(annotation) is tuple:
-        return "a list of numbers"
+        return "a list of integers" if typing.get_args(annotation)[0] is int else "a list of numbers"
     if typing.get_origin(annotation) is dict:
         return "a table of numbers"
     return names[annotation]
@@ -229,9 +253,10 @@ def _checked(key: str, value: Any, annotation: Any, limits: dict) -> Any:
         (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
         origin = typing.get_origin(annotation)
     if origin is tuple:
-        if not isinstance(value, (list, tuple)) or not value:
+        item = typing.get_args(annotation)[0]
+        if not isinstance(value, (list, tuple)) or (not value and item is float):
             raise LearnError(f"setting {key!r} must be {_type_name(annotation)}, got {value!r}")
-        return tuple(_checked(key, v, float, limits) for v in value)
+        return tuple(_checked(key, v, item, limits) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
             raise LearnError(f"setting {key!r} must be {_type_name(annotation)}, got {value!r}")
