@@ -218,7 +218,8 @@ def learn_summary_figure(summary, path: str | Path) -> Path:
 
 def spectrum_figure(frequency_cm1: np.ndarray, total: np.ndarray, partial: Mapping[str, np.ndarray], ylabel: str,
                     path: str | Path, bands: Sequence[tuple[float, float]] | None = None,
-                    xmax: float | None = None, spread: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+                    xmax: float | None = None, spread: tuple[np.ndarray, np.ndarray] | None = None,
+                    peaks: Sequence[tuple[float, float, float]] | None = None) -> Path:
     """Write a density of states and its partial densities (cm⁻¹ below, THz above) to ``path`` (PNG).
 
     The one plot of the MD VDOS and of the phonon DOS.
@@ -239,6 +240,8 @@ def spectrum_figure(frequency_cm1: np.ndarray, total: np.ndarray, partial: Mappi
         Upper frequency limit (cm⁻¹).
     spread : (mean, std) arrays, optional
         Mean and model spread of the total over posterior models, drawn as the band mean ± std.
+    peaks : sequence of (position, height, spread), optional
+        Peaks (cm⁻¹, density) marked with the model spread of their position (cm⁻¹) as horizontal error bar.
     """
     from .units import THZ_TO_CM1
 
@@ -249,6 +252,10 @@ def spectrum_figure(frequency_cm1: np.ndarray, total: np.ndarray, partial: Mappi
         mean, std = spread
         ax.fill_between(frequency_cm1, mean - std, mean + std, color="black", alpha=0.25, lw=0,
                         label="posterior mean ± model spread")
+    if peaks:
+        position, height, width = np.array(peaks, dtype=float).T
+        ax.errorbar(position, height, xerr=width, fmt="v", color="black", ms=5, capsize=3,
+                    label="peak: posterior mean ± model spread")
     for label, spectrum in partial.items():
         ax.plot(frequency_cm1, spectrum, lw=0.9, label=label)
     for lo, hi in bands or []:

@@ -1,6 +1,7 @@
 """VDOS: known oscillator frequencies, normalisation, time-origin independence, the MD pipeline, the command."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -13,10 +14,14 @@ from ase.calculators.morse import MorsePotential
 from ase.build import bulk
 from ase.io import write
 
-from mofsnap.analysis.vdos import VDOSResult, compute_vdos, run_vdos_protocol, vdos_from_velocities
+from mofsnap.analysis.vdos import (VDOSResult, compute_vdos, run_posterior_vdos, run_vdos_protocol,
+                                   vdos_from_velocities, vdos_peak_spread)
+from mofsnap.calculator import SNAPCalculator
 from mofsnap.cli.vdos import parse_bands
 from mofsnap.exceptions import ResultFileError, VDOSError
+from mofsnap.fit.posterior import ModelPosterior, fit_statistics_path
 from mofsnap.md import read_trajectory, run_md
+from mofsnap.model import SNAPModel
 from mofsnap.units import THZ_TO_CM1
 
 DT_FS = 1.0
@@ -269,3 +274,163 @@ def test_bad_input_is_rejected():
         parse_bands("600-100")
     with pytest.raises(VDOSError, match="unknown window"):
         vdos_from_velocities(np.ones((20, 2, 3)), np.ones(2), np.array(["H", "H"]), 1.0, window="tukey")
+
+
+# -- model spread of the peak positions (--samples) -------------------------------------------------------------
+
+def oscillator_vdos(freqs_cm1, labels, moving=None):
+    """VDOS of oscillators with the types ``labels``; those not ``moving`` (default: all move) stand still."""
+    masses = np.full(len(freqs_cm1), 12.0)
+    velocities = oscillators(freqs_cm1, masses, 4000)
+    velocities[:, ~np.asarray(moving if moving is not None else [True] * len(freqs_cm1))] = 0.0
+    return vdos_from_velocities(velocities, masses, np.array(labels), DT_FS, max_lag_fs=1000, padding=16,
+                                removed_dof=0)
+
+
+def test_peak_spread_matches_each_peak_to_the_nearest_peak_of_every_sample():
+    model = oscillator_vdos([500.0, 1500.0, 1700.0], ["a", "b", "b"])
+    shifts = [(10.0, -20.0), (-10.0, 0.0), (30.0, 40.0)]
+    samples = [oscillator_vdos([500.0 + s, 1500.0 + t, 1700.0 + t], ["a", "b", "b"]) for s, t in shifts]
+    # the fourth sample has no peak of type b: its atoms stand still
+    samples.append(oscillator_vdos([490.0, 1500.0, 1700.0], ["a", "b", "b"], moving=[True, False, False]))
+    bands = [(0, 1000), (1000, 2000)]
+    entries = {(e["type"], tuple(e["band_cm1"])): e for e in vdos_peak_spread(model, samples, bands)}
+    step = model.frequency_cm1[1]
+    low = entries[("a", (0, 1000))]["peaks"]
+    assert len(low) == 1 and low[0]["cm1"] == pytest.approx(500.0, abs=step)
+    expected = [510.0, 490.0, 530.0, 490.0]
+    np.testing.assert_allclose(low[0]["samples_cm1"], expected, atol=step)
+    assert low[0]["posterior_mean_cm1"] == pytest.approx(np.mean(expected), abs=step)
+    assert low[0]["model_spread_cm1"] == pytest.approx(np.std(expected, ddof=1), abs=step)
+    high = sorted(entries[("b", (1000, 2000))]["peaks"], key=lambda p: p["cm1"])
+    assert [round(p["cm1"] / 100) for p in high] == [15, 17]
+    for peak, centre in zip(high, (1500.0, 1700.0)):  # each peak to its own neighbour in every sample
+        assert peak["samples_cm1"][3] is None
+        np.testing.assert_allclose(peak["samples_cm1"][:3], [centre + t for _, t in shifts], atol=step)
+        assert peak["model_spread_cm1"] == pytest.approx(np.std([t for _, t in shifts], ddof=1), abs=step)
+    with pytest.raises(VDOSError, match="at least 2"):
+        vdos_peak_spread(model, samples[:1], bands)
+    with pytest.raises(VDOSError, match="posterior sample 1 has other spectra"):
+        vdos_peak_spread(model, [samples[0], oscillator_vdos([500.0, 1500.0, 1700.0], ["a", "c", "c"])], bands)
+
+
+PROTOCOL = dict(temperature_K=300, npt_ps=0.1, timestep_fs=4.0, frame_interval_fs=8.0, progress=False)
+PRODUCTION = dict(nve_ps=1.0, timestep_fs=4.0, frame_interval_fs=8.0, progress=False)
+#: Dense zero padding: peak positions on a grid fine enough to follow the models' small shifts.
+PADDING = 64
+
+
+def copper_crystal():
+    atoms = bulk("Cu", cubic=True, a=3.6).repeat(2)
+    atoms.new_array("atom_types", np.array(["Cu12a"] * len(atoms)))
+    return atoms
+
+
+def mean_model_posterior(prefix, directory):
+    """The model at ``prefix`` copied to ``directory/mean`` with its posterior of zero noise variance centred on
+    the model's coefficients: every sample drawn from it is the model itself."""
+    model = SNAPModel.read(prefix)
+    posterior = ModelPosterior.read(fit_statistics_path(prefix))
+    copy = directory / "mean"
+    model.write(copy)
+    ModelPosterior(model.coefficients.ravel(), posterior.gram, posterior.alpha, 0.0, posterior.energy_weight,
+                   posterior.n_types, posterior.n_coefficients, posterior.atom_leverage_scale).write(
+        fit_statistics_path(copy))
+    return copy
+
+
+def test_posterior_productions_share_the_start_and_give_the_model_spread(copper_snap, tmp_path):
+    with SNAPCalculator(copper_snap[0]) as calc:
+        frames = run_vdos_protocol(copper_crystal(), calc, tmp_path / "zero", nve_ps=PRODUCTION["nve_ps"], **PROTOCOL)
+    shutil.copytree(tmp_path / "zero", tmp_path / "real")
+    bands = [(0, 400)]
+    model = compute_vdos(frames, padding=PADDING)
+    start = read_trajectory(tmp_path / "zero" / "equilibration.extxyz", index=-1)[0]
+
+    # samples of a posterior without noise are the model: the same trajectory, no spread
+    with SNAPCalculator(mean_model_posterior(copper_snap[0], tmp_path)) as calc:
+        paths = run_posterior_vdos(calc, tmp_path / "zero", 2, **PRODUCTION)
+    assert paths == [tmp_path / "zero" / "posterior" / f"sample{k}" / "nve.extxyz" for k in range(2)]
+    for path in paths:
+        sample = read_trajectory(path)
+        assert len(sample) == len(frames)
+        np.testing.assert_allclose(sample[0].get_velocities(), start.get_velocities(), atol=1e-12)
+        np.testing.assert_allclose(sample[-1].positions, frames[-1].positions, atol=1e-9)
+    entries = vdos_peak_spread(model, [compute_vdos(read_trajectory(p), padding=PADDING) for p in paths], bands)
+    peaks = [peak for entry in entries for peak in entry["peaks"]]
+    assert peaks and all(p["model_spread_cm1"] == 0 and p["posterior_mean_cm1"] == p["cm1"] for p in peaks)
+
+    # samples of the fit's posterior: same start, other trajectories, their own peaks
+    with SNAPCalculator(copper_snap[0]) as calc:
+        paths = run_posterior_vdos(calc, tmp_path / "real", 3, samples_seed=1, **PRODUCTION)
+    samples = [compute_vdos(read_trajectory(p), padding=PADDING) for p in paths]
+    for path in paths:
+        sample = read_trajectory(path)
+        np.testing.assert_allclose(sample[0].positions, start.positions, atol=1e-9)
+        assert np.abs(sample[-1].positions - frames[-1].positions).max() > 1e-6
+    total = vdos_peak_spread(model, samples, bands)[0]
+    assert total["type"] == "total" and len(total["peaks"]) == 1
+    peak = total["peaks"][0]
+    own = [sample.peaks(bands)[0]["peaks"] for sample in samples]  # one peak of the total in each sample
+    assert all(len(found) == 1 for found in own)
+    assert peak["samples_cm1"] == [found[0]["cm1"] for found in own]
+    assert 0 < peak["model_spread_cm1"] < 0.05 * peak["cm1"]  # a good fit moves the peak a little
+    assert len(set(peak["samples_cm1"])) > 1
+
+    # resume: finished sample runs are not run again; a removed one is, to the same trajectory
+    written = {path: path.stat().st_mtime_ns for path in paths}
+    shutil.copy(paths[1], tmp_path / "first_sample1.extxyz")
+    with SNAPCalculator(copper_snap[0]) as calc:
+        run_posterior_vdos(calc, tmp_path / "real", 3, samples_seed=1, **PRODUCTION)
+        assert {path: path.stat().st_mtime_ns for path in paths} == written
+        for leftover in paths[1].parent.iterdir():
+            leftover.unlink()
+        run_posterior_vdos(calc, tmp_path / "real", 3, samples_seed=1, **PRODUCTION)
+    assert [path.stat().st_mtime_ns == written[path] for path in paths] == [True, False, True]
+    np.testing.assert_allclose(read_trajectory(paths[1])[-1].positions,
+                               read_trajectory(tmp_path / "first_sample1.extxyz")[-1].positions, atol=1e-9)
+
+
+def test_posterior_productions_need_the_protocol_first(copper_snap, tmp_path):
+    with SNAPCalculator(copper_snap[0]) as calc, pytest.raises(VDOSError, match="run the VDOS protocol"):
+        run_posterior_vdos(calc, tmp_path, 2, **PRODUCTION)
+    assert not (tmp_path / "posterior").exists()
+
+
+def test_command_samples_report_the_model_spread_of_the_peaks(copper_snap, tmp_path, cli):
+    copper_crystal().write(tmp_path / "cu.extxyz")
+    arguments = ("vdos", "--run", tmp_path / "cu.extxyz", "--npt-ps", "0.1", "--nve-ps", "1", "--timestep", "4",
+                 "--save-every", "8", "--padding", str(PADDING), "--bands", "0-400", "--workers", "1", "--no-progress")
+    r = cli(*arguments, "--model", copper_snap[1], "--samples", "2", "-o", tmp_path / "bare")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1
+    assert "bare.snapfit.npz" in r.err and "mofsnap fit" in r.err
+    assert not (tmp_path / "bare" / "relaxed.extxyz").exists()  # refused before any MD
+    r = cli(*arguments, "--model", copper_snap[0], "--samples", "1", "-o", tmp_path / "one")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1 and "at least 2" in r.err
+    assert not (tmp_path / "one" / "relaxed.extxyz").exists()
+    r = cli("vdos", gas_trajectory(tmp_path / "gas.extxyz"), "--samples", "2", "-o", tmp_path / "gas")
+    assert r.status == 1 and r.err.strip() == "mofsnap vdos: error: --samples reruns the NVE production with " \
+                                               "posterior models: it needs --run STRUCTURE"
+
+    r = cli(*arguments, "--model", copper_snap[0], "--samples", "2", "--samples-seed", "5", "-o", tmp_path / "out")
+    assert r.status == 0, r.err
+    summary = json.loads((tmp_path / "out" / "vdos_summary.json").read_text())
+    assert (summary["model_spread"]["samples"], summary["model_spread"]["seed"]) == (2, 5)
+    total = next(e for e in summary["peaks"] if e["type"] == "total")
+    samples = [compute_vdos(read_trajectory(tmp_path / "out" / "posterior" / f"sample{k}" / "nve.extxyz"),
+                            padding=PADDING) for k in range(2)]
+    for peak in total["peaks"]:
+        assert peak["samples_cm1"] == [s.peaks([(0, 400)])[0]["peaks"][0]["cm1"] for s in samples]
+        assert peak["model_spread_cm1"] == pytest.approx(abs(np.diff(peak["samples_cm1"])[0]) / np.sqrt(2))
+    report = json.loads(r.out)["report"]
+    assert report == summary["model_spread"]["report"] and len(report) == len(total["peaks"]) >= 1
+    resolution = summary["settings"]["resolution_cm1"]
+    first = total["peaks"][0]
+    assert report[0] == (f"peak at {first['cm1']:.1f} cm⁻¹ (band 0-400): {first['posterior_mean_cm1']:.1f} ± "
+                         f"{first['model_spread_cm1']:.1f} (model) cm⁻¹ over 2 of 2 samples, resolution "
+                         f"{resolution:.1f} cm⁻¹ (no MD error)")
+    assert (tmp_path / "out" / "vdos.png").stat().st_size > 0
+    # the model's own result is that of the run without samples
+    r = cli(*arguments, "--model", copper_snap[0], "-o", tmp_path / "out")
+    assert r.status == 0 and "report" not in json.loads(r.out)
+    assert json.loads((tmp_path / "out" / "vdos_summary.json").read_text())["model_spread"] is None

@@ -171,7 +171,7 @@ def _run_in_worker(run: MDRun, calculator_class: type, parameters: dict, engine:
     return run_one(run, calculator_class(**parameters), engine, ranks)
 
 
-def run_all(runs: list[MDRun], calculator: Calculator, *, engine: str = "ase", ranks: int = 1,
+def run_all(runs: list[MDRun], calculator: Calculator | list[Calculator], *, engine: str = "ase", ranks: int = 1,
             executor: Executor | None = None, progress: bool = True) -> list[dict]:
     """Run independent MD runs, skipping finished ones; return their ``done`` records in order.
 
@@ -179,8 +179,9 @@ def run_all(runs: list[MDRun], calculator: Calculator, *, engine: str = "ase", r
     ----------
     runs : list of MDRun
         The runs; each must have its own trajectory.
-    calculator : Calculator
-        The potential; with ``executor``, every task rebuilds it as ``type(calc)(**calc.todict())``.
+    calculator : Calculator or list of Calculator
+        The potential of all runs, or one per run (e.g. models drawn from a posterior); with ``executor``,
+        every task rebuilds its calculator as ``type(calc)(**calc.todict())``.
     engine : {"ase", "lammps"}
         :func:`mofsnap.md.run_md` with the calculator, or native LAMMPS (a ``SNAPCalculator`` only).
     ranks : int
@@ -190,16 +191,20 @@ def run_all(runs: list[MDRun], calculator: Calculator, *, engine: str = "ase", r
     progress : bool
         Progress bars (of each run in this process, of the finished runs with an executor).
     """
-    check_engine(engine, calculator)
+    calculators = calculator if isinstance(calculator, list) else [calculator] * len(runs)
+    if len(calculators) != len(runs):
+        raise MDError(f"give one calculator for all runs or one per run ({len(runs)}), not {len(calculators)}")
+    for each in calculators:
+        check_engine(engine, each)
     if len({r.trajectory for r in runs}) != len(runs):
         raise MDError("every MD run needs its own trajectory")
     for run in runs:
         run.trajectory.parent.mkdir(parents=True, exist_ok=True)
     if executor is None:
-        return [run_one(run, calculator, engine, ranks, progress) for run in runs]
+        return [run_one(run, each, engine, ranks, progress) for run, each in zip(runs, calculators)]
     from tqdm import tqdm
 
-    futures = [executor.submit(_run_in_worker, run, type(calculator), calculator.todict(), engine, ranks)
-               for run in runs]
+    futures = [executor.submit(_run_in_worker, run, type(each), each.todict(), engine, ranks)
+               for run, each in zip(runs, calculators)]
     return [future.result() for future in tqdm(futures, desc=f"MD runs ({engine})", unit="run",
                                                disable=not progress)]

@@ -14,10 +14,22 @@ temperature or :data:`EQUIPARTITION_KELVIN`, whichever is larger) are listed in
 equipartition means the run was not thermalised (e.g. an unrelaxed start whose stored energy went into
 some modes): its partial VDOS integral is not ``3 N_t`` and the band intensities cannot be trusted.
 
+Model spread of the peak positions (:func:`run_posterior_vdos`, :func:`vdos_peak_spread`, ``--samples N``): the
+NVE production is run again with each of ``N`` SNAP models drawn from the ridge posterior
+(:func:`mofsnap.fit.posterior.posterior_calculators`), from the same equilibrated state (positions, velocities,
+cell) as the model's own production and with the same protocol, so the samples differ from the model only by
+their coefficients and the spread of their peaks is the model's, not that of other MD starts. Each sample's
+VDOS is analysed like the model's and its peaks found on its own spectrum; each peak of the model's spectrum
+is matched to the nearest peak of the same spectrum and band of every sample, and the mean and standard
+deviation of the matched positions are reported as ``m ± z (model)``. No MD statistical error of a peak position
+is computed: the frequency resolution of the spectrum (``settings["resolution_cm1"]``, set by the maximum lag)
+is reported next to it instead. It costs ``N`` more NVE productions.
+
 Command (also ``python -m mofsnap.analysis.vdos``)::
 
     mofsnap vdos nve.extxyz -o vdos/ --bands 0-600,600-1800,2800-3300
     mofsnap vdos --run zif8.extxyz --model zif8 --d3 -o vdos/   # reference protocol
+    mofsnap vdos --run zif8.extxyz --model zif8 --d3 --samples 4 -o vdos/   # with the model spread of the peaks
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +51,11 @@ from scipy.signal import find_peaks
 from .. import plotting
 from ..atomtypes import assign_atom_types
 from ..exceptions import AtomTypingError, VDOSError
+from ..fit.posterior import posterior_calculators
 from ..md import read_trajectory
 from ..results import read_result, write_result
 from ..units import ATMOSPHERE_MPA, THZ_TO_CM1
-from .runs import RELAX_FMAX, MDRun, run_one, relax_start
+from .runs import RELAX_FMAX, MDRun, relax_start, run_all, run_one
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +68,8 @@ RESULT_KIND, RESULT_VERSION = "vdos", 2
 EQUIPARTITION_FRACTION = 0.10
 #: Absolute part of the equipartition tolerance in K (keeps cold runs and small types from false alarms).
 EQUIPARTITION_KELVIN = 10.0
+#: Trajectories of :func:`run_vdos_protocol` in its directory: the NPT equilibration and the NVE production.
+EQUILIBRATION, PRODUCTION = "equilibration.extxyz", "nve.extxyz"
 
 
 def write_spectra_csv(path: str | Path, frequency_cm1: np.ndarray, total: np.ndarray,
@@ -200,10 +217,84 @@ class VDOSResult:
                 "peaks": self.peaks(bands, min_prominence) if bands else []}
 
 
+def vdos_peak_spread(result: VDOSResult, samples: Sequence[VDOSResult], bands: list[tuple[float, float]],
+                     min_prominence: float = 0.05) -> list[dict]:
+    """The peaks of ``result`` with their positions in the VDOS of posterior models (module docstring).
+
+    The peaks of every sample are found by :meth:`VDOSResult.peaks` on its own spectrum with the same bands
+    and prominence; a peak of ``result`` is matched, in each sample, to the nearest peak of the same spectrum
+    (total or type) and band.
+
+    Parameters
+    ----------
+    result : VDOSResult
+        The VDOS of the model.
+    samples : sequence of VDOSResult
+        The VDOS of each posterior model, from the same protocol and analysis settings.
+    bands : list of (lo, hi)
+        Frequency bands in cm⁻¹.
+    min_prominence : float
+        As for :meth:`VDOSResult.peaks`.
+
+    Returns
+    -------
+    list of dict
+        The entries of ``result.peaks(bands, min_prominence)``; each peak also holds ``samples_cm1`` (the
+        matched position in each sample, None for a sample without a peak there), ``posterior_mean_cm1`` and
+        ``model_spread_cm1`` (mean and standard deviation of the matched positions; None with fewer than two).
+
+    Raises
+    ------
+    VDOSError
+        Fewer than two samples, or a sample whose spectra are not those of ``result`` (other types).
+    """
+    if len(samples) < 2:
+        raise VDOSError(f"a model spread needs at least 2 posterior samples (got {len(samples)})")
+    entries = result.peaks(bands, min_prominence)
+    others = [sample.peaks(bands, min_prominence) for sample in samples]
+    for k, other in enumerate(others):
+        if [(e["type"], e["band_cm1"]) for e in other] != [(e["type"], e["band_cm1"]) for e in entries]:
+            raise VDOSError(f"posterior sample {k} has other spectra ({list(samples[k].partial)}) than the model "
+                            f"({list(result.partial)}): analyse every run with the same settings")
+    for index, entry in enumerate(entries):
+        for peak in entry["peaks"]:
+            matched = [min((p["cm1"] for p in other[index]["peaks"]), key=lambda cm1: abs(cm1 - peak["cm1"]),
+                           default=None) for other in others]
+            found = [cm1 for cm1 in matched if cm1 is not None]
+            peak.update(samples_cm1=matched, posterior_mean_cm1=float(np.mean(found)) if len(found) > 1 else None,
+                        model_spread_cm1=float(np.std(found, ddof=1)) if len(found) > 1 else None)
+    return entries
+
+
+def peak_report(summary: dict) -> list[str]:
+    """One line per peak of the total VDOS in a summary of :func:`write_outputs` with a model spread:
+    ``peak at x cm⁻¹ (band lo-hi): m ± z (model) cm⁻¹ over k of N samples, resolution r cm⁻¹ (no MD error)``,
+    where ``k`` samples have a peak in that band."""
+    resolution = summary["settings"]["resolution_cm1"]
+    lines = []
+    for entry in summary["peaks"]:
+        if entry["type"] != "total":
+            continue
+        lo, hi = entry["band_cm1"]
+        for peak in entry["peaks"]:
+            found = sum(cm1 is not None for cm1 in peak["samples_cm1"])
+            spread = ("no model spread" if peak["model_spread_cm1"] is None else
+                      f"{peak['posterior_mean_cm1']:.1f} ± {peak['model_spread_cm1']:.1f} (model) cm⁻¹")
+            lines.append(f"peak at {peak['cm1']:.1f} cm⁻¹ (band {lo:g}-{hi:g}): {spread} over {found} of "
+                         f"{len(peak['samples_cm1'])} samples, resolution {resolution:.1f} cm⁻¹ (no MD error)")
+    return lines
+
+
 def write_outputs(result: VDOSResult, directory: str | Path, bands: list[tuple[float, float]] | None = None,
-                  min_prominence: float = 0.05) -> dict:
+                  min_prominence: float = 0.05, samples: Sequence[VDOSResult] = (),
+                  samples_seed: int | None = None) -> dict:
     """Write ``vdos.json`` (:meth:`VDOSResult.write`), ``vdos.csv`` (spectra), ``vdos_summary.json`` (states and
     peaks of :meth:`VDOSResult.summary`) and ``vdos.png`` into ``directory``.
+
+    With the VDOS of posterior models (``samples``, drawn with ``samples_seed``), the peaks of the summary are
+    those of :func:`vdos_peak_spread`, the summary's ``"model_spread"`` holds the number of samples, the seed
+    and the :func:`peak_report` lines, and the plot marks the peaks of the total at their posterior mean
+    with the model spread as error bar.
 
     Returns
     -------
@@ -214,8 +305,12 @@ def write_outputs(result: VDOSResult, directory: str | Path, bands: list[tuple[f
     result.write(out / "vdos.json")
     write_spectra_csv(out / "vdos.csv", result.frequency_cm1, result.total, result.partial)
     summary = result.summary(bands, min_prominence)
-    (out / "vdos_summary.json").write_text(json.dumps(summary, indent=2))
-    plot_vdos(result, out / "vdos.png", bands)
+    summary["model_spread"] = None
+    if samples:
+        summary["peaks"] = vdos_peak_spread(result, samples, bands or [], min_prominence)
+        summary["model_spread"] = {"samples": len(samples), "seed": samples_seed, "report": peak_report(summary)}
+    (out / "vdos_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    plot_vdos(result, out / "vdos.png", bands, summary["peaks"] if samples else None)
     return summary
 
 
@@ -468,32 +563,107 @@ def run_vdos_protocol(atoms: Atoms, calculator: Calculator, directory: str | Pat
     list of Atoms
         The NVE frames, ready for :func:`compute_vdos`.
     """
-    interval = int(round(frame_interval_fs / timestep_fs))
-    if interval < 1 or not np.isclose(interval * timestep_fs, frame_interval_fs):
-        raise VDOSError(f"frame interval {frame_interval_fs} fs must be a multiple of the time step {timestep_fs} fs")
+    _frame_steps(frame_interval_fs, timestep_fs)  # refuse a bad interval before any MD
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     if relax:
         atoms = relax_start(atoms, calculator, out, fmax=relax_fmax, pressure_MPa=pressure_MPa,
                             cell=md_options.get("cell", "angles-fixed"))
-    npt = MDRun(atoms, int(round(npt_ps * 1000 / timestep_fs)), out / "equilibration.extxyz",
+    npt = MDRun(atoms, int(round(npt_ps * 1000 / timestep_fs)), out / EQUILIBRATION,
                 dict(ensemble="npt", temperature_K=temperature_K, pressure_MPa=pressure_MPa, timestep_fs=timestep_fs,
                      seed=seed, interval=max(1, int(round(100 / timestep_fs))), **md_options))
     run_one(npt, calculator, engine, ranks, progress)
-    start = read_trajectory(npt.trajectory, index=-1)[0]
-    start.info.clear()
-    nve = MDRun(start, int(round(nve_ps * 1000 / timestep_fs)), out / "nve.extxyz",
-                dict(ensemble="nve", timestep_fs=timestep_fs, thermalize=False, interval=interval),
-                frame_results=False)
+    nve = _production(out, out, nve_ps, timestep_fs, frame_interval_fs)
     run_one(nve, calculator, engine, ranks, progress)
     return read_trajectory(nve.trajectory)
 
 
-def plot_vdos(result: VDOSResult, png: str | Path, bands: list[tuple[float, float]] | None = None) -> Path:
-    """Total VDOS and partial VDOS per type against frequency (cm⁻¹ below, THz above), up to the highest mode."""
+def run_posterior_vdos(calculator: Calculator, directory: str | Path, samples: int, samples_seed: int = 0, *,
+                       nve_ps: float, timestep_fs: float, frame_interval_fs: float, engine: str = "ase",
+                       ranks: int = 1, executor: Executor | None = None, progress: bool = True) -> list[Path]:
+    """The NVE production of :func:`run_vdos_protocol` again with each of ``samples`` models drawn from the
+    posterior of the calculator's model, into ``directory/posterior/sample{k}/nve.extxyz`` (module docstring).
+
+    Every sample starts from the same equilibrated state as the model's own production (the last frame of
+    ``directory/equilibration.extxyz``: positions, velocities, cell) and integrates the same NVE protocol, so
+    the samples differ from the model only by their coefficients. The runs are independent: with an
+    ``executor`` they run concurrently; a finished run is not run again and an unfinished one resumes. Cost:
+    ``samples`` more NVE productions.
+
+    Parameters
+    ----------
+    calculator : Calculator
+        The ``SNAPCalculator`` of the protocol, of a model with its ``<prefix>.snapfit.npz``.
+    directory : path
+        The directory of :func:`run_vdos_protocol` (its equilibration must exist).
+    samples, samples_seed : int
+        Number of posterior models (at least 2) and the seed of their draw.
+    nve_ps, timestep_fs, frame_interval_fs : float
+        The production of the protocol (give the values of the model's own run).
+    engine : {"ase", "lammps"}
+        :func:`mofsnap.md.run_md` or native LAMMPS.
+    ranks : int
+        MPI ranks of each native run.
+    executor : Executor, optional
+        Runs the sample runs (e.g. from :func:`mofsnap.executors.open_executor`); None runs them one after
+        another in this process.
+    progress : bool
+        Progress bars.
+
+    Returns
+    -------
+    list of Path
+        The NVE trajectory of each sample, ready for :func:`compute_vdos`.
+
+    Raises
+    ------
+    FitError
+        The calculator's model has no posterior (no SNAP model or no ``.snapfit.npz``), or ``samples < 2``.
+    VDOSError
+        No equilibration in ``directory``, or a frame interval that is no multiple of the time step.
+    """
+    out = Path(directory)
+    models = posterior_calculators(calculator, samples, samples_seed)
+    runs = [_production(out, out / "posterior" / f"sample{k}", nve_ps, timestep_fs, frame_interval_fs)
+            for k in range(samples)]
+    run_all(runs, models, engine=engine, ranks=ranks, executor=executor, progress=progress)
+    return [run.trajectory for run in runs]
+
+
+def _production(protocol: Path, directory: Path, nve_ps: float, timestep_fs: float,
+                frame_interval_fs: float) -> MDRun:
+    """The NVE production into ``directory/nve.extxyz`` from the last frame of ``protocol/equilibration.extxyz``
+    (positions, velocities and cell of the equilibrated state; no new velocities)."""
+    equilibration = protocol / EQUILIBRATION
+    if not equilibration.is_file():
+        raise VDOSError(f"{equilibration} does not exist: run the VDOS protocol (run_vdos_protocol, mofsnap vdos "
+                        f"--run) into {protocol} first")
+    start = read_trajectory(equilibration, index=-1)[0]
+    start.info.clear()
+    return MDRun(start, int(round(nve_ps * 1000 / timestep_fs)), directory / PRODUCTION,
+                 dict(ensemble="nve", timestep_fs=timestep_fs, thermalize=False,
+                      interval=_frame_steps(frame_interval_fs, timestep_fs)), frame_results=False)
+
+
+def _frame_steps(frame_interval_fs: float, timestep_fs: float) -> int:
+    """MD steps between saved frames; a :class:`VDOSError` unless the interval is a multiple of the time step."""
+    interval = int(round(frame_interval_fs / timestep_fs))
+    if interval < 1 or not np.isclose(interval * timestep_fs, frame_interval_fs):
+        raise VDOSError(f"frame interval {frame_interval_fs} fs must be a multiple of the time step {timestep_fs} fs")
+    return interval
+
+
+def plot_vdos(result: VDOSResult, png: str | Path, bands: list[tuple[float, float]] | None = None,
+              peaks: list[dict] | None = None) -> Path:
+    """Total VDOS and partial VDOS per type against frequency (cm⁻¹ below, THz above), up to the highest mode;
+    with ``peaks`` of :func:`vdos_peak_spread`, the peaks of the total at their posterior mean ± model spread."""
     top = result.frequency_cm1[np.flatnonzero(result.total > 1e-3 * result.total.max())[-1]]
+    markers = [(peak["posterior_mean_cm1"], peak["height"], peak["model_spread_cm1"])
+               for entry in peaks or [] if entry["type"] == "total" for peak in entry["peaks"]
+               if peak["model_spread_cm1"] is not None]
     return plotting.spectrum_figure(result.frequency_cm1, result.total, result.partial, "VDOS (states / cm$^{-1}$)",
-                                    png, bands, xmax=min(result.frequency_cm1[-1], 1.1 * top))
+                                    png, bands, xmax=min(result.frequency_cm1[-1], 1.1 * top),
+                                    peaks=markers or None)
 
 
 if __name__ == "__main__":

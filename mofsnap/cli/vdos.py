@@ -11,22 +11,36 @@ The run checks itself: the mean kinetic temperature of every type is compared wi
 types out of equipartition (by more than --equipartition-fraction of it and --equipartition-kelvin) are
 logged as a warning and listed under "equipartition" with their states against the 3N per type expected.
 
+With --samples N (with --run and a SNAP --model that has its PREFIX.snapfit.npz, written by mofsnap fit),
+the NVE production is run again with N models drawn from the model's ridge posterior (in
+-o DIR/posterior/sampleK/, on --workers local processes or a Dask --executor, resumable), each from the
+same equilibrated state (positions and velocities, no new random draw) and with the same protocol as the
+model's own production, so the spread is the model's and not that of other MD starts. Each peak of the
+model's spectrum in the --bands gets the mean and standard deviation of its position over the samples:
+"m ± z (model) cm⁻¹", next to the frequency resolution of the spectrum (no MD error of a peak position is
+computed). It costs N more NVE productions.
+
 Writes vdos.json (the VDOS, readable with VDOSResult.read), vdos.csv (the spectra), vdos_summary.json
-(states and peaks per band) and vdos.png into -o DIR; prints the degrees of freedom and states.
+(states and peaks per band; with --samples the peaks' model spread) and vdos.png (with --samples the peaks
+of the total at their posterior mean ± model spread) into -o DIR; prints the degrees of freedom, states and,
+with --samples, one line per peak of the total.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 
 from ..analysis.runs import check_engine
-from ..analysis.vdos import WINDOWS, compute_vdos, run_vdos_protocol, write_outputs
+from ..analysis.vdos import WINDOWS, compute_vdos, run_posterior_vdos, run_vdos_protocol, write_outputs
 from ..exceptions import VDOSError
+from ..executors import open_executor
+from ..fit.posterior import posterior_calculators
 from ..md import read_trajectory
 from ..structures import read_structure
-from .options import (add_calculator, add_engine, add_md, add_output, add_pressure, add_relax, calculator_from_args,
-                      default_of, positive_float, positive_int)
+from .options import (add_calculator, add_engine, add_executor, add_md, add_output, add_pressure, add_relax,
+                      add_samples, calculator_from_args, default_of, positive_float, positive_int)
 
 #: Frequency bands of the peak list when --bands is not given: framework, fingerprint and C-H stretch (cm⁻¹).
 DEFAULT_BANDS = "0-600,600-1800,2800-3300"
@@ -94,27 +108,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_calculator(parser)
     add_relax(parser)
     add_engine(parser)
+    add_executor(parser)
+    add_samples(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     """``mofsnap vdos``: the VDOS of a trajectory, or of the reference protocol run first."""
     if (args.trajectory is None) == (args.run is None):
         raise VDOSError("give either a trajectory or --run STRUCTURE (not both)")
+    if args.samples and args.run is None:
+        raise VDOSError("--samples reruns the NVE production with posterior models: it needs --run STRUCTURE")
     bands = parse_bands(args.bands)
+    sample_trajectories = []
     if args.run is not None:
         calculator = calculator_from_args(args)
         check_engine(args.engine, calculator)
+        if args.samples:  # refuse a model without posterior before any MD
+            posterior_calculators(calculator, args.samples, args.samples_seed)
+        production = dict(nve_ps=args.nve_ps, timestep_fs=args.timestep, frame_interval_fs=args.save_every,
+                          engine=args.engine, ranks=args.np, progress=args.progress)
         frames = run_vdos_protocol(read_structure(args.run), calculator, args.output, temperature_K=args.temperature,
-                                   pressure_MPa=args.pressure, npt_ps=args.npt_ps, nve_ps=args.nve_ps,
-                                   timestep_fs=args.timestep, frame_interval_fs=args.save_every, seed=args.seed,
-                                   progress=args.progress, relax=args.relax, relax_fmax=args.relax_fmax,
-                                   engine=args.engine, ranks=args.np, cell=args.cell, tdamp_fs=args.tdamp,
-                                   pdamp_fs=args.pdamp, chain=args.chain)
+                                   pressure_MPa=args.pressure, npt_ps=args.npt_ps, seed=args.seed, relax=args.relax,
+                                   relax_fmax=args.relax_fmax, cell=args.cell, tdamp_fs=args.tdamp,
+                                   pdamp_fs=args.pdamp, chain=args.chain, **production)
+        if args.samples:
+            with open_executor(args.workers, args.executor, args.np) as executor:
+                sample_trajectories = run_posterior_vdos(calculator, args.output, args.samples,
+                                                         args.samples_seed, executor=executor, **production)
     else:
         frames = read_trajectory(args.trajectory)
-    result = compute_vdos(frames, frame_interval_fs=args.frame_interval, skip=args.skip, max_lag_fs=args.max_lag,
-                          window=args.window, padding=args.padding, by_element=args.by_element,
-                          removed_dof=args.removed_dof, tolerance_fraction=args.equipartition_fraction,
-                          tolerance_K=args.equipartition_kelvin)
-    summary = write_outputs(result, args.output, bands, args.prominence)
-    print(json.dumps({k: summary[k] for k in ("dof", "states", "equipartition", "settings")}, indent=2))
+    analyse = partial(compute_vdos, frame_interval_fs=args.frame_interval, skip=args.skip, max_lag_fs=args.max_lag,
+                      window=args.window, padding=args.padding, by_element=args.by_element,
+                      removed_dof=args.removed_dof, tolerance_fraction=args.equipartition_fraction,
+                      tolerance_K=args.equipartition_kelvin)
+    summary = write_outputs(analyse(frames), args.output, bands, args.prominence,
+                            [analyse(read_trajectory(path)) for path in sample_trajectories], args.samples_seed)
+    printed = {k: summary[k] for k in ("dof", "states", "equipartition", "settings")}
+    if args.samples:
+        printed["report"] = summary["model_spread"]["report"]
+    print(json.dumps(printed, indent=2, ensure_ascii=False))
