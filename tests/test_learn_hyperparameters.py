@@ -160,9 +160,10 @@ def test_the_validation_split_holds_out_training_labels_only(campaign):
     assert len(validation) == round(0.2 * len(validation | train))
 
 
-def test_default_schedule_is_step0_and_the_middle_generation():
-    assert LearnSettings().hyperparameter_generations() == (0, 5)
-    assert DEMO.hyperparameter_generations() == (0, 3)
+def test_unset_schedule_is_step0_and_the_middle_generation():
+    assert LearnSettings().hyperparameter_generations() == ()
+    assert LearnSettings(optimise_hyperparameters_at=None).hyperparameter_generations() == (0, 5)
+    assert replace(DEMO, optimise_hyperparameters_at=None).hyperparameter_generations() == (0, 3)
     assert LearnSettings(optimise_hyperparameters_at=[]).hyperparameter_generations() == ()
     assert LearnSettings(optimise_hyperparameters_at=[4, 0, 4]).hyperparameter_generations() == (0, 4)
 

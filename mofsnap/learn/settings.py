@@ -108,7 +108,8 @@ class LearnSettings:
         uses the latest result (``genNNN/hyperparameters.json``; alpha is still chosen per fit by
         cross-validation). Unset: step 0 and the middle generation, as the
         reference work did (each costs ``hyperparameter_evaluations`` descriptor passes over that
-        generation's training labels, about as many fits); ``[]``: never (model defaults throughout).
+        generation's training labels, about as many fits); ``[]``, the default for now: never (model defaults
+        throughout).
     hyperparameter_evaluations : int
         Budget of each optimisation: descriptor passes (settings of radii, weights and rfac0 tried).
     max_force, max_temperature_factor, bond_tolerance : float
@@ -158,7 +159,7 @@ class LearnSettings:
     rcutfac: float = _setting(4.0, above=0)
     energy_weight: float = _setting(ENERGY_WEIGHT, minimum=0)
     stress_weight: float = _setting(STRESS_WEIGHT, minimum=0)
-    optimise_hyperparameters_at: tuple[int, ...] | None = _setting(None, minimum=0)
+    optimise_hyperparameters_at: tuple[int, ...] | None = _setting((), minimum=0)
     hyperparameter_evaluations: int = _setting(30, minimum=1)
     max_force: float = _setting(20.0, above=0)
     max_temperature_factor: float = _setting(3.0, minimum=1)
