@@ -144,8 +144,10 @@ class ModelPosterior:
         scale = {"energy": ew, "forces": 1.0, "stress": sw}
         rss = sum(scale[k] ** 2 * float(np.sum((equations.factors[k].factor() @ x) ** 2)) for k in KINDS)
         rows = sum(equations.factors[k].rows for k in KINDS)
-        n = len(beta)
-        dof = float(np.trace(np.linalg.solve(gram + report.alpha * np.eye(n), gram)))
+        # effective parameters tr(G (G + alpha I)^-1) from G's eigenvalues: no solve, so a tiny alpha with
+        # collinear columns (e.g. the per-type constants at a fixed composition) stays well defined
+        eigenvalues = np.clip(np.linalg.eigvalsh(gram), 0.0, None)
+        dof = float(np.sum(eigenvalues / (eigenvalues + report.alpha)))
         if rows - dof <= 0:
             raise FitError(f"{rows:g} weighted rows leave no degrees of freedom for the noise ({dof:.1f} used)")
         return cls(beta, gram, report.alpha, rss / (rows - dof), ew, len(model.types), model.n_coefficients)
