@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
-import sqlite3
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -41,17 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
+from campaigns import QUANTITIES, common_test_set, learning_curves, seed_from
 from mofsnap.exceptions import ExecutorUnavailableError
-from mofsnap.fit import FitReport
-from mofsnap.labelling import LabelStore, label
-from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings, MDTask, prediction_errors, read_run, run_tasks
-from mofsnap.model import SNAPModel
+from mofsnap.labelling import LabelStore
+from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings
 from mofsnap.plotting import save_figure
 from mofsnap.reference import reference_by_name
 
 #: Times the campaigns are resumed with a fresh process pool after a worker died.
 ATTEMPTS = 3
-QUANTITIES = {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"}
 
 #: Reduced schedules: (campaign settings, frames labelled from each strategy's ramp for the common test set).
 #: The structure is first relaxed with the reference (once; the other work directories get a copy). Step 0
@@ -70,20 +66,6 @@ SCHEDULES = {
 }
 
 
-def seed_from(source: ActiveLearning, workdir: Path) -> None:
-    """Give a new work directory the step-0 labels, MLP0 and descriptor cache of ``source``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    target = workdir / "labels.db"
-    if target.exists():
-        return
-    with sqlite3.connect(source.store.path) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)  # consistent copy of the SQLite file, whatever its journal state
-    shutil.copy2(source.workdir / "structure_relaxed.extxyz", workdir)  # the reference relaxation, done once
-    for name in ("gen000", "descriptors"):
-        if (source.workdir / name).exists():
-            shutil.copytree(source.workdir / name, workdir / name, dirs_exist_ok=True)
-
-
 def run_campaigns(settings: LearnSettings, out: Path, executor: ProcessPoolExecutor) -> dict[str, dict]:
     """The three campaigns, generation by generation; per strategy the records of its generations."""
     reference = reference_by_name(settings.reference)
@@ -100,7 +82,7 @@ def run_campaigns(settings: LearnSettings, out: Path, executor: ProcessPoolExecu
     learners = {first: learner(first)}
     records: dict[str, list[dict]] = {first: [learners[first].step0()]}
     for selection in others:
-        seed_from(learners[first], out / selection)
+        seed_from(learners[first].workdir, out / selection)
         learners[selection] = learner(selection)
         seeded = len(learners[selection].store)
         records[selection] = [learners[selection].step0()]
@@ -118,52 +100,6 @@ def run_campaigns(settings: LearnSettings, out: Path, executor: ProcessPoolExecu
                   f"configurations, mean grade of picks {record.grade_mean or float('nan'):.2f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     return {"learners": learners, "records": records}
-
-
-def common_test_set(learners: dict[str, ActiveLearning], settings: LearnSettings, per_strategy: int, out: Path,
-                    executor: ProcessPoolExecutor) -> list:
-    """Ramp MD with each strategy's final model; ``per_strategy`` random intact frames of each, labelled."""
-    last = len(settings.temperatures)
-    test_dir = out / "test"
-    test_dir.mkdir(parents=True, exist_ok=True)
-    any_learner = next(iter(learners.values()))
-    temperatures = tuple(np.linspace(10.0, max(settings.temperatures), settings.ramp_segments))
-    steps = max(1, settings.ramp_steps // settings.ramp_segments)
-    tasks = {name: MDTask(str(learner.workdir / f"gen{last:03d}" / "model"), any_learner.structure, temperatures,
-                          steps, settings.frame_interval, settings.pressure_MPa, settings.seed + 31,
-                          str(test_dir / f"ramp_{name}.extxyz"), any_learner.topology.to_dict(),
-                          d3=any_learner.d3, max_force=settings.max_force, max_temperature_factor=settings.max_temperature_factor,
-                          bond_tolerance=settings.bond_tolerance)
-             for name, learner in learners.items()}
-    summaries = run_tasks(list(tasks.values()), executor, "test set: ramp MD per final model")
-    rng = np.random.default_rng(settings.seed + 17)
-    frames, metadata = [], []
-    for (name, task), summary in zip(tasks.items(), summaries):
-        pool = [(i, f) for i, f in enumerate(read_run(task.trajectory)[1:], start=1)
-                if not any_learner.topology.broken_bonds(f.positions, f.cell.array, settings.bond_tolerance).any()]
-        chosen = rng.choice(len(pool), size=min(per_strategy, len(pool)), replace=False)
-        print(f"test set: ramp of the {name} model: {summary['frames']} frames"
-              f"{', stopped: ' + summary['stopped'] if summary['stopped'] else ''}; {len(chosen)} taken", flush=True)
-        for c in sorted(chosen):
-            frames.append(pool[c][1])
-            metadata.append({"role": "test", "source": f"test/ramp_{name}.extxyz", "frame": pool[c][0]})
-    store = LabelStore(test_dir / "labels.db")
-    summary = label(frames, any_learner.reference, store, executor, metadata=metadata)
-    statuses = store.statuses()
-    return [store.get(key) for key in summary.keys if statuses.get(key) == "ok"]
-
-
-def learning_curves(learners: dict[str, ActiveLearning], n_generations: int, test: list) -> dict[str, list[dict]]:
-    """Test errors of every generation's model, per strategy."""
-    curves = {}
-    for name, learner in learners.items():
-        curves[name] = []
-        for k in range(n_generations + 1):
-            gen = learner.workdir / f"gen{k:03d}"
-            n_train = FitReport.read(gen / "report.json").metrics["train"]["n_configurations"]
-            errors = prediction_errors(SNAPModel.read(gen / "model"), test)
-            curves[name].append({"generation": k, "n_train": n_train, **{q: getattr(errors, q) for q in QUANTITIES}})
-    return curves
 
 
 def labels_to_plateau(curves: dict[str, list[dict]], tolerance: float) -> dict[str, dict]:
@@ -241,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             campaigns = run_campaigns(settings, out, executor)
             learners = campaigns["learners"]
-            test = common_test_set(learners, settings, per_strategy, out, executor)
+            test = common_test_set(learners, settings, per_strategy, out / "test", executor)
             break
         except (BrokenProcessPool, ExecutorUnavailableError) as error:
             # a worker died (an exploding model can crash LAMMPS): resume with a fresh pool; finished MD runs,

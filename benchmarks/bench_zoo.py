@@ -1,0 +1,553 @@
+"""Active learning across the structure zoo: every framework, every selection rule, one fixed budget (GFN1-xTB).
+
+Each campaign is :class:`mofsnap.learn.ActiveLearning` (what ``mofsnap learn`` runs) on one framework of the
+zoo with the embedded reference ``gfn1-xtb`` (its labels carry dispersion, so no D3 is added) and the budget
+of :data:`BUDGETS` (``quick`` or ``full``), differing only in ``selection`` and ``seed``:
+
+- the rule comparison: every rule of :data:`mofsnap.learn.SELECTIONS` with three seeds on MOF-5 and on UiO-66
+  (a framework with μ3-OH groups), primitive cells;
+- the rest of the zoo: ZIF-8, HKUST-1, MIL-53, MOF-74 and DMOF-1 with every rule once (full mode), or with the
+  library's default rule only and without HKUST-1 and MOF-74 (quick mode; see "Costs").
+
+The campaigns of one framework and seed share step 0 (labels and MLP0) and the reference relaxation (shared by
+all seeds too). Per framework and seed, one common test set scores every rule: a ramp MD with each rule's last
+generation model, ``test_frames`` random intact frames of each, labelled.
+
+Per campaign: training and total labels, test RMSE (energy meV/atom, forces meV/Å, stress MPa) on the common
+test set and on the campaign's own test set, the validation verdict and checks, the time to first failure
+(the ps at which a validation run's guard stopped it, or "stable") with the guard's message (which guard,
+which atoms and types), the MD runs the guard stopped while learning, and the wall time. A framework whose
+campaigns fail validation also gets a short NPT run with the reference itself under the same guard
+(``--reference-md``), which tells a model failure from a reference (or structure) that does not hold at 300 K.
+
+Aggregates: mean ± standard deviation over seeds per framework and rule; a ranking of the rules on the
+comparison frameworks (the geometric mean of the three common-test RMSE ratios to random selection of the
+same framework and seed, averaged; and the labels each rule needs to reach random's final error); the checks
+of the targets (every framework passes at 300 K; the default rule reaches random's error with no more labels
+than random and beats ``cbad``); ``zoo_learning_curves.png`` (common-test error vs training labels per rule,
+error bars over seeds); ``bench_zoo.json`` (and ``--json FILE``) with every figure.
+
+Costs (measured on the 2-core machine of this project, one thread per process): a GFN1-xTB label (energy,
+forces, stress) of the SNAP-ready cell, and an MD step of SNAP (twojmax 6, ASE driver, no guard):
+
+    framework          atoms (SNAP-ready cell)    label     SNAP MD step
+    mof5-primitive     106                        2.2 s      6.3 ms
+    uio66-primitive    114                        4.4 s      9.0 ms
+    zif8-primitive     138                        4.0 s      7.3 ms
+    hkust1-primitive   156                       29   s      8.5 ms
+    mil53-primitive    152 (38 x 1x2x2)           7.3 s     12.2 ms
+    mof74-primitive    432 (54 x 2x2x2)         190   s     48   ms
+    dmof1               54                        1.0 s      9.9 ms
+
+HKUST-1 (slow SCF of the Cu paddlewheels) and MOF-74 (a 2x2x2 supercell to exceed twice the cutoff) make the
+reference relaxation alone longer than the quick budget, hence full mode only. Expected wall times on 2 cores:
+quick ~55 min, full ~35 h (MOF-74 ~14 h of it); ``--estimate`` prints the figures of any selection.
+
+Results go in ``-o DIR`` (one work directory per campaign, ``DIR/<framework>/seed<N>/<rule>``); a rerun with
+the same options resumes; a crashed campaign is recorded as failed with its error and the others go on.
+
+    python benchmarks/bench_zoo.py --quick                    # ~55 min on 2 cores
+    python benchmarks/bench_zoo.py                            # ~35 h on 2 cores
+    python benchmarks/bench_zoo.py --smoke --structures dmof1 --rules random --seeds 0   # ~3 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from campaigns import QUANTITIES, common_test_set, learning_curves, seed_from
+from mofsnap.executors import worker_pool
+from mofsnap.learn import DEMO, SELECTIONS, VALIDATION_TEMPERATURE_K, ActiveLearning, LearnSettings, LearnSummary
+from mofsnap.learn.validation import validation_guard
+from mofsnap.md import run_md
+from mofsnap.plotting import save_figure
+from mofsnap.structures import STRUCTURES
+
+#: The zoo: the smallest cell of each built-in framework.
+ZOO = ("zif8-primitive", "mof5-primitive", "uio66-primitive", "hkust1-primitive", "mil53-primitive",
+       "mof74-primitive", "dmof1")
+#: Frameworks of the rule comparison (with seeds): MOF-5, and UiO-66 for its μ3-OH groups.
+COMPARISON = ("mof5-primitive", "uio66-primitive")
+#: Seeds of the rule comparison (the other frameworks run the first one).
+SEEDS = (0, 1, 2)
+#: Frameworks left out of quick mode: their reference relaxation alone exceeds its budget.
+FULL_ONLY = ("hkust1-primitive", "mof74-primitive")
+#: The rule the library uses unless told otherwise (the one quick mode runs on the non-comparison frameworks).
+DEFAULT_RULE = LearnSettings().selection
+#: The reference work's rule, which the default must beat.
+REFERENCE_RULE = "cbad"
+
+#: The budget of every campaign. Full: the demo campaign of ``mofsnap learn --demo`` (80 perturbed copies,
+#: 100-500 K in 5 generations of 10 runs x 500 steps, 30 test frames) with the stability protocol (300 K for
+#: 50 ps, 500 K for 10 ps). Quick: 24 copies displaced by 0.05 Å (MLP0 from few 0.12 Å copies breaks bonds
+#: within steps, see bench_learn), 3 generations (100, 300, 500 K) of 3 runs x 300 steps, 6 test frames, SNAP
+#: twojmax 6, hyperparameters optimised at step 0 only (shared by the rules; full mode also optimises them at
+#: the middle generation), validation 3 ps at 300 K and 1 ps at 500 K.
+BUDGETS = {
+    "full": replace(DEMO, final_md_steps=50000, hot_md_steps=10000),
+    "quick": replace(DEMO, n_perturbed=24, displacement=0.05, temperatures=(100.0, 300.0, 500.0), runs=3,
+                     md_steps=300, ramp_steps=600, ramp_segments=6, test_size=6, twojmax=6, relax_steps=100,
+                     final_md_steps=3000, hot_md_steps=1000, optimise_hyperparameters_at=(0,)),
+}
+#: Frames per campaign in the common test set of a framework and seed.
+TEST_FRAMES = {"full": 10, "quick": 3}
+#: Steps (1 fs) of the reference's own 300 K NPT run for a framework that fails validation.
+REFERENCE_MD_STEPS = {"full": 300, "quick": 0}
+#: ``--smoke``: the quick budget cut to a pipeline check of a few minutes (not a measurement).
+SMOKE = replace(BUDGETS["quick"], n_perturbed=8, temperatures=(300.0,), runs=2, md_steps=100, ramp_steps=200,
+                ramp_segments=2, test_size=3, relax_steps=20, final_md_steps=300, hot_md_steps=100)
+#: Measured costs per framework (see the module docstring): (seconds per label, ms per SNAP MD step).
+COSTS = {"zif8-primitive": (4.0, 7.3), "mof5-primitive": (2.2, 6.3), "uio66-primitive": (4.4, 9.0),
+         "hkust1-primitive": (29.0, 8.5), "mil53-primitive": (7.3, 12.2), "mof74-primitive": (190.0, 48.0),
+         "dmof1": (1.0, 9.9)}
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """One campaign of the benchmark: framework, selection rule, seed."""
+
+    structure: str
+    rule: str
+    seed: int
+
+    def workdir(self, out: Path) -> Path:
+        """Its work directory under the benchmark's output directory."""
+        return out / self.structure / f"seed{self.seed}" / self.rule
+
+
+def plan(mode: str, structures: list[str], rules: list[str], seeds: list[int]) -> list[Campaign]:
+    """The campaigns of a mode, restricted to ``structures``, ``rules`` and ``seeds``."""
+    campaigns = []
+    for structure in structures:
+        if mode == "quick" and structure in FULL_ONLY:
+            continue
+        if structure in COMPARISON:
+            structure_rules, structure_seeds = rules, seeds
+        else:
+            structure_rules = rules if mode == "full" else [r for r in rules if r == DEFAULT_RULE] or rules[:1]
+            structure_seeds = seeds[:1]
+        campaigns += [Campaign(structure, rule, seed) for seed in structure_seeds for rule in structure_rules]
+    return campaigns
+
+
+def estimate_seconds(campaigns: list[Campaign], settings: LearnSettings, test_frames: int, workers: int) -> float:
+    """Expected wall time from :data:`COSTS`: labels and MD runs on ``workers`` processes, the reference
+    relaxation (assumed 40 FIRE steps) and the validation runs in one; fits not counted."""
+    total = 0.0
+    groups: dict[tuple[str, int], list[Campaign]] = {}
+    for c in campaigns:
+        groups.setdefault((c.structure, c.seed), []).append(c)
+    for structure in {c.structure for c in campaigns}:
+        label_s, _ = COSTS.get(structure, (10.0, 10.0))
+        total += min(40, settings.relax_steps) * label_s
+    for group in groups.values():
+        label_s, step_ms = COSTS.get(group[0].structure, (10.0, 10.0))
+        total += (settings.n_perturbed + len(group) * test_frames) * label_s / workers
+        total += len(group) * settings.ramp_steps * step_ms / 1e3 / workers
+    for c in campaigns:
+        label_s, step_ms = COSTS.get(c.structure, (10.0, 10.0))
+        n_generations = len(settings.temperatures)
+        total += (n_generations * settings.runs + settings.test_size) * label_s / workers
+        total += (n_generations * settings.runs * settings.md_steps + settings.ramp_steps) * step_ms / 1e3 / workers
+        total += (settings.final_md_steps + settings.hot_md_steps) * step_ms / 1e3
+    return total
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def open_learner(campaign: Campaign, settings: LearnSettings, out: Path, workers: int) -> ActiveLearning:
+    """The campaign's learner; its first construction relaxes, and a second one reads the relaxed structure
+    back from its file (as a resume and every seeded work directory do)."""
+    kwargs = dict(workdir=campaign.workdir(out), progress=False,
+                  settings=replace(settings, structure=campaign.structure, selection=campaign.rule,
+                                   seed=campaign.seed, max_workers=workers))
+    if not (campaign.workdir(out) / "structure_relaxed.extxyz").exists():
+        ActiveLearning(**kwargs).close()
+    return ActiveLearning(**kwargs)
+
+
+def run_group(campaigns: list[Campaign], settings: LearnSettings, out: Path, workers: int,
+              relaxed_from: Path | None) -> dict[Campaign, dict]:
+    """The campaigns of one framework and seed (step 0 shared); per campaign its record or its error."""
+    records: dict[Campaign, dict] = {}
+    learners: dict[Campaign, ActiveLearning] = {}
+    first, *others = campaigns
+    try:
+        if relaxed_from is not None:
+            seed_from(relaxed_from, first.workdir(out), step0=False)
+        learners[first] = open_learner(first, settings, out, workers)
+        start = time.perf_counter()
+        record = learners[first].step0()
+        progress(f"{first.structure} seed {first.seed}: step 0, {record.labelled} labels shared by "
+                 f"{', '.join(c.rule for c in campaigns)} ({time.perf_counter() - start:.0f} s)")
+    except Exception as error:  # noqa: BLE001 - a crashed campaign is a result, the benchmark goes on
+        for campaign in campaigns:
+            records[campaign] = failed(campaign, out, error, "step 0")
+        for learner in learners.values():
+            learner.close()
+        return records
+    for campaign in others:
+        seed_from(first.workdir(out), campaign.workdir(out))
+    for campaign in campaigns:
+        start = time.perf_counter()
+        try:
+            learner = learners.get(campaign) or open_learner(campaign, settings, out, workers)
+            learners[campaign] = learner
+            summary = learner.run()
+            learner.close()
+            records[campaign] = campaign_record(campaign, summary, out, time.perf_counter() - start)
+            progress(f"{campaign.structure} seed {campaign.seed} {campaign.rule}: "
+                     f"{records[campaign]['labels_train']} training labels, {summary.validation.verdict[:160]}")
+        except Exception as error:  # noqa: BLE001
+            records[campaign] = failed(campaign, out, error, "campaign", time.perf_counter() - start)
+            if campaign in learners:
+                learners[campaign].close()
+    common_test(learners, records, settings, out, workers)
+    return records
+
+
+def failed(campaign: Campaign, out: Path, error: BaseException, stage: str, seconds: float = 0.0) -> dict:
+    """The record of a campaign that crashed (the traceback goes to its ``error.txt``)."""
+    workdir = campaign.workdir(out)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "error.txt").write_text("".join(traceback.format_exception(error)))
+    progress(f"{campaign.structure} seed {campaign.seed} {campaign.rule}: FAILED in {stage}: "
+             f"{type(error).__name__}: {error}")
+    return {**asdict(campaign), "status": "failed", "error": f"{stage}: {type(error).__name__}: {error}",
+            "wall_seconds": add_wall(workdir, seconds)}
+
+
+def add_wall(workdir: Path, seconds: float) -> float:
+    """Add this call's ``seconds`` to the campaign's wall time over all calls (``bench_wall.json``)."""
+    path = workdir / "bench_wall.json"
+    total = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
+    path.write_text(json.dumps({"seconds": total + seconds}))
+    return total + seconds
+
+
+def campaign_record(campaign: Campaign, summary: LearnSummary, out: Path, seconds: float) -> dict:
+    """The figures of a finished campaign (the common-test errors are added by :func:`common_test`)."""
+    validation = summary.validation
+    stops = [r for r in validation.runs if r.stopped]
+    first_stop = min(stops, key=lambda r: r.steps, default=None)
+    at_300K = [c.passed for c in validation.checks if c.name.startswith(f"{VALIDATION_TEMPERATURE_K:.0f} K")]
+    return {**asdict(campaign), "status": "done", "labels_train": summary.final.train.n,
+            "labels_total": summary.labels, "failed_labels": summary.failed_labels,
+            "own_test": asdict(summary.final.test) if summary.final.test is not None else None,
+            "passed": validation.passed, "passed_300K": all(at_300K), "verdict": validation.verdict,
+            "checks": [asdict(c) for c in validation.checks],
+            "validation_runs": [{"temperature_K": r.temperature_K, "planned_ps": r.planned_steps / 1e3,
+                                 "ps": r.steps / 1e3, "stopped": r.stopped} for r in validation.runs],
+            "first_failure_ps": None if first_stop is None else failure_time_ps(first_stop.stopped, first_stop.steps),
+            "first_failure": "stable" if first_stop is None else
+            f"{first_stop.temperature_K:.0f} K run: {first_stop.stopped}",
+            "learning_md_stopped": sum(g.stopped or 0 for g in summary.generations),
+            "learning_md_runs": sum(g.runs or 0 for g in summary.generations),
+            "wall_seconds": add_wall(campaign.workdir(out), seconds)}
+
+
+def failure_time_ps(stopped: str, steps: int) -> float:
+    """The time (ps) a guard's message names ("... at 0.154 ps (step 154)"), else that of the last frame."""
+    named = re.search(r"at ([0-9.]+) ps", stopped)
+    return float(named[1]) if named else steps / 1e3
+
+
+def common_test(learners: dict[Campaign, ActiveLearning], records: dict[Campaign, dict], settings: LearnSettings,
+                out: Path, workers: int) -> None:
+    """Score every rule of one framework and seed on their common test set; adds ``common_test`` (final model)
+    and ``curve`` (every generation) to the records of finished campaigns."""
+    done = {c.rule: learners[c] for c in learners if records.get(c, {}).get("status") == "done"}
+    if not done:
+        return
+    any_campaign = next(iter(learners))
+    test_dir = out / any_campaign.structure / f"seed{any_campaign.seed}" / "test"
+    per_rule = TEST_FRAMES["quick" if settings.final_md_steps < BUDGETS["full"].final_md_steps else "full"]
+    executor = worker_pool(workers)
+    try:
+        test = common_test_set(done, replace(settings, seed=any_campaign.seed), per_rule, test_dir, executor)
+    except Exception as error:  # noqa: BLE001
+        progress(f"{any_campaign.structure} seed {any_campaign.seed}: common test set failed: {error}")
+        return
+    finally:
+        executor.shutdown()
+    curves = learning_curves(done, len(settings.temperatures) + 1, test)
+    for campaign in learners:
+        curve = curves.get(campaign.rule)
+        if curve:
+            records[campaign]["curve"] = curve
+            records[campaign]["common_test"] = {**{q: curve[-1][q] for q in QUANTITIES}, "n": len(test)}
+
+
+def reference_md(structure: str, out: Path, settings: LearnSettings, steps: int) -> dict | None:
+    """A guarded 300 K NPT run with the reference itself from its relaxed structure (resumed), or None when no
+    campaign of the framework has relaxed it."""
+    from mofsnap.learn.md_tasks import npt_cell
+    from mofsnap.reference import reference_by_name
+    from mofsnap.topology import Topology
+
+    relaxed = next((out / structure).glob("seed*/*/structure_relaxed.extxyz"), None)
+    if relaxed is None:
+        return None
+    import ase.io
+
+    atoms = ase.io.read(relaxed)
+    structure_atoms = atoms.copy()
+    topology = Topology.from_atoms(structure_atoms)
+    atoms.calc = reference_by_name(settings.reference).calculator()
+    guard = validation_guard(topology, settings, VALIDATION_TEMPERATURE_K, atoms.get_volume())
+    trajectory = out / structure / "reference_md.extxyz"
+    progress(f"{structure}: {steps} steps of 300 K NPT with {settings.reference} itself")
+    result = run_md(atoms, steps, temperature_K=VALIDATION_TEMPERATURE_K, ensemble="npt",
+                    cell=npt_cell(structure_atoms), pressure_MPa=settings.pressure_MPa, seed=settings.seed,
+                    trajectory=trajectory, interval=10, guard=guard, progress=False)
+    return {"steps": result.steps, "ps": result.steps / 1e3, "stopped": result.stopped,
+            "verdict": f"the reference itself: {result.stopped}" if result.stopped
+            else f"the reference itself: {result.steps / 1e3:g} ps stable at 300 K"}
+
+
+def mean_std(values: list[float]) -> dict | None:
+    """Mean, sample standard deviation (0 for one value) and count of the finite values."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def aggregate(records: list[dict]) -> dict[str, dict]:
+    """Per ``framework/rule``: campaigns, passes, and mean ± std over seeds of labels and test errors."""
+    table: dict[str, dict] = {}
+    for key in sorted({(r["structure"], r["rule"]) for r in records}):
+        group = [r for r in records if (r["structure"], r["rule"]) == key]
+        done = [r for r in group if r["status"] == "done"]
+        entry = {"campaigns": len(group), "failed": len(group) - len(done),
+                 "passed": sum(r["passed"] for r in done), "passed_300K": sum(r["passed_300K"] for r in done),
+                 "stable": sum(r["first_failure_ps"] is None for r in done),
+                 "labels_train": mean_std([r["labels_train"] for r in done]),
+                 "first_failure_ps": mean_std([r["first_failure_ps"] for r in done])}
+        for test in ("common_test", "own_test"):
+            entry[test] = {q: mean_std([r[test][q] for r in done if r.get(test)]) for q in QUANTITIES}
+        table[f"{key[0]}/{key[1]}"] = entry
+    return table
+
+
+def ranking(records: list[dict]) -> dict:
+    """The rules ranked on the comparison frameworks (see the module docstring), with the target checks."""
+    pairs: dict[str, list[float]] = {}
+    to_random: dict[str, list[float]] = {}
+    random_labels: list[float] = []
+    by_group: dict[tuple, dict[str, dict]] = {}
+    for r in records:
+        if r["structure"] in COMPARISON and r.get("common_test"):
+            by_group.setdefault((r["structure"], r["seed"]), {})[r["rule"]] = r
+    for rules in by_group.values():
+        random = rules.get("random")
+        if random is None:
+            continue
+        random_labels.append(random["labels_train"])
+        for rule, r in rules.items():
+            ratios = [r["common_test"][q] / random["common_test"][q] for q in QUANTITIES]
+            pairs.setdefault(rule, []).append(float(np.exp(np.mean(np.log(ratios)))))
+            reached = next((p["n_train"] for p in r["curve"]
+                            if all(p[q] <= random["common_test"][q] for q in QUANTITIES)), None)
+            to_random.setdefault(rule, []).append(math.inf if reached is None else reached)
+    order = sorted(pairs, key=lambda rule: np.mean(pairs[rule]))
+    rules = {rule: {"error_ratio_to_random": mean_std(pairs[rule]),
+                    "labels_to_random_error": mean_std(to_random[rule]),
+                    "never_reached_random_error": sum(math.isinf(x) for x in to_random[rule])}
+             for rule in order}
+    default, reference = rules.get(DEFAULT_RULE), rules.get(REFERENCE_RULE)
+    checks = {}
+    if default is not None and random_labels:
+        reach = default["labels_to_random_error"]
+        checks["default_reaches_random_error_with_no_more_labels"] = bool(
+            default["never_reached_random_error"] == 0 and reach is not None and
+            reach["mean"] <= float(np.mean(random_labels)))
+    if default is not None and reference is not None and DEFAULT_RULE != REFERENCE_RULE:
+        checks["default_beats_reference_rule"] = bool(
+            default["error_ratio_to_random"]["mean"] < reference["error_ratio_to_random"]["mean"])
+    return {"order": order, "best": order[0] if order else None, "default": DEFAULT_RULE,
+            "reference_rule": REFERENCE_RULE, "rules": rules, "checks": checks}
+
+
+def plot(records: list[dict], path: Path) -> Path | None:
+    """Common-test RMSE vs training labels per rule, mean ± std over seeds, one row per comparison framework."""
+    structures = [s for s in COMPARISON if any(r["structure"] == s and r.get("curve") for r in records)]
+    if not structures:
+        return None
+    fig = Figure(figsize=(13, 3.6 * len(structures)))
+    axes = fig.subplots(len(structures), len(QUANTITIES), squeeze=False)
+    for row, structure in zip(axes, structures):
+        for ax, (q, unit) in zip(row, QUANTITIES.items()):
+            for rule in SELECTIONS:
+                curves = [r["curve"] for r in records if (r["structure"], r["rule"]) == (structure, rule)
+                          and r.get("curve")]
+                if not curves:
+                    continue
+                length = min(len(c) for c in curves)
+                x = np.array([[c[k]["n_train"] for k in range(length)] for c in curves])
+                y = np.array([[c[k][q] for k in range(length)] for c in curves])
+                ax.errorbar(x.mean(0), y.mean(0), xerr=x.std(0, ddof=1) if len(curves) > 1 else None,
+                            yerr=y.std(0, ddof=1) if len(curves) > 1 else None, marker="o", capsize=3,
+                            label=f"{rule} ({len(curves)} seeds)")
+            ax.set_xlabel("labelled training configurations")
+            ax.set_ylabel(f"test {q} RMSE ({unit})")
+            ax.set_yscale("log")
+            ax.set_title(structure, fontsize=9)
+        row[0].legend(title="selection", fontsize=8)
+    return save_figure(fig, path)
+
+
+def report(records: list[dict], table: dict, ranks: dict, references: dict) -> None:
+    """Print the per-campaign lines, the aggregate table, the ranking and the targets."""
+    def fmt(stat: dict | None, digits: int = 1) -> str:
+        if stat is None:
+            return "-"
+        return f"{stat['mean']:.{digits}f}±{stat['std']:.{digits}f}" if stat["n"] > 1 else f"{stat['mean']:.{digits}f}"
+
+    print("\ncampaigns (common-test RMSE E meV/atom, F meV/Å, S MPa; time to first failure)")
+    for r in records:
+        head = f"{r['structure']:17} {r['rule']:7} seed {r['seed']}"
+        if r["status"] != "done":
+            print(f"{head}: FAILED ({r['error']})")
+            continue
+        test = r.get("common_test")
+        errors = " ".join(f"{test[q]:8.2f}" for q in QUANTITIES) if test else "   no common test"
+        failure = "stable" if r["first_failure_ps"] is None else f"{r['first_failure_ps']:.3f} ps"
+        print(f"{head}: {r['labels_train']:4d} labels {errors}  {'PASS' if r['passed'] else 'FAIL'}  "
+              f"first failure {failure}{'' if r['first_failure_ps'] is None else ': ' + r['first_failure']}"
+              f"  ({r['wall_seconds']:.0f} s)")
+    print(f"\nper framework and rule (mean±std over seeds): {'labels':>10} {'E':>11} {'F':>11} {'S':>11} "
+          "passed  stable")
+    for key, e in table.items():
+        print(f"{key:35} {fmt(e['labels_train'], 0):>10} " + " ".join(
+            f"{fmt(e['common_test'][q], 2 if q == 'energy' else 0):>11}" for q in QUANTITIES)
+              + f"  {e['passed']}/{e['campaigns']}   {e['stable']}/{e['campaigns'] - e['failed']}")
+    for structure, ref in references.items():
+        print(f"{structure}: {ref['verdict']}")
+    if ranks["order"]:
+        print("\nrules ranked (common-test error relative to random, geometric mean of E, F, S; labels to reach "
+              "random's final error)")
+        for rule, e in ranks["rules"].items():
+            never = e["never_reached_random_error"]
+            print(f"  {rule:7} {fmt(e['error_ratio_to_random'], 2):>10}  {fmt(e['labels_to_random_error'], 0):>10}"
+                  + (f"  (never reached it in {never} of {e['error_ratio_to_random']['n']})" if never else ""))
+        for name, ok in ranks["checks"].items():
+            print(f"  target {name}: {'yes' if ok else 'NO'}")
+
+
+def targets(records: list[dict], ranks: dict) -> dict:
+    """The issue's targets as yes/no facts: every framework's default-rule campaigns pass validation (and its
+    300 K checks), and the rule checks of :func:`ranking`."""
+    per_framework = {}
+    for structure in dict.fromkeys(r["structure"] for r in records):
+        default = [r for r in records if r["structure"] == structure and r["rule"] == DEFAULT_RULE]
+        per_framework[structure] = {"passed": bool(default) and all(r.get("passed") for r in default),
+                                    "passed_300K": bool(default) and all(r.get("passed_300K") for r in default)}
+    return {"default_rule_passes": per_framework,
+            "every_framework_passes_at_300K": all(v["passed_300K"] for v in per_framework.values()),
+            **ranks["checks"]}
+
+
+def write_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=str))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the quick budget and plan (~55 min on 2 cores)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the quick plan on a budget cut to a pipeline check (minutes per campaign)")
+    parser.add_argument("-o", "--output", default="results/bench_zoo",
+                        help="directory of the work directories, test sets and figures (resumed)")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--structures", nargs="+", default=list(ZOO), choices=sorted(STRUCTURES),
+                        metavar="NAME", help=f"frameworks to run (default: the zoo, {' '.join(ZOO)})")
+    parser.add_argument("--rules", nargs="+", default=list(SELECTIONS), choices=SELECTIONS,
+                        help="selection rules to compare (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS),
+                        help="seeds of the comparison frameworks (the others run the first)")
+    parser.add_argument("--workers", type=int, default=2, help="local processes for labelling and MD")
+    parser.add_argument("--reference-md", type=int, default=None, metavar="STEPS",
+                        help="steps of the reference's own 300 K NPT run for a framework that fails validation "
+                             "(default: 300 in full mode, 0 = none in quick mode)")
+    parser.add_argument("--estimate", action="store_true",
+                        help="print the expected wall time of the selection from the measured costs and exit")
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick or args.smoke else "full"
+    settings = SMOKE if args.smoke else BUDGETS[mode]
+    campaigns = plan(mode, args.structures, args.rules, args.seeds)
+    expected = estimate_seconds(campaigns, settings, TEST_FRAMES[mode], args.workers)
+    print(f"{len(campaigns)} campaigns ({'smoke' if args.smoke else mode} budget), expected ~{expected / 60:.0f} min "
+          f"on {args.workers} workers", file=sys.stderr, flush=True)
+    if args.estimate:
+        print(f"{expected / 3600:.2f} h")
+        return {"campaigns": len(campaigns), "expected_seconds": expected}
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("mofsnap.learn").setLevel(logging.INFO)
+    out = Path(args.output)
+    start = time.perf_counter()
+    groups: dict[tuple[str, int], list[Campaign]] = {}
+    for c in campaigns:
+        groups.setdefault((c.structure, c.seed), []).append(c)
+    records: dict[Campaign, dict] = {}
+    first_of: dict[str, Path] = {}
+    results: dict = {}
+    for (structure, seed), group in groups.items():
+        progress(f"{structure} seed {seed}: {', '.join(c.rule for c in group)}")
+        records.update(run_group(group, settings, out, args.workers, first_of.get(structure)))
+        first_of.setdefault(structure, group[0].workdir(out))
+        results = summarise(list(records.values()), {}, settings, mode, args, time.perf_counter() - start)
+        write_results(out / "bench_zoo.json", results)
+    steps = REFERENCE_MD_STEPS[mode] if args.reference_md is None else args.reference_md
+    references = {}
+    for structure in dict.fromkeys(c.structure for c in campaigns):
+        if steps and not all(r.get("passed") for r in records.values() if r["structure"] == structure):
+            try:
+                references[structure] = reference_md(structure, out, settings, steps)
+            except Exception as error:  # noqa: BLE001
+                references[structure] = {"verdict": f"the reference's own MD failed: {type(error).__name__}: {error}"}
+    references = {k: v for k, v in references.items() if v is not None}
+    results = summarise(list(records.values()), references, settings, mode, args, time.perf_counter() - start)
+    report(results["campaigns"], results["aggregate"], results["ranking"], references)
+    for name, ok in results["targets"].items():
+        if not isinstance(ok, dict):
+            print(f"target {name}: {'yes' if ok else 'NO'}")
+    figure = plot(results["campaigns"], out / "zoo_learning_curves.png")
+    write_results(out / "bench_zoo.json", results)
+    if args.json:
+        write_results(Path(args.json), results)
+    print(f"\n{len(campaigns)} campaigns, {results['wall_seconds_this_call']:.0f} s this call; "
+          f"{figure or 'no comparison plot'}, {out / 'bench_zoo.json'}")
+    return results
+
+
+def summarise(records: list[dict], references: dict, settings: LearnSettings, mode: str,
+              args: argparse.Namespace, seconds: float) -> dict:
+    """Everything the benchmark reports, as one JSON-ready dictionary."""
+    ranks = ranking(records)
+    return {"reference": settings.reference, "mode": "smoke" if args.smoke else mode,
+            "settings": json.loads(json.dumps(asdict(settings))), "default_rule": DEFAULT_RULE,
+            "campaigns": records, "aggregate": aggregate(records), "ranking": ranks,
+            "targets": targets(records, ranks), "reference_md": references,
+            "wall_seconds_this_call": seconds}
+
+
+if __name__ == "__main__":
+    main()
