@@ -351,7 +351,7 @@ def free_energy_figures(result, directory: str | Path) -> list[Path]:
     return written
 
 
-def validation_figure(validation, runs: Sequence[Sequence], path: str | Path, d3: bool) -> Path:
+def validation_figure(validation, runs: Sequence[Sequence], path: str | Path, potential: str) -> Path:
     """Write the closing validation of active learning: temperature and volume change against time of each
     run (the guard's stop marked), with the verdict of every check as the title.
 
@@ -363,8 +363,8 @@ def validation_figure(validation, runs: Sequence[Sequence], path: str | Path, d3
         The frames of each of ``validation.runs`` (as written by :func:`mofsnap.md.run_md`).
     path : path
         PNG file to write.
-    d3 : bool
-        Whether the runs added D3 to SNAP (named in the panel titles).
+    potential : str
+        What the runs used, e.g. ``"SNAP + D3"`` (named in the panel titles).
     """
     fig, axes = new_figure(2, len(runs), figsize=(5.5 * len(runs), 6.0), sharex="col")
     for column, (run, frames) in enumerate(zip(validation.runs, runs)):
@@ -372,7 +372,7 @@ def validation_figure(validation, runs: Sequence[Sequence], path: str | Path, d3
         volume = np.array([f.get_volume() for f in frames])
         axes[0, column].plot(time_ps, [f.info.get("temperature_K", np.nan) for f in frames])
         axes[0, column].axhline(run.temperature_K, color="grey", ls=":")
-        axes[0, column].set_title(f"{run.temperature_K:.0f} K NPT, SNAP{' + D3' if d3 else ''}", fontsize=9)
+        axes[0, column].set_title(f"{run.temperature_K:.0f} K NPT, {potential}", fontsize=9)
         axes[0, column].set_ylabel("temperature (K)")
         axes[1, column].plot(time_ps, 100 * (volume / volume[0] - 1.0) if len(volume) else [])
         axes[1, column].set_ylabel("volume change (%)")

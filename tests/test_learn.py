@@ -222,6 +222,19 @@ def test_campaign_ends_with_a_written_validation(uninterrupted):
     assert validation.test == LearnSummary.read(uninterrupted / "summary.json").final.test
 
 
+def test_the_hydrogen_wall_of_the_campaign_is_the_card_s_production_setting(uninterrupted):
+    """zbl = true (the default): the MD of the campaign and of its validation used ZBL on the structure's
+    non-bonded H pairs, and the card tells production MD to do the same."""
+    from mofsnap.calculator import ZBL
+    from mofsnap.model_card import ModelCard
+
+    structure = ase.io.read(uninterrupted / "structure.extxyz")
+    wall = ModelCard.read(uninterrupted / "final" / "model.json").use_with["zbl"]
+    assert wall is not None and ZBL(**wall) == ZBL.for_hydrogens(structure)
+    hydrogens = set(structure.arrays["atom_types"][structure.numbers == 1])
+    assert all(hydrogens & set(pair) for pair in wall["pairs"])
+
+
 @pytest.mark.parametrize("kill_point", ["labelling", "md"])
 def test_sigkill_and_resume_gives_the_uninterrupted_result(cli, tmp_path, ethanol_file, uninterrupted, kill_point):
     work = tmp_path / "work"

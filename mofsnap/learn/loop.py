@@ -46,7 +46,7 @@ from ase import Atoms
 
 from .. import plotting
 from ..atomtypes import assign_atom_types
-from ..calculator import SNAPCalculator
+from ..calculator import ZBL, SNAPCalculator
 from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
 from ..exceptions import ConfigurationError, LearnError
@@ -198,6 +198,7 @@ class ActiveLearning:
             self.store = LabelStore(self.workdir / "labels.db")
             if settings.relax_fmax is not None:
                 self.structure = self._relaxed()
+            self.zbl = ZBL.for_hydrogens(self.structure) if settings.zbl else None
         except BaseException:
             self.lock.release()
             raise
@@ -424,7 +425,8 @@ class ActiveLearning:
                  trajectory: Path) -> MDTask:
         s = self.settings
         return MDTask(str(model), start, temperatures, steps, s.frame_interval, s.pressure_MPa, seed, str(trajectory),
-                      self.topology.to_dict(), self.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance)
+                      self.topology.to_dict(), self.d3, s.max_force, s.max_temperature_factor, s.bond_tolerance,
+                      self.zbl)
 
     def _intact(self, frames: list[Atoms]) -> list[Atoms]:
         """The frames without a broken bond."""
@@ -573,12 +575,13 @@ class ActiveLearning:
             records.append(self._logged(self.generation(k, temperature)))
         final = self.final(len(self.settings.temperatures))
         validation = validate(SNAPModel.read(final.model), self.structure, self.topology, self.settings, final.test,
-                              self.workdir / "final", self.d3, self.progress)
+                              self.workdir / "final", self.d3, self.zbl, self.progress)
         summary = LearnSummary(records, final, validation, len(self.store), self.store.count_failures(),
                                time.perf_counter() - start)
         summary.write(self.workdir / "summary.json")
         plotting.learn_summary_figure(summary, self.workdir / "summary.png")
-        campaign_card(summary, self.settings, self.structure, self.reference, self.d3, self.workdir.resolve().name,
+        campaign_card(summary, self.settings, self.structure, self.reference, self.d3, self.zbl,
+                      self.workdir.resolve().name,
                       self._fit(len(self.settings.temperatures) + 1)[1]).write(self.workdir / "final" / "model.json")
         if final.test is not None:
             log.info("final model %s: test RMSE %.2f meV/atom, %.0f meV/Å, %.1f MPa", final.model,

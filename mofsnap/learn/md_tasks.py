@@ -20,7 +20,7 @@ import ase.io
 import numpy as np
 from ase import Atoms
 
-from ..calculator import D3, SNAPCalculator
+from ..calculator import D3, ZBL, SNAPCalculator
 from ..exceptions import LammpsError, ModelError
 from ..executors import worker_pool
 from ..md import Guard, blowup_guard, run_md
@@ -56,6 +56,8 @@ class MDTask:
         Add D3 dispersion to the SNAP model.
     max_force, max_temperature_factor, bond_tolerance : float
         The blow-up guard (see :class:`mofsnap.learn.LearnSettings`).
+    zbl : ZBL or None
+        ZBL repulsion on chosen type pairs (the campaign's hydrogen wall).
     """
 
     model: str
@@ -71,6 +73,7 @@ class MDTask:
     max_force: float
     max_temperature_factor: float
     bond_tolerance: float
+    zbl: ZBL | None = None
 
     @property
     def summary_path(self) -> Path:
@@ -106,7 +109,7 @@ def run_md_task(task: MDTask) -> dict:
         The summary also written to ``task.summary_path``: ``trajectory``, ``frames``, ``stopped`` (the
         reason, or None), ``wall_seconds`` and ``temperatures``.
     """
-    calc = SNAPCalculator(task.model, d3=D3() if task.d3 else None)
+    calc = SNAPCalculator(task.model, d3=D3() if task.d3 else None, zbl=task.zbl)
     topology = Topology.from_dict(task.topology)
     atoms = task.start.copy()
     atoms.calc = calc

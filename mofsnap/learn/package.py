@@ -15,7 +15,7 @@ import ase.io
 from ase import Atoms
 
 from .. import __version__
-from ..calculator import D3
+from ..calculator import D3, ZBL
 from ..exceptions import LearnError
 from ..fit import FitReport
 from ..labelling import LabelStore
@@ -30,7 +30,7 @@ MODEL_SUFFIXES = (".snapcoeff", ".snapparam", ".snapfit.npz")
 
 
 def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Atoms, reference: Reference,
-                  d3: bool, name: str, fit: FitReport | None = None) -> ModelCard:
+                  d3: bool, zbl: ZBL | None, name: str, fit: FitReport | None = None) -> ModelCard:
     """The model card of a finished campaign.
 
     Parameters
@@ -45,6 +45,8 @@ def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Ato
         The labelling reference.
     d3 : bool
         Whether the production MD adds D3 to the model (the labels lack dispersion).
+    zbl : ZBL or None
+        The ZBL repulsion the campaign's MD used, to be used in production too.
     name : str
         The model's name.
     fit : FitReport, optional
@@ -84,7 +86,7 @@ def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Ato
         cell_lengths_reference_A=[float(x) for x in structure.cell.lengths()],
         validation_passed=validation.passed,
         validation_checks=[f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in validation.checks],
-        use_with={"d3": D3().todict() if d3 else None, "zbl": None},
+        use_with={"d3": D3().todict() if d3 else None, "zbl": None if zbl is None else zbl.todict()},
         config_toml=settings.to_toml(), notes=notes, mofsnap_version=__version__)
 
 

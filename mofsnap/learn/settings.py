@@ -72,6 +72,11 @@ class LearnSettings:
         Add Grimme D3(BJ) to SNAP in the active-learning and validation MD. Unset: exactly when the reference's
         labels lack dispersion (CP2K PBE: yes; GFN-xTB, which carries its own D3/D4: no). ``true`` with a
         reference that has dispersion is refused, since the model then counts it twice.
+    zbl : bool
+        A ZBL wall in the active-learning and validation MD, and in the model card's production settings, on every
+        H-containing type pair that is never bonded and never within 2.4 Å in the relaxed structure
+        (:meth:`mofsnap.calculator.ZBL.for_hydrogens`, 1.8-2.3 Å as the reference ZIF-8 model): zero near
+        equilibrium, it stops the early models' hydrogens (μ-OH above all) from swinging onto a metal.
     selection : str
         How each run's frame is picked: ``cbad`` (a CBAD-new frame, see ``cbad_pick``; the reference work's
         rule), ``hybrid`` (the CBAD-new frame of highest extrapolation grade), ``grade`` (the frame of highest
@@ -139,6 +144,7 @@ class LearnSettings:
     frame_interval: int = _setting(20, minimum=1)
     pressure_MPa: float = ATMOSPHERE_MPA
     d3: bool | None = None
+    zbl: bool = True
     selection: str = _setting("cbad", choices=SELECTIONS)
     learn_from_stops: bool = True
     cbad_pick: str = _setting("first", choices=CBAD_PICKS)

@@ -20,7 +20,7 @@ import numpy as np
 from ase import Atoms
 
 from .. import plotting
-from ..calculator import SNAPCalculator
+from ..calculator import ZBL, SNAPCalculator
 from ..md import Guard, run_md
 from ..model import SNAPModel
 from ..topology import Topology
@@ -88,9 +88,10 @@ def validation_guard(topology: Topology, settings: LearnSettings, temperature_K:
 
 
 def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings,
-                   temperature_K: float, steps: int, seed: int, trajectory: Path, d3: bool,
+                   temperature_K: float, steps: int, seed: int, trajectory: Path, d3: bool, zbl: ZBL | None,
                    progress: bool = True) -> ValidationRun:
-    """One guarded NPT run with SNAP (+ D3 when ``d3``) from ``structure`` (resumed from ``trajectory``).
+    """One guarded NPT run with SNAP (+ D3 when ``d3``, + ``zbl``) from ``structure`` (resumed from
+    ``trajectory``).
 
     Returns
     -------
@@ -102,7 +103,7 @@ def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, setti
     if done.exists():
         return ValidationRun.read(done)
     atoms = structure.copy()
-    atoms.calc = SNAPCalculator(model, d3=d3)
+    atoms.calc = SNAPCalculator(model, d3=d3, zbl=zbl)
     guard = validation_guard(topology, settings, temperature_K, structure.get_volume())
     try:
         result = run_md(atoms, steps, temperature_K=temperature_K, ensemble="npt", cell=npt_cell(structure),
@@ -158,7 +159,7 @@ def _run_check(run: ValidationRun) -> ValidationCheck:
 
 
 def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings, test: RMSE | None,
-             directory: str | Path, d3: bool, progress: bool = True) -> Validation:
+             directory: str | Path, d3: bool, zbl: ZBL | None = None, progress: bool = True) -> Validation:
     """Validate a final model (see the module docstring); resumable, the verdict read back once written.
 
     Parameters
@@ -177,6 +178,8 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
         Where ``validation.json``, ``validation.png`` and the runs (``validation_<T>K.extxyz`` + ``.json``) go.
     d3 : bool
         Add D3 to SNAP in the runs (as the production MD with this model will: not for dispersion-laden labels).
+    zbl : ZBL, optional
+        ZBL repulsion in the runs (as in the production MD with this model).
     progress : bool
         Show progress bars of the runs.
 
@@ -192,14 +195,14 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
     directory.mkdir(parents=True, exist_ok=True)
     hot = max(settings.temperatures)
     runs = [validation_run(model, structure, topology, settings, temperature, steps, seed,
-                           directory / f"validation_{temperature:.0f}K.extxyz", d3, progress)
+                           directory / f"validation_{temperature:.0f}K.extxyz", d3, zbl, progress)
             for temperature, steps, seed in ((VALIDATION_TEMPERATURE_K, settings.final_md_steps, settings.seed),
                                              (hot, settings.hot_md_steps, settings.seed + 1))]
     checks = [_run_check(runs[0]), _run_check(runs[1]), _test_check(test, settings),
               _lattice_check(runs[0], structure, settings)]
     validation = Validation(runs, test, checks)
     plotting.validation_figure(validation, [ase.io.read(r.trajectory, ":") for r in runs],
-                               directory / "validation.png", d3)
+                               directory / "validation.png", "SNAP" + " + D3" * d3 + " + ZBL" * (zbl is not None))
     validation.write(done)
     (log.info if validation.passed else log.error)("%s", validation.verdict)
     return validation
