@@ -80,3 +80,23 @@ def test_a_ready_model_named_alone_brings_its_posterior_for_the_grade(name):
     assert posterior is not None
     np.testing.assert_array_equal(posterior.mean, expected.mean)
     np.testing.assert_array_equal(posterior.mean, SNAPModel.read(name).coefficients.ravel())
+
+
+@pytest.mark.parametrize("name", packaged_models())
+def test_zbl_card_gives_the_pairs_the_card_says(name, tmp_path):
+    """``--zbl card`` takes the ZBL settings of the model's card (a ready model's included); a model without a
+    card is refused in one line naming the file."""
+    import argparse
+
+    from mofsnap.calculator import ZBL
+    from mofsnap.cli.options import calculator_from_args
+    from mofsnap.exceptions import MDError
+
+    args = argparse.Namespace(calculator="snap", model=name, d3=False, zbl="card")
+    wanted = ModelCard.read(packaged_model(name).with_suffix(".json")).use_with["zbl"]
+    with calculator_from_args(args) as calculator:
+        assert calculator.zbl == (None if wanted is None else ZBL(**wanted))
+    SNAPModel.read(name).write(tmp_path / "bare")
+    with pytest.raises(MDError, match=f"--zbl card needs the model's card {tmp_path / 'bare.json'} "):
+        calculator_from_args(argparse.Namespace(calculator="snap", model=str(tmp_path / "bare"), d3=False,
+                                                zbl="card"))

@@ -63,9 +63,9 @@ def add_calculator(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", metavar="PREFIX",
                        help="SNAP model: PREFIX.snapcoeff and PREFIX.snapparam (uses SNAPCalculator)")
     group.add_argument("--d3", action="store_true", help="add Grimme D3(BJ)/PBE dispersion to the SNAP model")
-    group.add_argument("--zbl", metavar="T1-T2,...",
+    group.add_argument("--zbl", metavar="T1-T2,...|card",
                        help="add ZBL repulsion on these atom-type pairs, e.g. H1a-H1b,H1a-N3a (inner 1.8 Å, "
-                            "outer 2.3 Å)")
+                            "outer 2.3 Å), or 'card': the pairs the model's card (PREFIX.json) says to use")
     group.add_argument("--calculator", choices=CALCULATORS, default="snap",
                        help="snap (needs --model; default), tblite GFN1-xTB or GFN2-xTB, or ASE EMT (metals, "
                             "for quick tests)")
@@ -92,9 +92,25 @@ def calculator_from_args(args: argparse.Namespace) -> Calculator:
     from ..calculator import ZBL, SNAPCalculator
 
     zbl = None
-    if args.zbl:
+    if args.zbl == "card":
+        zbl = _card_zbl(args.model)
+    elif args.zbl:
         zbl = ZBL(pairs=tuple(tuple(pair.split("-")) for pair in args.zbl.split(",")))
     return SNAPCalculator(args.model, d3=bool(args.d3), zbl=zbl)
+
+
+def _card_zbl(model: str):
+    """The ZBL repulsion of a model's card (``PREFIX.json`` beside its files, a ready model's included)."""
+    from ..calculator import ZBL
+    from ..model import model_prefix
+    from ..model_card import ModelCard
+
+    prefix = model_prefix(model)
+    card = prefix.with_name(prefix.name + ".json")
+    if not card.is_file():
+        raise MDError(f"--zbl card needs the model's card {card} (mofsnap learn writes it); give the pairs instead")
+    settings = ModelCard.read(card).use_with.get("zbl")
+    return None if settings is None else ZBL(**settings)
 
 
 def add_md(parser: argparse.ArgumentParser, ensemble: bool = True) -> None:
