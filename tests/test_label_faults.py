@@ -355,7 +355,7 @@ def faulty_campaigns(tmp_path_factory):
     settings = LearnSettings(structure=str(tmp / "ethanol.extxyz"), **CAMPAIGN)
     out = {}
     for fault in FAULT_REASONS:
-        reference = ASEReference(partial(FaultySprings, ethanol, fault), "springs", {"k": 20.0})
+        reference = ASEReference(partial(FaultySprings, ethanol, fault, every=2), "springs", {"k": 20.0})
         with ActiveLearning(workdir=tmp / fault, settings=settings, reference=reference, progress=False) as learner:
             out[fault] = (learner.run(), LabelStore(tmp / fault / "labels.db"))
     return out
