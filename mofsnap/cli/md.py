@@ -11,7 +11,7 @@ the guard, the step and the atoms. --no-guard runs without it. With a SNAP model
 the extrapolation grade is evaluated every --grade-interval steps: frames above --grade-warn are appended to
 DIR/extrapolative.extxyz, a grade above --grade-stop stops the run like the guard.
 
-Example: mofsnap md zif8.extxyz --model zif8 --d3 --ensemble npt -T 300 --steps 10000 -o run/
+Example: mofsnap md uio66.extxyz --model uio66-gfn1 --zbl card --ensemble npt --cell isotropic -T 300 --steps 10000 -o run/
 """
 
 from __future__ import annotations
