@@ -62,11 +62,11 @@ def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Ato
         notes.append("Tight-binding labels, not DFT: for trying the toolkit and quick studies; train against CP2K "
                      "for production.")
     optimised = settings.hyperparameter_generations()
-    notes.append("Hyperparameters: " + ", ".join(f"{t} radius {r!r} weight {w!r}"
+    notes.append("Hyperparameters: " + ", ".join(f"{t} radius {float(r):.6g} weight {float(w):.6g}"
                                                   for t, r, w in zip(model.types, model.radii, model.weights))
-                 + f", rfac0 {model.rfac0!r}"
-                 + ("" if fit is None else f", alpha {fit.alpha!r}, energy weight {fit.energy_weight!r}, "
-                                           f"stress weight {fit.stress_weight!r}")
+                 + f", rfac0 {float(model.rfac0):.6g}"
+                 + ("" if fit is None else f", alpha {fit.alpha:.6g}, energy weight {fit.energy_weight:.6g}, "
+                                           f"stress weight {fit.stress_weight:.6g}")
                  + (f" (optimised on held-out training labels at generations {', '.join(map(str, optimised))})"
                     if optimised else " (model defaults)") + ".")
     stable = [run for run in validation.runs if not run.stopped]
