@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 from ase import Atoms
 
+from mofsnap.atomtypes import assign_atom_types
 from mofsnap.cli import main as mofsnap_main
 from mofsnap.model import SNAPModel
 
@@ -130,3 +132,19 @@ def copper_snap(tmp_path_factory):
     write_fit_statistics(folder / "cu", model, report, training=training)
     model.write(folder / "bare")
     return folder / "cu", folder / "bare"
+
+
+@pytest.fixture(scope="session")
+def ethanol_file(tmp_path_factory) -> Path:
+    """Ethanol typed in a periodic 9 Å box, as an extxyz file: the structure of the small learn campaigns."""
+    from ase.build import molecule
+    from ase.io import write
+
+    atoms = molecule("CH3CH2OH")
+    atoms.set_cell([9.0, 9.0, 9.0])
+    atoms.center()
+    atoms.pbc = True
+    assign_atom_types(atoms)
+    path = tmp_path_factory.mktemp("structure") / "ethanol.extxyz"
+    write(path, atoms)
+    return path

@@ -338,7 +338,7 @@ FAULT_REASONS = {"raise": "RuntimeError: SCF not converged",
 
 
 @pytest.fixture(scope="module")
-def faulty_campaigns(tmp_path_factory):
+def faulty_campaigns(tmp_path_factory, ethanol_file):
     """The same campaign with a reference failing on the same configurations in each of the four ways."""
     from functools import partial
 
@@ -348,11 +348,8 @@ def faulty_campaigns(tmp_path_factory):
     from mofsnap.learn import ActiveLearning, LearnSettings
 
     tmp = tmp_path_factory.mktemp("faults")
-    ethanol = molecule("CH3CH2OH", cell=[9.0, 9.0, 9.0], pbc=True)
-    ethanol.center()
-    assign_atom_types(ethanol)
-    ase.io.write(tmp / "ethanol.extxyz", ethanol)
-    settings = LearnSettings(structure=str(tmp / "ethanol.extxyz"), **CAMPAIGN)
+    ethanol = ase.io.read(ethanol_file)
+    settings = LearnSettings(structure=str(ethanol_file), **CAMPAIGN)
     out = {}
     for fault in FAULT_REASONS:
         reference = ASEReference(partial(FaultySprings, ethanol, fault, every=2), "springs", {"k": 20.0})

@@ -15,11 +15,9 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-from ase.build import molecule
 
 from springs import BondSprings, FlakySprings
 
-from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import LearnError, ResultFileError
 from mofsnap.fit import FitReport, extrapolation_grade
 from mofsnap.labelling import LabelStore
@@ -35,18 +33,6 @@ from mofsnap.topology import Topology
 TINY = LearnSettings(n_perturbed=6, temperatures=(100.0, 200.0), runs=3, md_steps=30, frame_interval=5,
                      ramp_steps=20, ramp_segments=2, test_size=3, extra_random=1, final_md_steps=20, hot_md_steps=10,
                      twojmax=2, max_workers=1)
-
-
-@pytest.fixture(scope="module")
-def ethanol_file(tmp_path_factory) -> Path:
-    atoms = molecule("CH3CH2OH")
-    atoms.set_cell([9.0, 9.0, 9.0])
-    atoms.center()
-    atoms.pbc = True
-    assign_atom_types(atoms)
-    path = tmp_path_factory.mktemp("structure") / "ethanol.extxyz"
-    ase.io.write(path, atoms)
-    return path
 
 
 def _springs(structure: Path) -> ASEReference:

@@ -10,12 +10,10 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-from ase.build import molecule
 
 from springs import BondSprings
 
 import mofsnap.learn.loop
-from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import LearnError
 from mofsnap.fit import FitReport, HyperparameterSearch
 from mofsnap.labelling import LabelStore
@@ -30,18 +28,6 @@ SETTINGS = LearnSettings(n_perturbed=6, temperatures=(100.0, 200.0), runs=3, md_
                          hot_md_steps=10, twojmax=2, max_workers=1, optimise_hyperparameters_at=(0, 2, 3),
                          hyperparameter_evaluations=4)
 SEARCHED = (0, 2, 3)
-
-
-@pytest.fixture(scope="module")
-def ethanol_file(tmp_path_factory) -> Path:
-    atoms = molecule("CH3CH2OH")
-    atoms.set_cell([9.0, 9.0, 9.0])
-    atoms.center()
-    atoms.pbc = True
-    assign_atom_types(atoms)
-    path = tmp_path_factory.mktemp("structure") / "ethanol.extxyz"
-    ase.io.write(path, atoms)
-    return path
 
 
 def _learner(workdir: Path, structure: Path) -> ActiveLearning:
