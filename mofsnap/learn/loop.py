@@ -359,7 +359,7 @@ class ActiveLearning:
         gen.mkdir(parents=True, exist_ok=True)
         model.write(prefix)
         report.plot(gen / "parity.png")
-        os.replace(report.write(gen / "report.part.json"), done)  # the generation's completion mark
+        report.write(done)  # the generation's completion mark (written atomically)
         return model, report
 
     def hyperparameters(self, k: int) -> tuple[SNAPModel, tuple[float, float, float]]:
@@ -412,7 +412,7 @@ class ActiveLearning:
                                         n_evaluations=self.settings.hyperparameter_evaluations,
                                         seed=self.settings.seed + k, energy_weight=energy_weight,
                                         stress_weight=stress_weight, alpha=alpha, progress=self.progress)
-        os.replace(search.write(path.with_suffix(".part.json")), path)
+        search.write(path)  # atomically: a killed search leaves no file and is rerun
         return search
 
     def _grades(self, model: SNAPModel, report: FitReport, frames: list[Atoms]) -> np.ndarray:
