@@ -101,12 +101,13 @@ class ZBL:
         return {"pairs": [list(pair) for pair in self.pairs], "inner": self.inner, "outer": self.outer}
 
     @classmethod
-    def for_hydrogens(cls, atoms: Atoms, inner: float = ZIF8_REFERENCE["zbl"]["inner_A"],
-                      outer: float = ZIF8_REFERENCE["zbl"]["outer_A"], margin: float = 0.1) -> ZBL | None:
-        """A safety wall for a typed structure: ZBL on every pair of types with a hydrogen that is never bonded
-        in ``atoms`` and never closer than ``outer + margin`` there, so it is zero near equilibrium and acts only
-        where a hydrogen swings onto a metal or another linker (the collapse the reference ZIF-8 pairs prevent).
-        None when no pair qualifies.
+    def safety_wall(cls, atoms: Atoms, inner: float = ZIF8_REFERENCE["zbl"]["inner_A"],
+                    outer: float = ZIF8_REFERENCE["zbl"]["outer_A"], margin: float = 0.1) -> ZBL | None:
+        """A safety wall for a typed structure: ZBL on every pair of types with a hydrogen, and on every pair of
+        metal types, that never comes closer than ``outer + margin`` in ``atoms`` (so never bonded). It is zero
+        near equilibrium and acts only in a collapse an early model cannot yet resist: a hydrogen swinging onto
+        a metal or another linker (what the reference ZIF-8 pairs prevent), or the two metals of a paddlewheel
+        (Zn-Zn 2.9 Å in DMOF-1, Cu-Cu 2.6 Å in HKUST-1) falling onto each other. None when no pair qualifies.
 
         Parameters
         ----------
@@ -119,15 +120,17 @@ class ZBL:
         """
         from matscipy.neighbours import neighbour_list
 
-        from .topology import bond_pairs, neighbour_frame
+        from .topology import METALS, neighbour_frame
 
         types = np.asarray(atoms.arrays["atom_types"]).astype(str)
-        i, j, _, _ = bond_pairs(atoms)
-        bonded = {tuple(sorted(pair)) for pair in zip(types[i], types[j])}
-        first, second, distance = neighbour_list("ijd", neighbour_frame(atoms), outer + margin)
+        first, second = neighbour_list("ij", neighbour_frame(atoms), outer + margin)
         close = {tuple(sorted(pair)) for pair in zip(types[first], types[second])}
-        hydrogens = {t for t, z in zip(types.tolist(), atoms.numbers) if z == 1}
-        pairs = sorted({tuple(sorted((h, t))) for h in hydrogens for t in set(types.tolist())} - bonded - close)
+        element = dict(zip(types.tolist(), atoms.numbers.tolist()))
+        hydrogens = {t for t, z in element.items() if z == 1}
+        metals = {t for t, z in element.items() if z in METALS}
+        candidates = {tuple(sorted((h, t))) for h in hydrogens for t in element}
+        candidates |= {tuple(sorted((m, n))) for m in metals for n in metals}
+        pairs = sorted(candidates - close)
         return cls(tuple(pairs), inner, outer) if pairs else None
 
 

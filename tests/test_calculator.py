@@ -337,23 +337,55 @@ def test_context_manager_closes_at_the_end_of_the_block(model, atoms, tmp_path):
     assert energy == pytest.approx(_fresh(model, atoms)[0], abs=1e-10)
 
 
-def test_hydrogen_safety_wall_pairs_are_non_bonded_and_far_at_equilibrium(zif8_atoms):
-    """ZBL.for_hydrogens on ZIF-8: every pair has an H type, none is bonded, none comes within outer + margin in
-    the structure; the reference model's pairs are among them except H1a-N3a, a two-bond contact at 2.19 A."""
+def _closest_contacts(atoms, cutoff: float = 4.0) -> dict:
     from ase.neighborlist import neighbor_list
 
-    zbl = ZBL.for_hydrogens(zif8_atoms)
-    types = zif8_atoms.arrays["atom_types"]
-    i, j, d = neighbor_list("ijd", zif8_atoms, 4.0)
+    types = atoms.arrays["atom_types"]
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
     closest = {}
     for a, b, dist in zip(types[i], types[j], d):
         closest[tuple(sorted((a, b)))] = min(closest.get(tuple(sorted((a, b))), np.inf), dist)
+    return closest
+
+
+def test_safety_wall_pairs_are_hydrogen_or_metal_pairs_far_at_equilibrium(zif8_atoms):
+    """ZBL.safety_wall on ZIF-8: every pair has an H type or two metal types, none comes within outer + margin
+    in the structure; the reference model's pairs are among them except H1a-N3a, a two-bond contact at 2.19 A."""
+    zbl = ZBL.safety_wall(zif8_atoms)
+    closest = _closest_contacts(zif8_atoms)
     for pair in zbl.pairs:
-        assert pair[0].startswith("H") or pair[1].startswith("H")
+        assert pair[0].startswith("H") or pair[1].startswith("H") or pair == ("Zn4a", "Zn4a")
         assert closest.get(pair, np.inf) > zbl.outer + 0.1 > 1.2  # beyond any bond, and beyond the switch
+    assert ("Zn4a", "Zn4a") in zbl.pairs
     assert set(ZIF8_ZBL.pairs) - set(zbl.pairs) == {("H1a", "N3a")}
     assert closest[("H1a", "N3a")] < zbl.outer
-    assert ZBL.for_hydrogens(zif8_atoms, outer=4.0, inner=3.0) is None  # nothing is that far from every H
+    # every H type comes within 3.3 A of every other type; the Zn atoms are 6.0 A apart
+    assert ZBL.safety_wall(zif8_atoms, outer=5.5, inner=3.0) == ZBL((("Zn4a", "Zn4a"),), 3.0, 5.5)
+    assert ZBL.safety_wall(zif8_atoms, outer=6.5, inner=3.0) is None
+
+
+def test_safety_wall_holds_the_paddlewheel_metals_apart():
+    """DMOF-1: the two Zn of a paddlewheel (2.94 A apart, no bond) get the wall, which is zero there and pushes
+    them apart once closer than its outer cutoff."""
+    from mofsnap.structures import builtin_structure
+
+    atoms = builtin_structure("dmof1")
+    zbl = ZBL.safety_wall(atoms)
+    assert ("Zn5a", "Zn5a") in zbl.pairs
+    zn = np.flatnonzero(atoms.numbers == 30)
+    assert atoms.get_distance(*zn, mic=True) == pytest.approx(2.94, abs=0.01)
+    model = SNAPModel(sorted(set(atoms.arrays["atom_types"])))
+    wall_only = SNAPCalculator(model, zbl=zbl, snap=False)
+    atoms.calc = wall_only
+    assert atoms.get_potential_energy() == 0.0
+    squeezed = atoms.copy()
+    squeezed.arrays["atom_types"] = atoms.arrays["atom_types"]
+    squeezed.set_distance(*zn, 1.9, mic=True)
+    squeezed.calc = wall_only
+    forces = squeezed.get_forces()
+    along = squeezed.get_distance(*zn, mic=True, vector=True)
+    assert squeezed.get_potential_energy() > 1.0
+    assert forces[zn[1]] @ along > 0 > forces[zn[0]] @ along
 
 
 def test_reference_zif8_settings_cover_the_zif8_types(zif8_atoms):

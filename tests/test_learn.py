@@ -208,15 +208,15 @@ def test_campaign_ends_with_a_written_validation(uninterrupted):
     assert validation.test == LearnSummary.read(uninterrupted / "summary.json").final.test
 
 
-def test_the_hydrogen_wall_of_the_campaign_is_the_card_s_production_setting(uninterrupted):
+def test_the_safety_wall_of_the_campaign_is_the_card_s_production_setting(uninterrupted):
     """zbl = true (the default): the MD of the campaign and of its validation used ZBL on the structure's
-    non-bonded H pairs, and the card tells production MD to do the same."""
+    non-bonded H pairs (ethanol has no metal), and the card tells production MD to do the same."""
     from mofsnap.calculator import ZBL
     from mofsnap.model_card import ModelCard
 
     structure = ase.io.read(uninterrupted / "structure.extxyz")
     wall = ModelCard.read(uninterrupted / "final" / "model.json").use_with["zbl"]
-    assert wall is not None and ZBL(**wall) == ZBL.for_hydrogens(structure)
+    assert wall is not None and ZBL(**wall) == ZBL.safety_wall(structure)
     hydrogens = set(structure.arrays["atom_types"][structure.numbers == 1])
     assert all(hydrogens & set(pair) for pair in wall["pairs"])
 

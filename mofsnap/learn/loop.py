@@ -198,7 +198,7 @@ class ActiveLearning:
             self.store = LabelStore(self.workdir / "labels.db")
             if settings.relax_fmax is not None:
                 self.structure = self._relaxed()
-            self.zbl = ZBL.for_hydrogens(self.structure) if settings.zbl else None
+            self.zbl = ZBL.safety_wall(self.structure) if settings.zbl else None
         except BaseException:
             self.lock.release()
             raise

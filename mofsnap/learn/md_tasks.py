@@ -57,7 +57,7 @@ class MDTask:
     max_force, max_temperature_factor, bond_tolerance : float
         The blow-up guard (see :class:`mofsnap.learn.LearnSettings`).
     zbl : ZBL or None
-        ZBL repulsion on chosen type pairs (the campaign's hydrogen wall).
+        ZBL repulsion on chosen type pairs (the campaign's safety wall).
     """
 
     model: str

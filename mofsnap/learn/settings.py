@@ -74,9 +74,10 @@ class LearnSettings:
         reference that has dispersion is refused, since the model then counts it twice.
     zbl : bool
         A ZBL wall in the active-learning and validation MD, and in the model card's production settings, on every
-        H-containing type pair that is never bonded and never within 2.4 Å in the relaxed structure
-        (:meth:`mofsnap.calculator.ZBL.for_hydrogens`, 1.8-2.3 Å as the reference ZIF-8 model): zero near
-        equilibrium, it stops the early models' hydrogens (μ-OH above all) from swinging onto a metal.
+        H-containing and every metal-metal type pair never within 2.4 Å in the relaxed structure
+        (:meth:`mofsnap.calculator.ZBL.safety_wall`, 1.8-2.3 Å as the reference ZIF-8 model): zero near
+        equilibrium, it stops the early models' hydrogens (μ-OH above all) from swinging onto a metal and the
+        metals of a paddlewheel from falling onto each other.
     selection : str
         How each run's frame is picked: ``cbad`` (a CBAD-new frame, see ``cbad_pick``; the reference work's
         rule), ``hybrid`` (the CBAD-new frame of highest extrapolation grade), ``grade`` (the frame of highest
