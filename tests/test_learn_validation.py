@@ -7,6 +7,7 @@ from dataclasses import fields, replace
 import ase.io
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -32,6 +33,7 @@ from mofsnap.topology import Topology
     ("relax_fmax = 0\n", "setting 'relax_fmax' must be greater than 0"),
     ("bond_tolerance = 0.9\n", "setting 'bond_tolerance' must be greater than 1"),
     ("max_workers = 0\n", "setting 'max_workers' must be at least 1"),
+    ("unpaired_electrons = -2\n", "setting 'unpaired_electrons' must be at least 0, got -2"),
     ("displacement = nan\n", "setting 'displacement' must be finite"),
     ("structure = 5\n", "setting 'structure' must be a string"),
     ("selection = 'best'\n", "setting 'selection' must be one of"),
@@ -84,6 +86,31 @@ def test_bad_config_is_refused_by_the_command_before_any_work(cli, tmp_path):
     assert r.status == 1
     assert r.err == f"mofsnap learn: error: {config}: setting 'd3' must be true or false, got 'false'\n"
     assert not (tmp_path / "work").exists()
+
+
+def test_a_cell_whose_spin_state_is_a_choice_is_refused_before_the_relaxation(cli, tmp_path):
+    """Two Cu(II) in the cell and no unpaired_electrons: the command stops at once, naming the setting, with no
+    relaxation, label or structure file written; with the setting the reference accepts the cell."""
+    atoms = molecule("H2O")  # in the yz plane, O at the origin; a Cu on each side along x
+    atoms += Atoms("Cu2", positions=[[1.95, 0.0, 0.0], [-1.95, 0.0, 0.0]])
+    atoms.set_cell([10.0, 10.0, 10.0])
+    atoms.center()
+    atoms.pbc = True
+    assign_atom_types(atoms)
+    structure = tmp_path / "cu2.extxyz"
+    ase.io.write(structure, atoms)
+    config = tmp_path / "c.toml"
+    config.write_text(replace(LearnSettings(), structure=str(structure), relax_fmax=0.1).to_toml())
+    r = cli("learn", config, "-o", tmp_path / "work")
+    assert r.status == 1
+    error = r.err.splitlines()[-1]
+    assert error.startswith("mofsnap learn: error: the cell has 2 open-shell metal atoms (2 Cu (1 unpaired each))")
+    assert "set unpaired_electrons=N" in error and "e.g. 2 for high-spin ferromagnetic or 0" in error
+    assert not (tmp_path / "work" / "structure_relaxed.extxyz").exists()
+    assert not (tmp_path / "work" / "labels.db").exists()
+    chosen = replace(LearnSettings(), structure=str(structure), unpaired_electrons=0)
+    with ActiveLearning(workdir=tmp_path / "chosen", settings=chosen) as campaign:
+        assert campaign.reference.unpaired_electrons_for(campaign.structure) == 0
 
 
 def test_write_config_is_commented_with_every_key_and_its_meaning(cli, tmp_path):

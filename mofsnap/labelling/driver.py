@@ -420,8 +420,10 @@ def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Exec
 
 
 def _death(timeout: float | None, seconds: float) -> dict[str, Any]:
-    """The failure stored for a configuration whose worker died while it ran alone for ``seconds``."""
-    if timeout is not None and seconds >= timeout:
+    """The failure stored for a configuration whose worker died while it ran alone for ``seconds``: the watchdog's
+    doing if that is past ``timeout + HARD_DEADLINE_GRACE`` (the watchdog never fires earlier; a slow worker
+    start on a loaded machine may take a crash past ``timeout`` alone), else a crash."""
+    if timeout is not None and seconds >= timeout + HARD_DEADLINE_GRACE:
         error = (f"LabelTimeout: the reference did not return within the {timeout:g} s time limit and its worker "
                  f"was stopped after {seconds:.0f} s (hung where the time limit could not interrupt it)")
     else:

@@ -155,7 +155,7 @@ class ActiveLearning:
     settings : LearnSettings
         The campaign.
     reference : Reference, optional
-        Labelling reference; defaults to ``settings.reference``.
+        Labelling reference; defaults to ``settings.reference`` with ``settings.unpaired_electrons``.
     executor : Executor, optional
         Runs labelling and MD (e.g. ``distributed.Client(...).get_executor()``); by default a local process
         pool of ``settings.max_workers``, or a Dask client of ``settings.executor``.
@@ -191,7 +191,9 @@ class ActiveLearning:
         try:
             self.structure = self._snap_ready(load_structure(structure if structure is not None
                                                              else settings.structure))
-            self.reference = reference or reference_by_name(settings.reference)
+            self.reference = reference or reference_by_name(settings.reference,
+                                                            unpaired_electrons=settings.unpaired_electrons)
+            self.reference.check(self.structure)  # e.g. a spin choice to make: before any calculation
             self.d3 = self._md_dispersion()
             self.topology = Topology.from_atoms(self.structure)
             self._check_workdir()
@@ -265,7 +267,7 @@ class ActiveLearning:
         if path.exists():
             return ase.io.read(path)
         atoms = self.structure.copy()
-        atoms.calc = self.reference.calculator()
+        atoms.calc = self.reference.calculator(atoms)
         log.info("relaxing the positions with %s (fmax %.2f eV/Å)", self.reference.name, self.settings.relax_fmax)
         FIRE(atoms, logfile=None).run(fmax=self.settings.relax_fmax, steps=self.settings.relax_steps)
         log.info("relaxed: largest force %.3f eV/Å", np.linalg.norm(atoms.get_forces(), axis=1).max())

@@ -48,6 +48,10 @@ class LearnSettings:
         A name of :data:`mofsnap.reference.REFERENCES`: ``gfn1-xtb``/``gfn2-xtb`` (GFN-xTB by tblite) or
         ``cp2k-training``, ``cp2k-optimisation``, ``cp2k-cheap`` (CP2K presets; pass a ``CP2K`` object for MPI
         ranks).
+    unpaired_electrons : int or None
+        Unpaired electrons per cell in every reference calculation (unset: 0 without open-shell metals, a single
+        open-shell metal's own count; required with several, e.g. the twelve Cu²⁺ of HKUST-1's cell: 12 for
+        high-spin ferromagnetic, 0 for the antiferromagnetically coupled paddlewheels).
     seed : int
         Seed of every random choice (perturbations, velocities, shuffles, picks).
     n_perturbed, displacement, strain : int, float, float
@@ -134,6 +138,7 @@ class LearnSettings:
 
     structure: str = "mof5-primitive"
     reference: str = DEFAULT_REFERENCE
+    unpaired_electrons: int | None = _setting(None, minimum=0)
     seed: int = _setting(0, minimum=0)
     n_perturbed: int = _setting(300, minimum=1)
     displacement: float = _setting(0.12, minimum=0)
