@@ -104,6 +104,9 @@ BUDGETS = {
                      md_steps=300, ramp_steps=600, ramp_segments=6, test_size=4, twojmax=6, relax_steps=100,
                      final_md_steps=2000, hot_md_steps=500, optimise_hyperparameters_at=()),
 }
+#: Settings a framework needs beyond the budget: the spin state of HKUST-1's twelve Cu²⁺ (d9) is a choice the
+#: library refuses to guess; high-spin ferromagnetic, the usual approximation of the weakly coupled paddlewheels.
+FRAMEWORK_SETTINGS: dict[str, dict] = {"hkust1-primitive": {"unpaired_electrons": 12}}
 #: Frames per campaign in the common test set of a framework and seed.
 TEST_FRAMES = {"full": 10, "quick": 3}
 #: Steps (1 fs) of the reference's own 300 K NPT run for a framework that fails validation.
@@ -178,7 +181,8 @@ def open_learner(campaign: Campaign, settings: LearnSettings, out: Path, workers
     back from its file (as a resume and every seeded work directory do)."""
     kwargs = dict(workdir=campaign.workdir(out), progress=False,
                   settings=replace(settings, structure=campaign.structure, selection=campaign.rule,
-                                   seed=campaign.seed, max_workers=workers))
+                                   seed=campaign.seed, max_workers=workers,
+                                   **FRAMEWORK_SETTINGS.get(campaign.structure, {})))
     if not (campaign.workdir(out) / "structure_relaxed.extxyz").exists():
         ActiveLearning(**kwargs).close()
     return ActiveLearning(**kwargs)
@@ -311,7 +315,8 @@ def reference_md(structure: str, out: Path, settings: LearnSettings, steps: int)
     atoms = ase.io.read(relaxed)
     structure_atoms = atoms.copy()
     topology = Topology.from_atoms(structure_atoms)
-    atoms.calc = reference_by_name(settings.reference).calculator()
+    spin = FRAMEWORK_SETTINGS.get(structure, {}).get("unpaired_electrons")
+    atoms.calc = reference_by_name(settings.reference, unpaired_electrons=spin).calculator(atoms)
     guard = validation_guard(topology, settings, VALIDATION_TEMPERATURE_K, atoms.get_volume())
     trajectory = out / structure / "reference_md.extxyz"
     progress(f"{structure}: {steps} steps of 300 K NPT with {settings.reference} itself")

@@ -61,7 +61,7 @@ def common_test_set(learners: dict[str, ActiveLearning], settings: LearnSettings
                           settings.pressure_MPa, settings.seed + 31, str(test_dir / f"ramp_{name}.extxyz"),
                           any_learner.topology.to_dict(), d3=any_learner.d3, max_force=settings.max_force,
                           max_temperature_factor=settings.max_temperature_factor,
-                          bond_tolerance=settings.bond_tolerance)
+                          bond_tolerance=settings.bond_tolerance, zbl=any_learner.zbl)
              for name, learner in learners.items() if (model := final_model(learner, settings)) is not None}
     if not tasks:
         return []
