@@ -417,6 +417,18 @@ class Topology:
         broken = np.sqrt(x * x + y * y + z * z) > tolerance * self.reference_bond_lengths
         return broken[0] if single else broken
 
+    def most_stretched_bond(self, positions: np.ndarray, cell: np.ndarray, tolerance: float) -> str | None:
+        """The bond stretched most beyond ``tolerance`` times its reference length, named by its atoms and types
+        (``"Zn5a (atom 1)–N4a (atom 27) at 3.08 Å > 1.5 x its 2.05 Å"``), or None when none is."""
+        lengths = self.measure(positions, cell)["bond"]
+        stretch = lengths / self.reference_bond_lengths
+        b = int(np.argmax(stretch))
+        if stretch[b] <= tolerance:
+            return None
+        i, j = (int(x) for x in self.bonds[b])
+        return (f"{self.atom_types[i]} (atom {i})–{self.atom_types[j]} (atom {j}) at {lengths[b]:.2f} Å > "
+                f"{tolerance:g} x its {self.reference_bond_lengths[b]:.2f} Å")
+
     # ------------------------------------------------------------------ writing and reading
     def to_dict(self) -> dict:
         """JSON-ready dictionary of every field (floats written with full precision: exact round-trip)."""

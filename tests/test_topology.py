@@ -143,6 +143,11 @@ def test_broken_bonds_flag_exactly_the_stretched_bond():
     batch = topo.broken_bonds(np.stack([atoms.positions, stretched]), atoms.cell)
     assert batch.any(axis=1).tolist() == [False, True]
 
+    reference = np.linalg.norm(atoms.positions[hydrogen] - atoms.positions[carbon])
+    assert topo.most_stretched_bond(stretched, atoms.cell, 1.5) == (
+        f"C4a (atom {carbon})–H1a (atom {hydrogen}) at {1.7 * reference:.2f} Å > 1.5 x its {reference:.2f} Å")
+    assert topo.most_stretched_bond(stretched, atoms.cell, 1.8) is None
+
 
 def test_write_read_round_trip_is_exact(tmp_path):
     atoms = typed_molecule("C3H6_D3h")

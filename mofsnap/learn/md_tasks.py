@@ -93,8 +93,9 @@ def _blowup_guard(task: MDTask, topology: Topology, temperature: float) -> Guard
 
     def guard(atoms: Atoms, step: int) -> str | None:
         reason = forces_guard(atoms, step)
-        if reason is None and topology.broken_bonds(atoms.positions, atoms.cell.array, task.bond_tolerance).any():
-            reason = f"bond longer than {task.bond_tolerance} x its reference at step {step}"
+        if reason is None:
+            broken = topology.most_stretched_bond(atoms.positions, atoms.cell.array, task.bond_tolerance)
+            reason = None if broken is None else f"bond guard: {broken} at step {step}"
         return reason
 
     return guard

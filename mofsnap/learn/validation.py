@@ -71,13 +71,9 @@ def validation_guard(topology: Topology, settings: LearnSettings, temperature_K:
             return f"temperature guard: {temperature:.0f} K > {max_temperature:.0f} K {when}"
         if not np.isfinite(atoms.positions).all() or not np.isfinite(atoms.cell.array).all():
             return f"non-finite positions or cell {when}"
-        lengths = topology.measure(atoms.positions, atoms.cell.array)["bond"]
-        stretch = lengths / topology.reference_bond_lengths
-        b = int(np.argmax(stretch))
-        if stretch[b] > settings.bond_tolerance:
-            i, j = (int(x) for x in topology.bonds[b])
-            return (f"bond guard: {atom(i)}–{atom(j)} at {lengths[b]:.2f} Å > {settings.bond_tolerance} x its "
-                    f"{topology.reference_bond_lengths[b]:.2f} Å {when}")
+        broken = topology.most_stretched_bond(atoms.positions, atoms.cell.array, settings.bond_tolerance)
+        if broken is not None:
+            return f"bond guard: {broken} {when}"
         change = atoms.get_volume() / start_volume - 1.0
         if abs(change) > settings.max_volume_change:
             return (f"volume guard: volume {100 * change:+.1f} % beyond ±{100 * settings.max_volume_change:.0f} % "
