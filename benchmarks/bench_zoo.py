@@ -315,8 +315,9 @@ def reference_md(structure: str, out: Path, settings: LearnSettings, steps: int)
     atoms = ase.io.read(relaxed)
     structure_atoms = atoms.copy()
     topology = Topology.from_atoms(structure_atoms)
-    spin = FRAMEWORK_SETTINGS.get(structure, {}).get("unpaired_electrons")
-    atoms.calc = reference_by_name(settings.reference, unpaired_electrons=spin).calculator(atoms)
+    settings = replace(settings, **FRAMEWORK_SETTINGS.get(structure, {}))
+    atoms.calc = reference_by_name(settings.reference,
+                                   unpaired_electrons=settings.unpaired_electrons).calculator(atoms)
     guard = validation_guard(topology, settings, VALIDATION_TEMPERATURE_K, atoms.get_volume())
     trajectory = out / structure / "reference_md.extxyz"
     progress(f"{structure}: {steps} steps of 300 K NPT with {settings.reference} itself")
