@@ -35,22 +35,25 @@ forces, stress) of the SNAP-ready cell, and an MD step of SNAP (twojmax 6, ASE d
     uio66-primitive    114                        4.4 s      9.0 ms
     zif8-primitive     138                        4.0 s      7.3 ms
     hkust1-primitive   156                       29   s      8.5 ms
-    mil53-primitive    152 (38 x 1x2x2)           7.3 s     12.2 ms
-    mof74-primitive    432 (54 x 2x2x2)         190   s     48   ms
+    mil53-primitive     76 (38 x 2, skewed)       2.4 s      9.6 ms
+    mof74-primitive    108 (54 x 2, skewed)       4.0 s     13.3 ms
     dmof1               54                        1.0 s      9.9 ms
 
-HKUST-1 (slow SCF of the Cu paddlewheels), MIL-53 (a 1x2x2 supercell) and MOF-74 (a 2x2x2 supercell to exceed
-twice the cutoff) have labels too slow for the quick budget, hence full mode only. One quick MOF-5 campaign
+MIL-53 and MOF-74 need supercells to exceed twice the cutoff; the fewest-atom ones are skewed two-cell
+supercells (:func:`mofsnap.structures.snap_ready_cell`), where diagonal repeats took 152 and 432 atoms (7.3 s
+and 190 s per label). Their figures were measured with a campaign running alongside (load 3.5). HKUST-1 (slow
+SCF of the Cu paddlewheels) has labels too slow for the quick budget; MIL-53 and MOF-74 are in full mode only
+as the quick mode was defined before their labels became cheap. One quick MOF-5 campaign
 (cbad, seed 0) took 244 s on the shared machine (load average 4): relaxation 47 s, step 0 (22 labels and a
 hyperparameter search) 76 s, three generations of 17 s each, final fit, test labels and validation 55 s,
 common test 15 s; it passed validation with 31 labels. Expected wall times on 2 cores: quick ~55 min, full
-~30-35 h (MOF-74 ~14 h of it); ``--estimate`` prints the figures of any selection from :data:`COSTS`.
+~12-15 h; ``--estimate`` prints the figures of any selection from :data:`COSTS`.
 
 Results go in ``-o DIR`` (one work directory per campaign, ``DIR/<framework>/seed<N>/<rule>``); a rerun with
 the same options resumes; a crashed campaign is recorded as failed with its error and the others go on.
 
     python benchmarks/bench_zoo.py --quick                    # ~55 min on 2 cores
-    python benchmarks/bench_zoo.py                            # ~30-35 h on 2 cores
+    python benchmarks/bench_zoo.py                            # ~12-15 h on 2 cores
     python benchmarks/bench_zoo.py --smoke --structures dmof1 --rules random --seeds 0   # ~3 min
 """
 
@@ -116,7 +119,7 @@ SMOKE = replace(BUDGETS["quick"], n_perturbed=8, temperatures=(300.0,), runs=2, 
                 ramp_segments=2, test_size=3, relax_steps=20, final_md_steps=300, hot_md_steps=100)
 #: Measured costs per framework (see the module docstring): (seconds per label, ms per SNAP MD step).
 COSTS = {"zif8-primitive": (4.0, 7.3), "mof5-primitive": (2.2, 6.3), "uio66-primitive": (4.4, 9.0),
-         "hkust1-primitive": (29.0, 8.5), "mil53-primitive": (7.3, 12.2), "mof74-primitive": (190.0, 48.0),
+         "hkust1-primitive": (29.0, 8.5), "mil53-primitive": (2.4, 9.6), "mof74-primitive": (4.0, 13.3),
          "dmof1": (1.0, 9.9)}
 
 

@@ -11,8 +11,8 @@ from ase.io import read, write
 
 from mofsnap.exceptions import ReferenceMethodError, StructureError
 from mofsnap.reference import XTB
-from mofsnap.structures import (check_structure, find_primitive_cell, perpendicular_widths, prepare_structure,
-                                read_structure, snap_ready_cell)
+from mofsnap.structures import (check_structure, describe_supercell, find_primitive_cell, framework,
+                                perpendicular_widths, prepare_structure, read_structure, snap_ready_cell)
 from mofsnap.structures.cif import normalise_spacegroup_name
 
 
@@ -275,27 +275,68 @@ def test_left_handed_cell_is_reoriented():
     np.testing.assert_allclose(checked.get_all_distances(mic=True), atoms.get_all_distances(mic=True), atol=1e-9)
 
 
-@pytest.mark.parametrize("cutoff, repeats", [(3.6, (2, 1, 1)), (4.6, (3, 2, 2)), (1.0, (1, 1, 1))])
-def test_snap_ready_cell_of_a_rod_chain(cutoff, repeats):
-    atoms = mu_oh_chain("H")  # 3.7 Å along the chain, 9 Å across
+def smallest_supercells_by_brute_force(cell, cutoff):
+    """The fewest cells of any supercell matrix with entries in -2..2 whose widths all exceed 2 x cutoff, and the
+    largest smallest width among those (every matrix is tried, no lattice reduction)."""
+    entries = np.array(np.meshgrid(*[np.arange(-2, 3)] * 9, indexing="ij")).reshape(9, -1).T.reshape(-1, 3, 3)
+    counts = np.rint(np.abs(np.linalg.det(entries))).astype(int)
+    entries, counts = entries[counts > 0], counts[counts > 0]
+    vectors = entries @ cell
+    volume = np.abs(np.linalg.det(vectors))
+    faces = np.cross(vectors[:, [1, 2, 0]], vectors[:, [2, 0, 1]])
+    widths = (volume[:, None] / np.linalg.norm(faces, axis=2)).min(axis=1)
+    passing = widths > 2 * cutoff
+    fewest = counts[passing].min()
+    return fewest, widths[passing & (counts == fewest)].max()
+
+
+def assert_is_a_supercell_of(supercell, atoms, cells):
+    """Every atom of ``supercell`` sits on a lattice image of an atom of ``atoms`` of the same type, each of
+    those ``cells`` times."""
+    assert len(supercell) == cells * len(atoms)
+    fractional = np.linalg.solve(atoms.cell.array.T, supercell.positions.T).T
+    offset = fractional[:, None, :] - atoms.get_scaled_positions(wrap=False)[None, :, :]
+    distance = np.linalg.norm((offset - np.rint(offset)) @ atoms.cell.array, axis=2)
+    image_of = distance.argmin(axis=1)
+    assert distance.min(axis=1).max() < 1e-6
+    assert (supercell.arrays["atom_types"] == atoms.arrays["atom_types"][image_of]).all()
+    assert np.bincount(image_of, minlength=len(atoms)).tolist() == [cells] * len(atoms)
+
+
+@pytest.mark.parametrize("cutoff, cells", [(3.6, 2), (4.6, 4), (1.0, 1)])
+def test_snap_ready_cell_of_a_rod_chain_has_the_fewest_atoms(cutoff, cells):
+    atoms = mu_oh_chain("H")  # 3.7 Å along the chain, 9 Å across; for 4.6 Å four cells, where 3 x 2 x 2 is 12
     atoms.arrays["atom_types"] = np.array(["Al2a", "O3a", "H1a"])
-    supercell, found = snap_ready_cell(atoms, cutoff)
-    assert found == repeats
-    assert len(supercell) == 3 * np.prod(repeats)
-    assert supercell.arrays["atom_types"].tolist() == ["Al2a", "O3a", "H1a"] * int(np.prod(repeats))
-    np.testing.assert_allclose(perpendicular_widths(supercell.cell.array), np.array([3.7, 9.0, 9.0]) * repeats)
+    supercell, matrix = snap_ready_cell(atoms, cutoff)
+    assert round(np.linalg.det(matrix)) == cells == smallest_supercells_by_brute_force(atoms.cell.array, cutoff)[0]
+    assert (perpendicular_widths(supercell.cell.array) > 2 * cutoff).all()
+    np.testing.assert_allclose(supercell.cell.array, matrix @ atoms.cell.array)
+    assert_is_a_supercell_of(supercell, atoms, cells)
+    if cells == 2:  # as wide as the diagonal repeat, which is preferred
+        assert describe_supercell(matrix) == "2 x 1 x 1"
+
+
+def test_snap_ready_cell_of_mof74_is_two_cells_not_eight():
+    atoms = framework("mof74", primitive=True)  # rhombohedral, 54 atoms, 6.6 Å wide in all three directions
+    supercell, matrix = snap_ready_cell(atoms, 3.6)
+    fewest, widest = smallest_supercells_by_brute_force(atoms.cell.array, 3.6)
+    assert round(np.linalg.det(matrix)) == fewest == 2  # the diagonal 2 x 2 x 2 repeat has 432 atoms
+    assert perpendicular_widths(supercell.cell.array).min() == pytest.approx(widest, rel=1e-9)
+    assert_is_a_supercell_of(supercell, atoms, 2)
+    assert supercell.info["name"] == atoms.info["name"]
+    np.testing.assert_allclose(np.sort(supercell.get_all_distances(mic=True)[0])[1:7],
+                               np.sort(atoms.get_all_distances(mic=True)[0])[1:7], atol=1e-9)
 
 
 def test_snap_ready_cell_is_the_smallest_in_a_skewed_cell():
     cell = np.array([[6.6, 0.0, 0.0], [2.5, 7.1, 0.0], [-1.2, 1.9, 6.8]])
     atoms = Atoms("C", positions=[[0.0, 0.0, 0.0]], cell=cell, pbc=True)
-    supercell, repeats = snap_ready_cell(atoms, 4.0)
-    widths = perpendicular_widths(supercell.cell.array)
-    assert (widths > 8.0).all()
-    for axis in range(3):  # one repeat fewer along any axis is too thin
-        fewer = np.array(repeats)
-        fewer[axis] -= 1
-        assert fewer[axis] == 0 or perpendicular_widths(cell * fewer[:, None])[axis] <= 8.0
+    atoms.arrays["atom_types"] = np.array(["C0a"])
+    supercell, matrix = snap_ready_cell(atoms, 4.0)
+    fewest, widest = smallest_supercells_by_brute_force(cell, 4.0)
+    assert len(supercell) == round(np.linalg.det(matrix)) == fewest
+    assert perpendicular_widths(supercell.cell.array).min() == pytest.approx(widest, rel=1e-9)
+    assert np.linalg.det(supercell.cell.array) > 0
 
 
 def test_snap_ready_cell_refuses_bad_input(paddlewheel):

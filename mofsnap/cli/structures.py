@@ -15,10 +15,12 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from ..model import SNAPModel
 from ..reference import DEFAULT_REFERENCE, REFERENCES, reference_by_name
-from ..structures import (STRUCTURES, find_primitive_cell, prepare_structure, snap_ready_cell, summary,
-                          summary_text, write_structure_files)
+from ..structures import (STRUCTURES, describe_supercell, find_primitive_cell, prepare_structure, snap_ready_cell,
+                          summary, summary_text, write_structure_files)
 from .options import add_output
 
 
@@ -49,9 +51,9 @@ def run(args: argparse.Namespace) -> None:
         atoms = find_primitive_cell(atoms)
     if args.snap_ready:
         cutoff = SNAPModel(sorted(set(atoms.arrays["atom_types"]))).cutoff
-        atoms, repeats = snap_ready_cell(atoms, cutoff)
-        if repeats != (1, 1, 1):
-            log.info("written as the %s supercell that the SNAP cutoff %.2f Å needs", "x".join(map(str, repeats)),
+        atoms, matrix = snap_ready_cell(atoms, cutoff)
+        if not (matrix == np.eye(3)).all():
+            log.info("written as the %s supercell that the SNAP cutoff %.2f Å needs", describe_supercell(matrix),
                      cutoff)
     stem = args.source if args.source in STRUCTURES else Path(args.source).stem
     write_structure_files(atoms, args.output, stem, warnings, args.metal_bonds)

@@ -57,7 +57,7 @@ from ..labelling import LabelChecks, LabelStore, check_configuration, label
 from ..md.grade import write_fit_statistics
 from ..model import SNAPModel
 from ..reference import Reference, reference_by_name
-from ..structures import STRUCTURES, builtin_structure, perpendicular_widths, snap_ready_cell
+from ..structures import STRUCTURES, builtin_structure, describe_supercell, perpendicular_widths, snap_ready_cell
 from ..topology import Topology
 from ..units import EV_PER_A3_IN_MPA
 from .md_tasks import MDTask, read_run, run_tasks
@@ -217,10 +217,10 @@ class ActiveLearning:
         """The smallest supercell of ``structure`` that the model's fit accepts (before any label is paid for)."""
         self.types = sorted(set(structure.arrays["atom_types"]))
         cutoff = self.model().cutoff
-        supercell, repeats = snap_ready_cell(structure, cutoff)
+        supercell, matrix = snap_ready_cell(structure, cutoff)
         widths = ", ".join(f"{w:.2f}" for w in perpendicular_widths(supercell.cell.array))
-        log.info("SNAP-ready cell: %d x %d x %d supercell of %d atoms (perpendicular widths %s Å > 2 x the %.2f Å "
-                 "cutoff)", *repeats, len(supercell), widths, cutoff)
+        log.info("SNAP-ready cell: %s supercell of %d atoms (perpendicular widths %s Å > 2 x the %.2f Å cutoff)",
+                 describe_supercell(matrix), len(supercell), widths, cutoff)
         return supercell
 
     def model(self) -> SNAPModel:

@@ -2,9 +2,11 @@
 
 A SNAP model with pair cutoff ``r_c`` sees every neighbour of an atom only once when each perpendicular width of
 the cell (the distance between opposite faces, ``V / |a_j x a_k|``) exceeds ``2 r_c``; the fit refuses cells
-that do not (:func:`mofsnap.descriptors.check_configuration`). :func:`snap_ready_cell` builds the smallest diagonal
-supercell that passes, so that no reference label is ever paid for a configuration the fit would refuse.
-Rod MOFs (MIL-53, MIL-47, MOF-74) with 6.5-6.8 Å along the rods need three or more repeats along them.
+that do not (:func:`mofsnap.descriptors.check_configuration`). :func:`snap_ready_cell` builds the supercell with
+the fewest atoms that passes, so that no reference label is ever paid for a configuration the fit would refuse,
+nor for more atoms than it needs. The supercell need not be a diagonal repeat: Mg-MOF-74's rhombohedral cell
+(54 atoms, 6.6 Å wide in all three directions) needs 2 x 2 x 2 repeats (432 atoms) but only two cells (108
+atoms, at least 12.9 Å wide) in a skewed supercell, and a label's cost grows faster than its number of atoms.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import spglib
 from ase import Atoms
+from ase.build import make_supercell
+from ase.geometry import minkowski_reduce
 
 from ..exceptions import StructureError
 
@@ -31,35 +35,106 @@ def perpendicular_widths(cell: np.ndarray) -> np.ndarray:
     return volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
 
 
-def snap_ready_cell(atoms: Atoms, cutoff: float) -> tuple[Atoms, tuple[int, int, int]]:
-    """The smallest diagonal supercell of ``atoms`` whose perpendicular widths all exceed ``2 * cutoff``.
+def _sublattices(n: int) -> list[np.ndarray]:
+    """The lower-triangular Hermite normal forms of determinant ``n``: each sublattice of index ``n`` once,
+    the diagonal ones first."""
+    forms = []
+    for a in range(1, n + 1):
+        for b in range(1, n // a + 1):
+            if n % (a * b):
+                continue
+            c = n // (a * b)
+            forms += [np.array([[a, 0, 0], [d, b, 0], [e, f, c]]) for d in range(a) for e in range(a) for f in range(b)]
+    return sorted(forms, key=lambda form: np.count_nonzero(np.tril(form, -1)))
+
+
+def _widest_basis(cell: np.ndarray, form: np.ndarray) -> tuple[np.ndarray, float]:
+    """The basis of the sublattice ``form @ cell`` with the largest smallest perpendicular width, as the
+    integer matrix ``P`` (rows in units of ``cell``, ``det P > 0``) and that width.
+
+    The width along ``a_i`` is ``1 / |b_i|`` for the reciprocal basis ``b`` (without the 2 pi), so the widest
+    basis is the dual of the Minkowski-reduced reciprocal basis, whose vectors are the shortest possible.
+    """
+    reciprocal = np.linalg.inv(form @ cell).T
+    reduced, op = minkowski_reduce(reciprocal)
+    widest = float(1.0 / np.linalg.norm(reduced, axis=1).max())
+    if perpendicular_widths(form @ cell).min() >= widest * (1 - 1e-9):
+        return form, widest  # the form itself (a diagonal repeat, say) is as wide: keep its familiar basis
+    matrix = (form.T @ np.rint(np.linalg.inv(op)).astype(int)).T
+    return (matrix if np.linalg.det(matrix) > 0 else -matrix), widest
+
+
+def snap_ready_matrix(cell: np.ndarray, cutoff: float) -> np.ndarray:
+    """The integer supercell matrix ``P`` (supercell vectors ``P @ cell``) of the fewest cells whose
+    perpendicular widths all exceed ``2 * cutoff``; of those, the widest, and a diagonal one where it is as wide.
+
+    Parameters
+    ----------
+    cell : (3, 3) array
+        Cell vectors as rows, in Å.
+    cutoff : float
+        The model's largest pair cutoff in Å (:attr:`mofsnap.model.SNAPModel.cutoff`).
+
+    Raises
+    ------
+    StructureError
+        Non-positive cutoff or a degenerate cell.
+    """
+    if not cutoff > 0:
+        raise StructureError(f"the cutoff must be > 0 Å, got {cutoff}")
+    cell = np.asarray(cell, dtype=float)
+    diagonal = np.floor(2 * cutoff / perpendicular_widths(cell)).astype(int) + 1
+    for n in range(1, int(np.prod(diagonal)) + 1):
+        best, widest = None, 2 * cutoff
+        for form in _sublattices(n):
+            matrix, width = _widest_basis(cell, form)
+            if width > widest * (1 + 1e-9):
+                best, widest = matrix, width
+        if best is not None:
+            return best
+    return np.diag(diagonal)  # not reached: the diagonal repeat is among the forms of its determinant
+
+
+def describe_supercell(matrix: np.ndarray) -> str:
+    """``"2 x 1 x 1"`` for a diagonal supercell matrix, its rows (``"[[-2, -2, -2], [-1, -1, 0], [-1, 0, 0]]"``)
+    otherwise."""
+    matrix = np.asarray(matrix, dtype=int)
+    if np.count_nonzero(matrix - np.diag(np.diag(matrix))) == 0:
+        return " x ".join(str(n) for n in np.diag(matrix))
+    return str(matrix.tolist())
+
+
+def snap_ready_cell(atoms: Atoms, cutoff: float) -> tuple[Atoms, np.ndarray]:
+    """The supercell of ``atoms`` with the fewest atoms whose perpendicular widths all exceed ``2 * cutoff``
+    (:func:`snap_ready_matrix`).
 
     Parameters
     ----------
     atoms : Atoms
-        A 3D-periodic structure; per-atom arrays (atom types) are repeated with the atoms.
+        A 3D-periodic structure; per-atom arrays (atom types) come with the atoms, ``info["name"]`` is kept.
     cutoff : float
         The model's largest pair cutoff in Å (:attr:`mofsnap.model.SNAPModel.cutoff`).
 
     Returns
     -------
     supercell : Atoms
-        ``atoms.repeat(repeats)`` (``atoms`` itself, copied, when it is wide enough already).
-    repeats : tuple of int
-        The repeats along the three cell vectors.
+        ``atoms`` itself, copied, when it is wide enough already; otherwise the supercell, atoms wrapped into it.
+    matrix : (3, 3) int array
+        The supercell matrix ``P``: supercell vectors ``P @ atoms.cell``, ``det P`` copies of the atoms.
 
     Raises
     ------
     StructureError
         Non-positive cutoff, or a structure that is not periodic in 3D.
     """
-    if not cutoff > 0:
-        raise StructureError(f"the cutoff must be > 0 Å, got {cutoff}")
     if not atoms.pbc.all():
         raise StructureError("a SNAP-ready cell needs a structure periodic in all three directions")
-    widths = perpendicular_widths(atoms.cell.array)
-    repeats = tuple(int(n) for n in np.floor(2 * cutoff / widths) + 1)
-    return atoms.repeat(repeats), repeats
+    matrix = snap_ready_matrix(atoms.cell.array, cutoff)
+    if (matrix == np.eye(3, dtype=int)).all():
+        return atoms.copy(), matrix
+    supercell = make_supercell(atoms, matrix)
+    supercell.info.update(atoms.info)
+    return supercell, matrix
 
 
 def right_handed(atoms: Atoms) -> tuple[Atoms, bool]:

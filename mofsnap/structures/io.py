@@ -16,7 +16,7 @@ from ..exceptions import StructureError
 from ..md import read_trajectory
 from ..model import SNAPModel
 from ..topology import METALS, bond_pairs
-from .cells import perpendicular_widths
+from .cells import describe_supercell, perpendicular_widths, snap_ready_matrix
 from .cif import read_cif
 
 
@@ -73,7 +73,7 @@ def summary(atoms: Atoms, warnings: list[str] | tuple[str, ...] = (), metal_bond
         "metal_coordination": metals,
         "shortest_distance_A": round(float(distances.min()), 4),
         "snap_cutoff_A": round(cutoff, 4),
-        "snap_ready_repeats": [int(n) for n in np.floor(2 * cutoff / widths) + 1],
+        "snap_ready_matrix": snap_ready_matrix(atoms.cell.array, cutoff).tolist(),
         "warnings": list(warnings),
     }
 
@@ -94,9 +94,9 @@ def summary_text(info: dict) -> str:
             span = "-".join(f"{d:.3f}" for d in dict.fromkeys(value["bond_lengths_A"]))
             lines.append(f"  {label:6s} {value['coordination']}-coordinate by {value['ligand_atoms']}"
                          + (f", {span} Å" if span else ""))
-    repeats = info["snap_ready_repeats"]
-    ready = "this cell is SNAP-ready" if repeats == [1, 1, 1] else \
-        f"use the {'x'.join(map(str, repeats))} supercell (--snap-ready)"
+    matrix = np.array(info["snap_ready_matrix"])
+    ready = "this cell is SNAP-ready" if (matrix == np.eye(3)).all() else \
+        f"use the {describe_supercell(matrix)} supercell of {round(np.linalg.det(matrix))} cells (--snap-ready)"
     lines.append(f"SNAP: default cutoff {info['snap_cutoff_A']:.2f} Å needs widths above "
                  f"{2 * info['snap_cutoff_A']:.2f} Å: {ready}")
     lines += ["warnings:"] + [f"  - {w}" for w in info["warnings"]] if info["warnings"] else []
