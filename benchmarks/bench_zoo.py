@@ -18,7 +18,8 @@ test set and on the campaign's own test set, the validation verdict and checks, 
 (the ps at which a validation run's guard stopped it, or "stable") with the guard's message (which guard,
 which atoms and types), the MD runs the guard stopped while learning, and the wall time. A framework whose
 campaigns fail validation also gets a short NPT run with the reference itself under the same guard
-(``--reference-md``), which tells a model failure from a reference (or structure) that does not hold at 300 K.
+(``--reference-md``) at the lowest temperature where a validation run broke, which tells a model failure
+from a reference (or structure) that does not hold there.
 
 Aggregates: mean ± standard deviation over seeds per framework and rule; a ranking of the rules on the
 comparison frameworks (the geometric mean of the three common-test RMSE ratios to random selection of the
@@ -303,9 +304,16 @@ def common_test(learners: dict[Campaign, ActiveLearning], records: dict[Campaign
             records[campaign]["common_test"] = {**{q: curve[-1][q] for q in QUANTITIES}, "n": len(test)}
 
 
-def reference_md(structure: str, out: Path, settings: LearnSettings, steps: int) -> dict | None:
-    """A guarded 300 K NPT run with the reference itself from its relaxed structure (resumed), or None when no
-    campaign of the framework has relaxed it."""
+def failing_temperature(records: list[dict]) -> float:
+    """The lowest temperature (K) at which a validation run of these campaigns was stopped by its guard; 300 K
+    when none was (the validation failed on test errors or the lattice, or the campaign crashed)."""
+    stopped = [run["temperature_K"] for r in records for run in r.get("validation_runs") or () if run["stopped"]]
+    return min(stopped, default=VALIDATION_TEMPERATURE_K)
+
+
+def reference_md(structure: str, out: Path, settings: LearnSettings, steps: int, temperature_K: float) -> dict | None:
+    """A guarded NPT run with the reference itself from its relaxed structure at ``temperature_K`` (resumed), or
+    None when no campaign of the framework has relaxed it."""
     from mofsnap.learn.md_tasks import npt_cell
     from mofsnap.reference import reference_by_name
     from mofsnap.topology import Topology
@@ -321,15 +329,16 @@ def reference_md(structure: str, out: Path, settings: LearnSettings, steps: int)
     settings = replace(settings, **FRAMEWORK_SETTINGS.get(structure, {}))
     atoms.calc = reference_by_name(settings.reference,
                                    unpaired_electrons=settings.unpaired_electrons).calculator(atoms)
-    guard = validation_guard(topology, settings, VALIDATION_TEMPERATURE_K, atoms.get_volume())
-    trajectory = out / structure / "reference_md.extxyz"
-    progress(f"{structure}: {steps} steps of 300 K NPT with {settings.reference} itself")
-    result = run_md(atoms, steps, temperature_K=VALIDATION_TEMPERATURE_K, ensemble="npt",
+    guard = validation_guard(topology, settings, temperature_K, atoms.get_volume())
+    trajectory = out / structure / f"reference_md_{temperature_K:.0f}K.extxyz"
+    progress(f"{structure}: {steps} steps of {temperature_K:.0f} K NPT with {settings.reference} itself")
+    result = run_md(atoms, steps, temperature_K=temperature_K, ensemble="npt",
                     cell=npt_cell(structure_atoms), pressure_MPa=settings.pressure_MPa, seed=settings.seed,
                     trajectory=trajectory, interval=10, guard=guard, progress=False)
-    return {"steps": result.steps, "ps": result.steps / 1e3, "stopped": result.stopped,
-            "verdict": f"the reference itself: {result.stopped}" if result.stopped
-            else f"the reference itself: {result.steps / 1e3:g} ps stable at 300 K"}
+    return {"temperature_K": temperature_K, "steps": result.steps, "ps": result.steps / 1e3,
+            "stopped": result.stopped,
+            "verdict": f"the reference itself at {temperature_K:.0f} K: {result.stopped}" if result.stopped
+            else f"the reference itself: {result.steps / 1e3:g} ps stable at {temperature_K:.0f} K"}
 
 
 def mean_std(values: list[float]) -> dict | None:
@@ -497,7 +506,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="seeds of the comparison frameworks (the others run the first)")
     parser.add_argument("--workers", type=int, default=2, help="local processes for labelling and MD")
     parser.add_argument("--reference-md", type=int, default=None, metavar="STEPS",
-                        help="steps of the reference's own 300 K NPT run for a framework that fails validation "
+                        help="steps of the reference's own NPT run (at the lowest temperature where a validation run broke) for a framework that fails validation "
                              "(default: 300 in full mode, 0 = none in quick mode)")
     parser.add_argument("--estimate", action="store_true",
                         help="print the expected wall time of the selection from the measured costs and exit")
@@ -530,9 +539,10 @@ def main(argv: list[str] | None = None) -> dict:
     steps = REFERENCE_MD_STEPS[mode] if args.reference_md is None else args.reference_md
     references = {}
     for structure in dict.fromkeys(c.structure for c in campaigns):
-        if steps and not all(r.get("passed") for r in records.values() if r["structure"] == structure):
+        mine = [r for r in records.values() if r["structure"] == structure]
+        if steps and not all(r.get("passed") for r in mine):
             try:
-                references[structure] = reference_md(structure, out, settings, steps)
+                references[structure] = reference_md(structure, out, settings, steps, failing_temperature(mine))
             except Exception as error:  # noqa: BLE001
                 references[structure] = {"verdict": f"the reference's own MD failed: {type(error).__name__}: {error}"}
     references = {k: v for k, v in references.items() if v is not None}
