@@ -221,7 +221,8 @@ def run_group(campaigns: list[Campaign], settings: LearnSettings, out: Path, wor
             learners[campaign] = learner
             summary = learner.run()
             learner.close()
-            records[campaign] = campaign_record(campaign, summary, out, time.perf_counter() - start)
+            records[campaign] = campaign_record(campaign, summary,
+                                                add_wall(campaign.workdir(out), time.perf_counter() - start))
             progress(f"{campaign.structure} seed {campaign.seed} {campaign.rule}: "
                      f"{records[campaign]['labels_train']} training labels, {summary.validation.verdict[:160]}")
         except Exception as error:  # noqa: BLE001
@@ -251,7 +252,7 @@ def add_wall(workdir: Path, seconds: float) -> float:
     return total + seconds
 
 
-def campaign_record(campaign: Campaign, summary: LearnSummary, out: Path, seconds: float) -> dict:
+def campaign_record(campaign: Campaign, summary: LearnSummary, wall_seconds: float) -> dict:
     """The figures of a finished campaign (the common-test errors are added by :func:`common_test`)."""
     validation = summary.validation
     stops = [r for r in validation.runs if r.stopped]
@@ -269,7 +270,11 @@ def campaign_record(campaign: Campaign, summary: LearnSummary, out: Path, second
             f"{first_stop.temperature_K:.0f} K run: {first_stop.stopped}",
             "learning_md_stopped": sum(g.stopped or 0 for g in summary.generations),
             "learning_md_runs": sum(g.runs or 0 for g in summary.generations),
-            "wall_seconds": add_wall(campaign.workdir(out), seconds)}
+            "learning_curve": [{"generation": p.generation, "n_train": p.n_train,
+                                **({q: getattr(p.test, q) for q in QUANTITIES} if p.test is not None else {})}
+                               for p in summary.final.learning_curve],
+            "stopped_per_generation": [g.stopped for g in summary.generations if g.runs],
+            "wall_seconds": wall_seconds}
 
 
 def failure_time_ps(stopped: str, steps: int) -> float:
