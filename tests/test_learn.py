@@ -371,6 +371,44 @@ def test_relax_fmax_relaxes_the_structure_with_the_reference_once(tmp_path, etha
     np.testing.assert_array_equal(again.structure.positions, learner.structure.positions)  # read back, not redone
 
 
+@pytest.fixture
+def squeezed_crystal(tmp_path):
+    """A simple-cubic Si crystal (its bond springs are the reference, equilibrium at a = 2.3 Å) squeezed by 3 %
+    and rattled: the file of the unstrained crystal and of the squeezed one."""
+    from ase.build import bulk
+
+    crystal = bulk("Si", "sc", a=2.3).repeat(4)  # 64 atoms, 9.2 Å wide: SNAP-ready as it is
+    squeezed = crystal.copy()
+    squeezed.set_cell(crystal.cell * 0.97, scale_atoms=True)
+    squeezed.positions += np.random.default_rng(0).uniform(-0.03, 0.03, squeezed.positions.shape)
+    ase.io.write(tmp_path / "crystal.extxyz", crystal)
+    ase.io.write(tmp_path / "squeezed.extxyz", squeezed)
+    return tmp_path / "crystal.extxyz", tmp_path / "squeezed.extxyz"
+
+
+def test_relax_cell_relaxes_the_cell_to_the_references_equilibrium(tmp_path, squeezed_crystal, caplog):
+    from ase.units import GPa
+
+    crystal_file, squeezed_file = squeezed_crystal
+    crystal = ase.io.read(crystal_file)
+    settings = replace(TINY, structure=str(squeezed_file), relax_fmax=0.01, relax_steps=2000, relax_cell=True)
+    with ActiveLearning(workdir=tmp_path / "cell", settings=settings, reference=_springs(crystal_file)) as learner:
+        relaxed = learner.structure.copy()
+    relaxed.calc = BondSprings(crystal)
+    assert np.abs(relaxed.get_stress()).max() / GPa * 1e3 < 20.0  # MPa: the cell's convergence
+    assert relaxed.get_volume() == pytest.approx(crystal.get_volume(), rel=1e-3)  # back from 0.97**3 = 0.913
+
+    with caplog.at_level("WARNING", logger="mofsnap"):
+        fixed = replace(settings, relax_cell=False)
+        with ActiveLearning(workdir=tmp_path / "positions", settings=fixed,
+                            reference=_springs(crystal_file)) as learner:
+            np.testing.assert_allclose(learner.structure.cell.array, ase.io.read(squeezed_file).cell.array)
+    assert "its equilibrium cell differs from the given one" in caplog.text
+    assert "set relax_cell = true" in caplog.text
+    with pytest.raises(LearnError, match="'relax_cell' = true needs a relaxation: set relax_fmax"):
+        replace(settings, relax_fmax=None)
+
+
 # --------------------------------------------------------------------------------------- the pool route
 
 

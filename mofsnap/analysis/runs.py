@@ -46,7 +46,8 @@ RELAXED = "relaxed.extxyz"
 
 
 def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, fmax: float = RELAX_FMAX,
-                steps: int = RELAX_STEPS, pressure_MPa: float = ATMOSPHERE_MPA, cell: str = "angles-fixed") -> Atoms:
+                steps: int = RELAX_STEPS, pressure_MPa: float = ATMOSPHERE_MPA, cell: str = "angles-fixed",
+                stress_tolerance_MPa: float | None = None, filename: str = RELAXED) -> Atoms:
     """Relax positions and cell of ``atoms`` with ``calculator`` (FIRE + ``FrechetCellFilter``) before MD.
 
     Parameters
@@ -56,24 +57,32 @@ def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, 
     calculator : Calculator
         The calculator of the MD, with stress.
     directory : path
-        ``directory/relaxed.extxyz`` receives the relaxed structure; if it exists, it is returned instead
-        of relaxing again (resume).
+        ``directory/filename`` receives the relaxed structure; if it exists, it is returned instead of
+        relaxing again (resume).
     fmax : float
         Convergence: largest atomic force in eV/Å, and largest cell force of ``FrechetCellFilter``
-        (stress × volume / number of atoms, eV).
+        (stress × volume / number of atoms, eV, unless ``stress_tolerance_MPa`` is given).
     steps : int
         Most FIRE steps; a relaxation that has not converged by then is used with a logged warning.
     pressure_MPa : float
         External pressure of the cell relaxation.
-    cell : {"angles-fixed", "isotropic", "full"}
-        Cell degrees of freedom, as in :func:`mofsnap.md.run_md`: lengths only, volume only, or all.
+    cell : {"angles-fixed", "isotropic", "full", "positions"}
+        Cell degrees of freedom, as in :func:`mofsnap.md.run_md`: lengths only, volume only, or all; or none
+        (the positions only).
+    stress_tolerance_MPa : float, optional
+        Convergence of the cell in MPa: the cell forces are scaled so that ``fmax`` on them means every row
+        of ``stress - pressure`` below this (the default scaling by the number of atoms lets a soft
+        framework of 100 atoms stop with several hundred MPa left).
+    filename : str
+        Name of the relaxed structure's file in ``directory``.
 
     Returns
     -------
     Atoms
-        The relaxed copy (types kept, no calculator).
+        The relaxed copy (types kept, no calculator), as read back from its file, so that a resumed run
+        continues from bit-identical positions.
     """
-    path = Path(directory) / RELAXED
+    path = Path(directory) / filename
     if path.is_file() and path.stat().st_size > 0:
         relaxed = read(path)
         if len(relaxed) != len(atoms) or (relaxed.numbers != atoms.numbers).any():
@@ -83,21 +92,28 @@ def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, 
         return relaxed
     relaxed = atoms.copy()
     relaxed.calc = calculator
-    options = {"angles-fixed": {"mask": [True, True, True, False, False, False]},
-               "isotropic": {"hydrostatic_strain": True}, "full": {}}[cell]
-    target = FrechetCellFilter(relaxed, scalar_pressure=mpa_to_ev_per_a3(pressure_MPa), **options)
+    if cell == "positions":
+        target = relaxed
+    else:
+        options = {"angles-fixed": {"mask": [True, True, True, False, False, False]},
+                   "isotropic": {"hydrostatic_strain": True}, "full": {}}[cell]
+        if stress_tolerance_MPa is not None:
+            options["exp_cell_factor"] = mpa_to_ev_per_a3(stress_tolerance_MPa) * relaxed.get_volume() / fmax
+        target = FrechetCellFilter(relaxed, scalar_pressure=mpa_to_ev_per_a3(pressure_MPa), **options)
     optimizer = FIRE(target, logfile=None)
     converged = optimizer.run(fmax=fmax, steps=steps)
     largest = float(max((f ** 2).sum() for f in target.get_forces()) ** 0.5)
+    what = "positions" if cell == "positions" else "positions and cell"
     if converged:
-        log.info("relaxed positions and cell in %d FIRE steps (largest force %.3g eV/Å)", optimizer.nsteps, largest)
+        log.info("relaxed %s in %d FIRE steps (largest force %.3g eV/Å)", what, optimizer.nsteps, largest)
     else:
-        log.warning("the relaxation before MD did not reach fmax %g eV/Å in %d FIRE steps (largest force %.3g); "
-                    "the MD starts from it anyway", fmax, steps, largest)
+        log.warning("the relaxation of the %s did not reach fmax %g eV/Å in %d FIRE steps (largest force %.3g); "
+                    "it is used anyway", what, fmax, steps, largest)
     relaxed.calc = None
     path.parent.mkdir(parents=True, exist_ok=True)
-    write(path, relaxed, format="extxyz")
-    return relaxed
+    write(path.with_suffix(".part.extxyz"), relaxed, format="extxyz")
+    path.with_suffix(".part.extxyz").replace(path)
+    return read(path)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,13 @@ log = logging.getLogger(__name__)
 LABEL_CHECKS = LabelChecks(check_types=False)
 #: Work directory of a campaign when none is given.
 DEFAULT_WORKDIR = "mofsnap-learn"
+#: The reference-relaxed structure in a work directory.
+RELAXED = "structure_relaxed.extxyz"
+#: Convergence of the cell in the reference relaxation with ``relax_cell`` (MPa).
+RELAX_STRESS_MPA = 20.0
+#: Pressure (MPa) at the positions-relaxed structure beyond which the log warns that the cell is not the
+#: reference's.
+PRESSURE_WARNING_MPA = 100.0
 #: Share of a generation's training labels held out to optimise the hyperparameters on.
 VALIDATION_FRACTION = 0.2
 #: Where the first optimisation's search of alpha starts.
@@ -260,21 +267,27 @@ class ActiveLearning:
             ase.io.write(self.workdir / "structure.extxyz", self.structure)
 
     def _relaxed(self) -> Atoms:
-        """The structure with its positions relaxed by the reference (computed once, then read back)."""
-        from ase.optimize import FIRE
+        """The structure relaxed by the reference (positions, and the cell with ``relax_cell``; computed once,
+        then read back)."""
+        from ..analysis.runs import relax_start
 
-        path = self.workdir / "structure_relaxed.extxyz"
-        if path.exists():
-            return ase.io.read(path)
-        atoms = self.structure.copy()
-        atoms.calc = self.reference.calculator(atoms)
-        log.info("relaxing the positions with %s (fmax %.2f eV/Å)", self.reference.name, self.settings.relax_fmax)
-        FIRE(atoms, logfile=None).run(fmax=self.settings.relax_fmax, steps=self.settings.relax_steps)
-        log.info("relaxed: largest force %.3f eV/Å", np.linalg.norm(atoms.get_forces(), axis=1).max())
-        atoms.calc = None
-        ase.io.write(path.with_suffix(".part.extxyz"), atoms)
-        os.replace(path.with_suffix(".part.extxyz"), path)
-        return ase.io.read(path)  # as a resumed run will read it (the file rounds the positions)
+        s = self.settings
+        calculator = self.reference.calculator(self.structure)
+        what = "positions and cell" if s.relax_cell else "positions"
+        if not (self.workdir / RELAXED).exists():
+            log.info("relaxing the %s with %s (fmax %.2f eV/Å)", what, self.reference.name, s.relax_fmax)
+        relaxed = relax_start(self.structure, calculator, self.workdir, fmax=s.relax_fmax, steps=s.relax_steps,
+                              pressure_MPa=s.pressure_MPa, cell="full" if s.relax_cell else "positions",
+                              stress_tolerance_MPa=RELAX_STRESS_MPA, filename=RELAXED)
+        stress = calculator.results.get("stress")  # of the last step, when the reference computes it anyway
+        if stress is not None:
+            pressure = -float(np.mean(stress[:3])) * EV_PER_A3_IN_MPA
+            log.info("the reference's pressure at the relaxed structure: %.0f MPa", pressure)
+            if not s.relax_cell and abs(pressure - s.pressure_MPa) > PRESSURE_WARNING_MPA:
+                log.warning("the reference's pressure at the relaxed structure is %.0f MPa: its equilibrium cell "
+                            "differs from the given one, which the validation's volume guard and lattice check "
+                            "compare with; set relax_cell = true to relax the cell too", pressure)
+        return relaxed
 
     # -- building blocks ------------------------------------------------------------------------------
     def generation_dir(self, k: int) -> Path:
