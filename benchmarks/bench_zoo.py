@@ -255,7 +255,7 @@ def add_wall(workdir: Path, seconds: float) -> float:
 def campaign_record(campaign: Campaign, summary: LearnSummary, wall_seconds: float) -> dict:
     """The figures of a finished campaign (the common-test errors are added by :func:`common_test`)."""
     validation = summary.validation
-    stops = [r for r in validation.runs if r.stopped]
+    stops = [r for r in summary.first_validation.runs if r.stopped]  # of the model before any refinement
     first_stop = min(stops, key=lambda r: r.steps, default=None)
     at_300K = [c.passed for c in validation.checks if c.name.startswith(f"{VALIDATION_TEMPERATURE_K:.0f} K")]
     return {**asdict(campaign), "status": "done", "labels_train": summary.final.train.n,
@@ -268,6 +268,8 @@ def campaign_record(campaign: Campaign, summary: LearnSummary, wall_seconds: flo
             "first_failure_ps": None if first_stop is None else failure_time_ps(first_stop.stopped, first_stop.steps),
             "first_failure": "stable" if first_stop is None else
             f"{first_stop.temperature_K:.0f} K run: {first_stop.stopped}",
+            "refinement_rounds": len(summary.refinements),
+            "refinement_labels": sum(r.labelled for r in summary.refinements),
             "learning_md_stopped": sum(g.stopped or 0 for g in summary.generations),
             "learning_md_runs": sum(g.runs or 0 for g in summary.generations),
             "learning_curve": [{"generation": p.generation, "n_train": p.n_train,

@@ -22,7 +22,7 @@ from mofsnap.exceptions import LearnError, ResultFileError
 from mofsnap.fit import FitReport, extrapolation_grade
 from mofsnap.labelling import LabelStore
 from mofsnap.learn import (DEMO, RMSE, ActiveLearning, CurvePoint, FinalRecord, GenerationRecord, LearnSettings,
-                           LearnSummary, MDTask, PoolResult, Validation, ValidationCheck, ValidationRun,
+                           LearnSummary, MDTask, PoolResult, RefinementRound, Validation, ValidationCheck, ValidationRun,
                            learn_from_pool, load_structure, perturbed_copies, read_run, run_tasks)
 from mofsnap.descriptors import SnapDescriptors
 from mofsnap.model import SNAPModel
@@ -409,6 +409,96 @@ def test_relax_cell_relaxes_the_cell_to_the_references_equilibrium(tmp_path, squ
         replace(settings, relax_fmax=None)
 
 
+# ------------------------------------------------------------------------------ learning from the validation
+
+
+def test_the_frames_before_a_failure_are_the_last_intact_one_and_those_100_to_800_fs_earlier(ethanol_file):
+    """A run with a frame every 10 fs whose bond breaks at 990 fs and whose guard stops it at 1000 fs."""
+    from mofsnap.learn import frames_before_failure
+
+    structure = ase.io.read(ethanol_file)
+    topology = Topology.from_atoms(structure)
+    trajectory = []
+    for step in range(0, 1001, 10):
+        frame = structure.copy()
+        frame.info["md_step"] = step
+        trajectory.append(frame)
+    i, j = (int(x) for x in topology.bonds[0])
+    for frame in trajectory[-2:]:
+        frame.positions[j] += 2.0 * (frame.positions[j] - frame.positions[i])  # 3 x the bond
+    trajectory[-1].info["md_stop"] = "bond guard: ..."
+    chosen = frames_before_failure(trajectory, topology, 1.5)
+    assert [trajectory[k].info["md_step"] for k in chosen] == [980, 880, 780, 580, 180]
+    assert frames_before_failure(trajectory[:30], topology, 1.5) == [29, 19, 9]  # none before the start
+    assert frames_before_failure(trajectory[-2:], topology, 1.5) == []  # nothing intact
+
+
+@pytest.fixture(scope="module")
+def refined(tmp_path_factory, ethanol_file) -> Path:
+    """A tiny campaign whose validation runs the volume guard stops (a 1 % limit the small box always breaks),
+    with one round of refinement."""
+    work = tmp_path_factory.mktemp("refined") / "work"
+    settings = replace(TINY, structure=str(ethanol_file), final_md_steps=2000, hot_md_steps=1000,
+                       max_volume_change=0.01, refine_rounds=1)
+    with ActiveLearning(workdir=work, settings=settings, reference=_springs(ethanol_file), progress=False) as learner:
+        learner.run()
+    return work
+
+
+def test_a_validation_run_the_guard_stopped_is_learned_from_and_the_new_model_validated(refined):
+    from mofsnap.learn import frames_before_failure
+    from mofsnap.model_card import ModelCard
+
+    summary = LearnSummary.read(refined / "summary.json")
+    (round_,) = summary.refinements  # refine_rounds = 1, and the new model fails the 1 % volume limit again
+    first = Validation.read(refined / "final" / "validation.json")
+    assert round_.learned_from == first == summary.first_validation and not first.passed
+    assert summary.validation == Validation.read(refined / "final" / "refine1" / "validation.json")
+    assert not summary.validation.passed and "volume guard" in summary.validation.verdict
+    # the labels: the frames before each stop, as the refinement's own generation
+    final_fit = len(TINY.temperatures) + 1
+    assert round_.generation == final_fit + 1
+    store = LabelStore(refined / "labels.db")
+    labels = {(a.info["source"], a.info["frame"]): a for a in store.select(generation=round_.generation)}
+    topology = Topology.from_atoms(ase.io.read(refined / "structure.extxyz"))
+    expected = {}
+    for run in first.runs:
+        assert run.stopped is not None
+        path = refined / "final" / Path(run.trajectory).name
+        written = ase.io.read(path, ":")
+        for index in frames_before_failure(written, topology, TINY.bond_tolerance):
+            expected[(str(path.relative_to(refined)), index)] = written[index]
+    assert set(labels) == set(expected) and round_.frames == len(expected) == round_.labelled
+    for key, label in labels.items():
+        assert label.info["role"] == "train"
+        np.testing.assert_allclose(label.positions, expected[key].positions, atol=1e-6)
+    # the campaign's model is the refit on everything before plus these labels
+    before = FitReport.read(refined / f"gen{final_fit:03d}" / "report.json").metrics["train"]["n_configurations"]
+    assert summary.final.train.n == before + round_.labelled == round_.train.n
+    np.testing.assert_array_equal(SNAPModel.read(refined / "final" / "model").coefficients,
+                                  SNAPModel.read(refined / f"gen{round_.generation:03d}" / "model").coefficients)
+    assert [c.generation for c in summary.final.learning_curve] == [*range(final_fit + 1), round_.generation]
+    assert summary.final.test == round_.test == summary.validation.test
+    # validated again with new velocities: the runs part at once
+    for old, new in zip(first.runs, summary.validation.runs):
+        frames_old, frames_new = ase.io.read(old.trajectory, ":2"), ase.io.read(new.trajectory, ":2")
+        np.testing.assert_array_equal(frames_old[0].positions, frames_new[0].positions)  # the same start
+        assert not np.allclose(frames_old[0].get_velocities(), frames_new[0].get_velocities())
+    (note,) = [n for n in ModelCard.read(refined / "final" / "model.json").notes if n.startswith("Refined")]
+    assert f"Refined in 1 round(s) after failed validations, with {round_.labelled} labels" in note
+
+
+def test_a_refined_campaign_resumes_to_the_same_summary_without_new_work(refined, ethanol_file):
+    settings = LearnSettings.from_toml(_config(refined.parent, ethanol_file, replace(
+        TINY, final_md_steps=2000, hot_md_steps=1000, max_volume_change=0.01, refine_rounds=1)))
+    labels = len(LabelStore(refined / "labels.db"))
+    with ActiveLearning(workdir=refined, settings=settings, reference=_springs(ethanol_file),
+                        progress=False) as learner:
+        again = learner.run()
+    assert replace(again, wall_seconds=0.0) == replace(LearnSummary.read(refined / "summary.json"), wall_seconds=0.0)
+    assert len(LabelStore(refined / "labels.db")) == labels
+
+
 # --------------------------------------------------------------------------------------- the pool route
 
 
@@ -486,6 +576,11 @@ def test_learn_summary_round_trips_exactly(tmp_path):
     no_test = replace(summary, final=replace(summary.final, test=None),
                       validation=replace(summary.validation, runs=summary.validation.runs[:1], test=None))
     assert LearnSummary.read(no_test.write(tmp_path / "no_test.json")) == no_test
+    refined = replace(no_test, refinements=[RefinementRound(1, 3, no_test.validation, 5, 4, RMSE(1.0, 2.0, 3.0, 14),
+                                                            None)])
+    back = LearnSummary.read(refined.write(tmp_path / "refined.json"))
+    assert back == refined and type(back.refinements[0].learned_from) is Validation
+    assert back.first_validation == no_test.validation and no_test.first_validation is no_test.validation
 
 
 def test_pool_result_round_trips_and_other_files_are_refused(tmp_path):

@@ -223,7 +223,7 @@ def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everythin
     ase.io.write(structure, ethanol)
     settings = LearnSettings(structure=str(structure), n_perturbed=3, temperatures=(100.0,), runs=1, md_steps=10,
                              frame_interval=5, ramp_steps=10, ramp_segments=1, test_size=2, final_md_steps=20,
-                             hot_md_steps=10, twojmax=2, max_workers=1, max_test_forces=1e-6)
+                             hot_md_steps=10, twojmax=2, max_workers=1, max_test_forces=1e-6, refine_rounds=0)
     config = tmp_path / "learn.toml"
     config.write_text(settings.to_toml())
     work = tmp_path / "work"
@@ -233,6 +233,7 @@ def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everythin
     assert "; test errors: " in error and "meV/Å > 1e-06" in error and f"everything is written in {work}" in error
     summary = LearnSummary.read(work / "summary.json")
     assert not summary.validation.passed and summary.validation == Validation.read(work / "final" / "validation.json")
+    assert summary.refinements == []  # refine_rounds = 0
     assert "FAIL  test errors: " in r.out and (work / "final" / "validation.png").exists()
     # resumed: nothing is redone, the same verdict and exit status
     again = cli("learn", config, "-o", work, "-q")

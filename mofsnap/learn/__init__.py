@@ -16,12 +16,12 @@ from .package import campaign_card, export_model
 from .pool import learn_from_pool
 from .processes import WorkdirLock
 from .settings import CBAD_PICKS, DEMO, SELECTIONS, LearnSettings
-from .summary import (RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, PoolResult, Validation,
-                      ValidationCheck, ValidationRun)
-from .validation import VALIDATION_TEMPERATURE_K, validate, validation_guard
+from .summary import (RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, PoolResult, RefinementRound,
+                      Validation, ValidationCheck, ValidationRun)
+from .validation import VALIDATION_TEMPERATURE_K, frames_before_failure, validate, validation_guard
 
 __all__ = ["CBAD_PICKS", "DEFAULT_WORKDIR", "DEMO", "EXPLOSIONS", "RMSE", "SELECTIONS", "VALIDATION_TEMPERATURE_K",
            "ActiveLearning", "CurvePoint", "FinalRecord", "GenerationRecord", "LearnSettings", "LearnSummary",
-           "MDTask", "PoolResult", "Validation", "ValidationCheck", "ValidationRun", "WorkdirLock",
-           "campaign_card", "export_model", "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run", "run_md_task",
+           "MDTask", "PoolResult", "RefinementRound", "Validation", "ValidationCheck", "ValidationRun", "WorkdirLock",
+           "campaign_card", "export_model", "frames_before_failure", "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run", "run_md_task",
            "run_tasks", "validate", "validation_guard"]

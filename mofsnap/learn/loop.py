@@ -10,6 +10,10 @@ k. At ``T_k`` (100 K, 200 K, ... by default), ``runs`` independent NPT runs with
 final. A temperature ramp with the last model gives a test pool; a random subset of it is labelled as the test
    set (optionally more random frames join the training set); the final model is fitted and every
    generation's model is scored on the test set (the learning curve).
+validation. Guarded NPT runs at 300 K and at the highest temperature, test errors, lattice
+   (:mod:`mofsnap.learn.validation`). When a run's guard stops it, a refinement round labels the frames just
+   before the failure, refits and validates the new model (up to ``refine_rounds`` times); the last
+   validation's verdict is the campaign's.
 
 State lives in the work directory, so a killed run resumes where it stopped and ends with the same result::
 
@@ -19,15 +23,15 @@ State lives in the work directory, so a killed run resumes where it stopped and 
                          hyperparameters.json (at the generations that optimise them),
                          model.snapcoeff/.snapparam, report.json (the generation's completion mark),
                          parity.png, cbad.json
-    final/               ramp trajectory, final model, validation (runs, validation.json, validation.png)
+    final/               ramp trajectory, the campaign's model, validation (runs, validation.json, validation.png)
+    final/refineN/       the validation of refinement round N (its fit is the generation after the last)
     summary.json, summary.png, learning_curve.png
     lock                 held by the process running the campaign (a second one is refused)
 
 Every step is deterministic given the seed and idempotent: finished MD runs are not rerun (an unfinished one
 restarts from its beginning, so the result equals an uninterrupted run), labels already in the store are not
 recomputed, hyperparameters once optimised are read back, and fitted generations are read rather than
-refitted. The campaign ends with the validation of
-:mod:`mofsnap.learn.validation`, whose verdict is part of the summary.
+refitted. Validations once finished are read back.
 """
 
 from __future__ import annotations
@@ -64,8 +68,8 @@ from .md_tasks import MDTask, read_run, run_tasks
 from .package import campaign_card
 from .processes import WorkdirLock
 from .settings import LearnSettings
-from .summary import RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary
-from .validation import validate
+from .summary import RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, RefinementRound, Validation
+from .validation import frames_before_failure, validate
 
 log = logging.getLogger(__name__)
 
@@ -541,8 +545,8 @@ class ActiveLearning:
             picks.append(frames[index])
         return picks
 
-    def final(self, last: int) -> FinalRecord:
-        """Ramp test pool, test labels, final fit, learning curve."""
+    def final(self, last: int) -> SNAPModel:
+        """Ramp test pool, test labels, final fit (generation ``last + 1``); the final model."""
         s = self.settings
         out = self.workdir / "final"
         out.mkdir(exist_ok=True)
@@ -555,17 +559,30 @@ class ActiveLearning:
         n_test = min(s.test_size, len(pool))
         test_frames = [pool[i] for i in order[:n_test]]
         extra = [pool[i] for i in order[n_test:n_test + s.extra_random]]
-        test = self.label(test_frames, [{"generation": last + 1, "role": "test", "source": "final/ramp.extxyz",
-                                         "frame": int(i)} for i in order[:n_test]])
+        self.label(test_frames, [{"generation": last + 1, "role": "test", "source": "final/ramp.extxyz",
+                                  "frame": int(i)} for i in order[:n_test]])
         self.label(extra, [{"generation": last + 1, "role": "train", "source": "final/ramp.extxyz",
                             "frame": int(i)} for i in order[n_test:n_test + s.extra_random]])
-        model, report = self._fit(last + 1)
-        model.write(out / "model")
-        write_fit_statistics(out / "model", model, report, self.training_set(last + 1))
+        if not self.test_set():
+            log.warning("the ramp MD gave no intact frame to test on: no test errors, no learning curve")
+        return self._fit(last + 1)[0]
+
+    def test_set(self) -> list[Atoms]:
+        """The good held-out test labels, in a fixed (hash) order."""
+        return sorted(self.store.select(role="test"), key=lambda a: a.info["label_hash"])
+
+    def campaign_model(self, k: int) -> FinalRecord:
+        """Make generation ``k``'s model the campaign's: ``final/model`` with its fit statistics, and the
+        learning curve of generations ``0..k`` on the test set."""
+        model, report = self._fit(k)
+        prefix = self.workdir / "final" / "model"
+        model.write(prefix)
+        write_fit_statistics(prefix, model, report, self.training_set(k))
+        test = self.test_set()
         curve = []
-        for k in range(last + 2):
-            gen_model, gen_report = self._fit(k)
-            curve.append(CurvePoint(k, gen_report.metrics["train"]["n_configurations"],
+        for g in range(k + 1):
+            gen_model, gen_report = self._fit(g)
+            curve.append(CurvePoint(g, gen_report.metrics["train"]["n_configurations"],
                                     prediction_errors(gen_model, test)))
         if test:
             plotting.learning_curve_figure([c.n_train for c in curve],
@@ -574,9 +591,43 @@ class ActiveLearning:
                                            {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"},
                                            self.workdir / "learning_curve.png",
                                            xlabel="labelled training configurations")
-        else:
-            log.warning("the ramp MD gave no intact frame to test on: no test errors, no learning curve")
-        return FinalRecord(str(out / "model"), RMSE.from_metrics(report.metrics["train"]), curve[-1].test, curve)
+        return FinalRecord(str(prefix), RMSE.from_metrics(report.metrics["train"]), curve[-1].test, curve)
+
+    def validation_dir(self, round_: int) -> Path:
+        """Where the validation of refinement round ``round_`` goes (0: the final fit's, ``final/``)."""
+        return self.workdir / "final" / (f"refine{round_}" if round_ else "")
+
+    def validation(self, model: SNAPModel, round_: int) -> Validation:
+        """The validation of ``model``, the fit of refinement round ``round_`` (resumable; new velocities in each
+        round)."""
+        return validate(model, self.structure, self.topology, self.settings, prediction_errors(model, self.test_set()),
+                        self.validation_dir(round_), self.d3, self.zbl, self.progress,
+                        seed=self.settings.seed + 2 * round_)
+
+    def refine(self, round_: int, failed: Validation) -> RefinementRound | None:
+        """Refinement round ``round_``: label the frames before the guard stops of ``failed`` (the validation of
+        the previous round) and refit (None when no frame could be labelled)."""
+        k = len(self.settings.temperatures) + 1 + round_
+        frames, metadata = [], []
+        for run in failed.runs:
+            if not run.stopped:
+                continue
+            trajectory = self.validation_dir(round_ - 1) / Path(run.trajectory).name
+            written = ase.io.read(trajectory, ":")
+            for index in frames_before_failure(written, self.topology, self.settings.bond_tolerance):
+                frames.append(written[index])
+                metadata.append({"generation": k, "role": "train", "temperature": run.temperature_K,
+                                 "source": str(trajectory.relative_to(self.workdir)), "frame": index})
+        log.warning("refinement round %d of %d: labelling %d frames from before the validation's guard stops",
+                    round_, self.settings.refine_rounds, len(frames))
+        labelled = self.label(frames, metadata)
+        if not labelled:
+            log.error("refinement round %d: no frame could be labelled (see %s); refinement ends", round_,
+                      self.store.path)
+            return None
+        model, report = self._fit(k)
+        return RefinementRound(round_, k, failed, len(frames), len(labelled),
+                               RMSE.from_metrics(report.metrics["train"]), prediction_errors(model, self.test_set()))
 
     def run(self) -> LearnSummary:
         """Run (or resume) the whole campaign and its validation; return the summary written to ``summary.json``.
@@ -588,16 +639,24 @@ class ActiveLearning:
         records = [self._logged(self.step0())]
         for k, temperature in enumerate(self.settings.temperatures, start=1):
             records.append(self._logged(self.generation(k, temperature)))
-        final = self.final(len(self.settings.temperatures))
-        validation = validate(SNAPModel.read(final.model), self.structure, self.topology, self.settings, final.test,
-                              self.workdir / "final", self.d3, self.zbl, self.progress)
+        last = len(self.settings.temperatures) + 1  # the final fit's generation
+        validation = self.validation(self.final(last - 1), 0)
+        refinements: list[RefinementRound] = []
+        while (not validation.passed and any(run.stopped for run in validation.runs)
+               and len(refinements) < self.settings.refine_rounds):
+            refinement = self.refine(len(refinements) + 1, validation)
+            if refinement is None:
+                break
+            refinements.append(refinement)
+            validation = self.validation(self._fit(refinement.generation)[0], refinement.round)
+        final = self.campaign_model(last + len(refinements))
         summary = LearnSummary(records, final, validation, len(self.store), self.store.count_failures(),
-                               time.perf_counter() - start)
+                               time.perf_counter() - start, refinements)
         summary.write(self.workdir / "summary.json")
         plotting.learn_summary_figure(summary, self.workdir / "summary.png")
         campaign_card(summary, self.settings, self.structure, self.reference, self.d3, self.zbl,
                       self.workdir.resolve().name,
-                      self._fit(len(self.settings.temperatures) + 1)[1]).write(self.workdir / "final" / "model.json")
+                      self._fit(last + len(refinements))[1]).write(self.workdir / "final" / "model.json")
         if final.test is not None:
             log.info("final model %s: test RMSE %.2f meV/atom, %.0f meV/Å, %.1f MPa", final.model,
                      final.test.energy, final.test.forces, final.test.stress)

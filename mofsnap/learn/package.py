@@ -69,6 +69,10 @@ def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Ato
                                            f"stress weight {fit.stress_weight:.6g}")
                  + (f" (optimised on held-out training labels at generations {', '.join(map(str, optimised))})"
                     if optimised else " (model defaults)") + ".")
+    if summary.refinements:
+        notes.append(f"Refined in {len(summary.refinements)} round(s) after failed validations, with "
+                     f"{sum(r.labelled for r in summary.refinements)} labels from before the guard stops; the first "
+                     f"failure: {summary.first_validation.verdict.removeprefix('validation failed: ')}.")
     stable = [run for run in validation.runs if not run.stopped]
     notes.append("Stable range: " + (f"{min(r.temperature_K for r in stable):.0f}-"
                                      f"{max(r.temperature_K for r in stable):.0f} K in the validation runs; "

@@ -246,6 +246,41 @@ class FinalRecord:
 
 
 @dataclass(frozen=True)
+class RefinementRound:
+    """One round of learning from a failed validation (see ``LearnSettings.refine_rounds``).
+
+    Attributes
+    ----------
+    round : int
+        1 for the first round.
+    generation : int
+        The generation its labels and fit belong to (after the final fit's).
+    learned_from : Validation
+        The failed validation whose guard stops gave the frames.
+    frames, labelled : int
+        Frames taken before the stops, and labelled successfully.
+    train : RMSE
+        The refitted model on its training set.
+    test : RMSE or None
+        The refitted model on the held-out test set.
+    """
+
+    round: int
+    generation: int
+    learned_from: Validation
+    frames: int
+    labelled: int
+    train: RMSE
+    test: RMSE | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RefinementRound:
+        """The round of its :func:`dataclasses.asdict` dictionary."""
+        return cls(**{**data, "learned_from": Validation.from_dict(data["learned_from"]),
+                      "train": RMSE(**data["train"]), "test": _rmse_or_none(data["test"])})
+
+
+@dataclass(frozen=True)
 class LearnSummary(ResultFile):
     """The result of a campaign (``summary.json`` of its work directory).
 
@@ -256,11 +291,13 @@ class LearnSummary(ResultFile):
     final : FinalRecord
         Final model, test errors, learning curve.
     validation : Validation
-        The closing validation and its verdict.
+        The validation of the campaign's model, whose verdict is the campaign's.
     labels, failed_labels : int
         Labels in the store, and labelling attempts that failed.
     wall_seconds : float
         Wall time of the call that produced this summary (a resumed call skips finished work).
+    refinements : list of RefinementRound
+        The rounds of learning from failed validations, in order (empty when the first validation passed).
     """
 
     generations: list[GenerationRecord]
@@ -269,15 +306,22 @@ class LearnSummary(ResultFile):
     labels: int
     failed_labels: int
     wall_seconds: float
+    refinements: list[RefinementRound] = field(default_factory=list)
 
     KIND = "learn-summary"
-    VERSION = 2
+    VERSION = 3
+
+    @property
+    def first_validation(self) -> Validation:
+        """The validation of the model before any refinement."""
+        return self.refinements[0].learned_from if self.refinements else self.validation
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LearnSummary:
         """The summary of its :func:`dataclasses.asdict` dictionary."""
         return cls([GenerationRecord.from_dict(g) for g in data["generations"]], FinalRecord.from_dict(data["final"]),
-                   Validation.from_dict(data["validation"]), data["labels"], data["failed_labels"], data["wall_seconds"])
+                   Validation.from_dict(data["validation"]), data["labels"], data["failed_labels"], data["wall_seconds"],
+                   [RefinementRound.from_dict(r) for r in data["refinements"]])
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Two NPT runs with the final SNAP (+ D3 when the labels lack dispersion) — at 3
 volume change, which names the atoms and the time when it stops a run; the final model's errors on the
 held-out test frames; the mean 300 K cell lengths against those of the reference-relaxed structure. The
 verdict is a :class:`~mofsnap.learn.summary.Validation` (``final/validation.json`` and ``validation.png``).
+:func:`frames_before_failure` gives the frames of a stopped run that a refinement round of the loop learns from.
 
 Each run is resumable (its trajectory is continued) and complete once its ``.json`` exists.
 """
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 VALIDATION_TEMPERATURE_K = 300.0
 #: Time step (fs) of the validation runs (``run_md``'s default).
 TIMESTEP_FS = 1.0
+#: Times (fs) before a stopped run's last intact frame of the frames a refinement round labels: the approach
+#: to the failure, densest near it.
+REFINE_OFFSETS_FS = (0.0, 100.0, 200.0, 400.0, 800.0)
 
 
 def validation_guard(topology: Topology, settings: LearnSettings, temperature_K: float,
@@ -122,6 +126,38 @@ def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, setti
     return run
 
 
+def frames_before_failure(trajectory: list[Atoms], topology: Topology, bond_tolerance: float) -> list[int]:
+    """The frames a refinement round learns from in a run the guard stopped: its last intact frame and those
+    :data:`REFINE_OFFSETS_FS` before it (the latest at or before each time).
+
+    Parameters
+    ----------
+    trajectory : list of Atoms
+        The run's frames, each with ``info["md_step"]``; the stopping frame (``info["md_stop"]``) and frames with
+        a bond longer than ``bond_tolerance`` times its reference are never chosen.
+    topology : Topology
+        The structure's bonds.
+    bond_tolerance : float
+        As the guard's.
+
+    Returns
+    -------
+    list of int
+        Indices into ``trajectory``, latest first, without repeats (empty when no frame is intact).
+    """
+    intact = [i for i, f in enumerate(trajectory) if "md_stop" not in f.info
+              and not topology.broken_bonds(f.positions, f.cell.array, bond_tolerance).any()]
+    if not intact:
+        return []
+    last_step = trajectory[intact[-1]].info["md_step"]
+    chosen: list[int] = []
+    for offset in REFINE_OFFSETS_FS:
+        earlier = [i for i in intact if trajectory[i].info["md_step"] <= last_step - offset / TIMESTEP_FS]
+        if earlier and earlier[-1] not in chosen:
+            chosen.append(earlier[-1])
+    return chosen
+
+
 def _test_check(test: RMSE | None, settings: LearnSettings) -> ValidationCheck:
     if test is None:
         return ValidationCheck("test errors", False, "no held-out test frames (the ramp MD gave none intact)")
@@ -155,7 +191,8 @@ def _run_check(run: ValidationRun) -> ValidationCheck:
 
 
 def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings, test: RMSE | None,
-             directory: str | Path, d3: bool, zbl: ZBL | None = None, progress: bool = True) -> Validation:
+             directory: str | Path, d3: bool, zbl: ZBL | None = None, progress: bool = True,
+             seed: int | None = None) -> Validation:
     """Validate a final model (see the module docstring); resumable, the verdict read back once written.
 
     Parameters
@@ -178,6 +215,8 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
         ZBL repulsion in the runs (as in the production MD with this model).
     progress : bool
         Show progress bars of the runs.
+    seed : int, optional
+        Seed of the 300 K run's velocities (the hot run's is one more); default ``settings.seed``.
 
     Returns
     -------
@@ -190,10 +229,11 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
         return Validation.read(done)
     directory.mkdir(parents=True, exist_ok=True)
     hot = max(settings.temperatures)
-    runs = [validation_run(model, structure, topology, settings, temperature, steps, seed,
+    seed = settings.seed if seed is None else seed
+    runs = [validation_run(model, structure, topology, settings, temperature, steps, run_seed,
                            directory / f"validation_{temperature:.0f}K.extxyz", d3, zbl, progress)
-            for temperature, steps, seed in ((VALIDATION_TEMPERATURE_K, settings.final_md_steps, settings.seed),
-                                             (hot, settings.hot_md_steps, settings.seed + 1))]
+            for temperature, steps, run_seed in ((VALIDATION_TEMPERATURE_K, settings.final_md_steps, seed),
+                                                 (hot, settings.hot_md_steps, seed + 1))]
     checks = [_run_check(runs[0]), _run_check(runs[1]), _test_check(test, settings),
               _lattice_check(runs[0], structure, settings)]
     validation = Validation(runs, test, checks)
