@@ -73,9 +73,8 @@ def campaign_card(summary: LearnSummary, settings: LearnSettings, structure: Ato
         notes.append(f"Refined in {len(summary.refinements)} round(s) after failed validations, with "
                      f"{sum(r.labelled for r in summary.refinements)} labels from before the guard stops; the first "
                      f"failure: {summary.first_validation.verdict.removeprefix('validation failed: ')}.")
-    stable = [run for run in validation.runs if not run.stopped]
-    notes.append("Stable range: " + (f"{min(r.temperature_K for r in stable):.0f}-"
-                                     f"{max(r.temperature_K for r in stable):.0f} K in the validation runs; "
+    stable = sorted({f"{run.temperature_K:.0f}" for run in validation.runs if not run.stopped}, key=float)
+    notes.append("Stable range: " + (f"{'-'.join(dict.fromkeys([stable[0], stable[-1]]))} K in the validation runs; "
                                      if stable else "no validation run finished; ")
                  + "beyond the training temperatures, check the extrapolation grade (mofsnap md --grade-*).")
     return ModelCard(
