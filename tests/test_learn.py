@@ -453,6 +453,9 @@ def test_a_validation_run_the_guard_stopped_is_learned_from_and_the_new_model_va
     (round_,) = summary.refinements  # refine_rounds = 1, and the new model fails the 1 % volume limit again
     first = Validation.read(refined / "final" / "validation.json")
     assert round_.learned_from == first == summary.first_validation and not first.passed
+    # a round remained, so the first validation ended with its shorter (hot) run, which the volume guard stopped
+    assert [r.temperature_K for r in first.runs] == [max(TINY.temperatures)]
+    assert [c.name for c in first.checks] == ["200 K NPT run", "test errors"]
     assert summary.validation == Validation.read(refined / "final" / "refine1" / "validation.json")
     assert not summary.validation.passed and "volume guard" in summary.validation.verdict
     # the labels: the frames before each stop, as the refinement's own generation
@@ -479,8 +482,10 @@ def test_a_validation_run_the_guard_stopped_is_learned_from_and_the_new_model_va
                                   SNAPModel.read(refined / f"gen{round_.generation:03d}" / "model").coefficients)
     assert [c.generation for c in summary.final.learning_curve] == [*range(final_fit + 1), round_.generation]
     assert summary.final.test == round_.test == summary.validation.test
-    # validated again with new velocities: the runs part at once
-    for old, new in zip(first.runs, summary.validation.runs):
+    # validated again, completely (no round left), with new velocities: the runs part at once
+    assert [r.temperature_K for r in summary.validation.runs] == [300.0, max(TINY.temperatures)]
+    assert [c.name for c in summary.validation.checks][-1] == "300 K lattice"
+    for old, new in zip(first.runs, summary.validation.runs[1:]):
         frames_old, frames_new = ase.io.read(old.trajectory, ":2"), ase.io.read(new.trajectory, ":2")
         np.testing.assert_array_equal(frames_old[0].positions, frames_new[0].positions)  # the same start
         assert not np.allclose(frames_old[0].get_velocities(), frames_new[0].get_velocities())

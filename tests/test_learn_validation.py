@@ -215,6 +215,18 @@ def test_a_model_that_knows_nothing_fails_validation_loudly(tmp_path, ethanol):
     assert validate(model, ethanol, Topology.from_atoms(ethanol), settings, test, tmp_path, d3=True) == validation
 
 
+def test_a_validation_to_learn_from_ends_at_its_first_failure(tmp_path, ethanol):
+    """The shorter (hot) run goes first; the guard stops it, and the 300 K run and the lattice check are skipped."""
+    model = SNAPModel(sorted(set(ethanol.arrays["atom_types"])), twojmax=2)
+    settings = LearnSettings(temperatures=(400.0,), final_md_steps=4000, hot_md_steps=400)
+    validation = validate(model, ethanol, Topology.from_atoms(ethanol), settings, None, tmp_path, d3=True,
+                          progress=False, stop_at_first_failure=True)
+    (run,) = validation.runs
+    assert run.temperature_K == 400.0 and run.stopped is not None and run.steps < 400
+    assert [c.name for c in validation.checks] == ["400 K NPT run", "test errors"] and not validation.passed
+    assert not (tmp_path / "validation_300K.extxyz").exists()
+
+
 def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everything(cli, tmp_path, ethanol):
     """A whole tiny campaign with GFN1-xTB through the command; a test-error limit no model meets fails it."""
     from mofsnap.learn import LearnSummary

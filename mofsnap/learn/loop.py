@@ -599,10 +599,10 @@ class ActiveLearning:
 
     def validation(self, model: SNAPModel, round_: int) -> Validation:
         """The validation of ``model``, the fit of refinement round ``round_`` (resumable; new velocities in each
-        round)."""
+        round). While rounds remain, it ends at its first stopped run: that is what the next round learns from."""
         return validate(model, self.structure, self.topology, self.settings, prediction_errors(model, self.test_set()),
                         self.validation_dir(round_), self.d3, self.zbl, self.progress,
-                        seed=self.settings.seed + 2 * round_)
+                        seed=self.settings.seed + 2 * round_, stop_at_first_failure=round_ < self.settings.refine_rounds)
 
     def refine(self, round_: int, failed: Validation) -> RefinementRound | None:
         """Refinement round ``round_``: label the frames before the guard stops of ``failed`` (the validation of

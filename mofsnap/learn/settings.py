@@ -113,8 +113,10 @@ class LearnSettings:
     refine_rounds : int
         Rounds of learning from a failed validation: from each validation run the guard stopped, the frames
         0, 0.1, 0.2, 0.4 and 0.8 ps before its last intact one are labelled, the model is refitted on them and
-        the validation is run again with it (new velocities), until it passes or the rounds are used up. Every
-        round's verdict is in the summary; the last one is the campaign's.
+        the validation is run again with it (new velocities), until it passes or the rounds are used up. While
+        rounds remain, a validation runs its shorter run first and ends at its first stopped run (that is
+        what the next round learns from); the last one runs in full. Every round is in the summary; the last
+        validation's verdict is the campaign's.
     max_volume_change : float
         Validation guard: largest relative change of the cell volume from the start of a closing run.
     max_lattice_deviation : float

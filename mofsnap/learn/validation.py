@@ -6,7 +6,8 @@ Two NPT runs with the final SNAP (+ D3 when the labels lack dispersion) — at 3
 volume change, which names the atoms and the time when it stops a run; the final model's errors on the
 held-out test frames; the mean 300 K cell lengths against those of the reference-relaxed structure. The
 verdict is a :class:`~mofsnap.learn.summary.Validation` (``final/validation.json`` and ``validation.png``).
-:func:`frames_before_failure` gives the frames of a stopped run that a refinement round of the loop learns from.
+:func:`frames_before_failure` gives the frames of a stopped run that a refinement round of the loop learns from;
+a validation to be learned from may end at its first stopped run (``stop_at_first_failure``).
 
 Each run is resumable (its trajectory is continued) and complete once its ``.json`` exists.
 """
@@ -192,7 +193,7 @@ def _run_check(run: ValidationRun) -> ValidationCheck:
 
 def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings, test: RMSE | None,
              directory: str | Path, d3: bool, zbl: ZBL | None = None, progress: bool = True,
-             seed: int | None = None) -> Validation:
+             seed: int | None = None, stop_at_first_failure: bool = False) -> Validation:
     """Validate a final model (see the module docstring); resumable, the verdict read back once written.
 
     Parameters
@@ -217,6 +218,9 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
         Show progress bars of the runs.
     seed : int, optional
         Seed of the 300 K run's velocities (the hot run's is one more); default ``settings.seed``.
+    stop_at_first_failure : bool
+        Run the shorter run first and, when the guard stops it, skip the other and the lattice check (a
+        validation that is going to be learned from needs no more than its first failure).
 
     Returns
     -------
@@ -228,14 +232,20 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
     if done.exists():
         return Validation.read(done)
     directory.mkdir(parents=True, exist_ok=True)
-    hot = max(settings.temperatures)
     seed = settings.seed if seed is None else seed
-    runs = [validation_run(model, structure, topology, settings, temperature, steps, run_seed,
-                           directory / f"validation_{temperature:.0f}K.extxyz", d3, zbl, progress)
-            for temperature, steps, run_seed in ((VALIDATION_TEMPERATURE_K, settings.final_md_steps, seed),
-                                                 (hot, settings.hot_md_steps, seed + 1))]
-    checks = [_run_check(runs[0]), _run_check(runs[1]), _test_check(test, settings),
-              _lattice_check(runs[0], structure, settings)]
+    planned = [(VALIDATION_TEMPERATURE_K, settings.final_md_steps, seed),
+               (max(settings.temperatures), settings.hot_md_steps, seed + 1)]
+    finished: dict[int, ValidationRun] = {}
+    for i in sorted(range(len(planned)), key=lambda i: planned[i][1]) if stop_at_first_failure else range(2):
+        temperature, steps, run_seed = planned[i]
+        finished[i] = validation_run(model, structure, topology, settings, temperature, steps, run_seed,
+                                     directory / f"validation_{temperature:.0f}K.extxyz", d3, zbl, progress)
+        if stop_at_first_failure and finished[i].stopped:
+            break
+    runs = [finished[i] for i in sorted(finished)]
+    checks = [_run_check(run) for run in runs] + [_test_check(test, settings)]
+    if 0 in finished:
+        checks.append(_lattice_check(finished[0], structure, settings))
     validation = Validation(runs, test, checks)
     plotting.validation_figure(validation, [ase.io.read(r.trajectory, ":") for r in runs],
                                directory / "validation.png", "SNAP" + " + D3" * d3 + " + ZBL" * (zbl is not None))
