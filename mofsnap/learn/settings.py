@@ -178,7 +178,7 @@ class LearnSettings:
     extra_random: int = _setting(0, minimum=0)
     final_md_steps: int = _setting(50000, minimum=1)
     hot_md_steps: int = _setting(10000, minimum=1)
-    refine_rounds: int = _setting(3, minimum=0)
+    refine_rounds: int = _setting(5, minimum=0)
     max_volume_change: float = _setting(0.15, above=0)
     max_lattice_deviation: float = _setting(0.05, above=0)
     max_test_energy: float = _setting(5.0, above=0)
