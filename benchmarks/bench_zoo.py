@@ -268,8 +268,9 @@ def campaign_record(campaign: Campaign, summary: LearnSummary, wall_seconds: flo
             "first_failure_ps": None if first_stop is None else failure_time_ps(first_stop.stopped, first_stop.steps),
             "first_failure": "stable" if first_stop is None else
             f"{first_stop.temperature_K:.0f} K run: {first_stop.stopped}",
-            "refinement_rounds": len(summary.refinements),
-            "refinement_labels": sum(r.labelled for r in summary.refinements),
+            "refinements": [{"round": r.round, "labelled": r.labelled,
+                             "learned_from": [run.stopped for run in r.learned_from.runs if run.stopped],
+                             "previous_model_on_new": asdict(r.previous_model_on_new)} for r in summary.refinements],
             "learning_md_stopped": sum(g.stopped or 0 for g in summary.generations),
             "learning_md_runs": sum(g.runs or 0 for g in summary.generations),
             "learning_curve": [{"generation": p.generation, "n_train": p.n_train,

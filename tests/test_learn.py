@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import ase.io
@@ -475,6 +475,10 @@ def test_a_validation_run_the_guard_stopped_is_learned_from_and_the_new_model_va
     for key, label in labels.items():
         assert label.info["role"] == "train"
         np.testing.assert_allclose(label.positions, expected[key].positions, atol=1e-6)
+    # the failing model's errors on them, before it learned them
+    from mofsnap.learn import prediction_errors
+    before = prediction_errors(SNAPModel.read(refined / f"gen{final_fit:03d}" / "model"), list(labels.values()))
+    assert asdict(round_.previous_model_on_new) == pytest.approx(asdict(before), rel=1e-12)
     # the campaign's model is the refit on everything before plus these labels
     before = FitReport.read(refined / f"gen{final_fit:03d}" / "report.json").metrics["train"]["n_configurations"]
     assert summary.final.train.n == before + round_.labelled == round_.train.n
@@ -581,8 +585,8 @@ def test_learn_summary_round_trips_exactly(tmp_path):
     no_test = replace(summary, final=replace(summary.final, test=None),
                       validation=replace(summary.validation, runs=summary.validation.runs[:1], test=None))
     assert LearnSummary.read(no_test.write(tmp_path / "no_test.json")) == no_test
-    refined = replace(no_test, refinements=[RefinementRound(1, 3, no_test.validation, 5, 4, RMSE(1.0, 2.0, 3.0, 14),
-                                                            None)])
+    refined = replace(no_test, refinements=[RefinementRound(1, 3, no_test.validation, 5, 4, RMSE(8.0, 900.0, 70.0, 4),
+                                                            RMSE(1.0, 2.0, 3.0, 14), None)])
     back = LearnSummary.read(refined.write(tmp_path / "refined.json"))
     assert back == refined and type(back.refinements[0].learned_from) is Validation
     assert back.first_validation == no_test.validation and no_test.first_validation is no_test.validation

@@ -74,9 +74,11 @@ def run(args: argparse.Namespace) -> None:
         print(f"test RMSE ({final.test.n} configurations): {final.test.energy:.2f} meV/atom, "
               f"{final.test.forces:.0f} meV/Å, {final.test.stress:.1f} MPa")
     for refinement in summary.refinements:
+        before = refinement.previous_model_on_new
         print(f"refinement round {refinement.round}: {refinement.labelled} labels from before the stops of "
-              f"{', '.join(f'{r.temperature_K:.0f} K' for r in refinement.learned_from.runs if r.stopped)}, "
-              f"refitted and validated again")
+              f"{', '.join(f'{r.temperature_K:.0f} K' for r in refinement.learned_from.runs if r.stopped)} "
+              f"(the failing model on them: {before.energy:.2f} meV/atom, {before.forces:.0f} meV/Å, "
+              f"{before.stress:.1f} MPa), refitted and validated again")
     for run in summary.validation.runs:
         d3 = " + D3" if learner.d3 else ""
         print(f"{run.temperature_K:.0f} K NPT with SNAP{d3}: {run.steps}/{run.planned_steps} steps, "

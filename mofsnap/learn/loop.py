@@ -625,8 +625,13 @@ class ActiveLearning:
             log.error("refinement round %d: no frame could be labelled (see %s); refinement ends", round_,
                       self.store.path)
             return None
+        unseen = prediction_errors(self._fit(k - 1)[0], labelled)
+        log.info("refinement round %d: the model that failed, on the %d new labels: %.2f meV/atom %.0f meV/Å %.1f "
+                 "MPa (on the test set: %s)", round_, len(labelled), unseen.energy, unseen.forces, unseen.stress,
+                 "-" if failed.test is None else
+                 f"{failed.test.energy:.2f} meV/atom {failed.test.forces:.0f} meV/Å {failed.test.stress:.1f} MPa")
         model, report = self._fit(k)
-        return RefinementRound(round_, k, failed, len(frames), len(labelled),
+        return RefinementRound(round_, k, failed, len(frames), len(labelled), unseen,
                                RMSE.from_metrics(report.metrics["train"]), prediction_errors(model, self.test_set()))
 
     def run(self) -> LearnSummary:

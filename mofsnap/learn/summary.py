@@ -259,6 +259,10 @@ class RefinementRound:
         The failed validation whose guard stops gave the frames.
     frames, labelled : int
         Frames taken before the stops, and labelled successfully.
+    previous_model_on_new : RMSE
+        The model that failed on these labels, before it learned them: near its test errors, it agreed with
+        the reference on the approach to the failure (the reference itself goes there); far above them, the
+        failure was the model's.
     train : RMSE
         The refitted model on its training set.
     test : RMSE or None
@@ -270,6 +274,7 @@ class RefinementRound:
     learned_from: Validation
     frames: int
     labelled: int
+    previous_model_on_new: RMSE
     train: RMSE
     test: RMSE | None
 
@@ -277,6 +282,7 @@ class RefinementRound:
     def from_dict(cls, data: dict[str, Any]) -> RefinementRound:
         """The round of its :func:`dataclasses.asdict` dictionary."""
         return cls(**{**data, "learned_from": Validation.from_dict(data["learned_from"]),
+                      "previous_model_on_new": RMSE(**data["previous_model_on_new"]),
                       "train": RMSE(**data["train"]), "test": _rmse_or_none(data["test"])})
 
 
