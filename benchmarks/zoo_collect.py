@@ -6,7 +6,8 @@ A full-budget campaign (``BUDGETS["full"]`` of :mod:`bench_zoo`, 50 ps of valida
 directories (``summary.json``, ``settings.json``) and writes one record per campaign in the format of
 ``bench_zoo.json``: labels, own-test errors, validation verdict and checks, time to first failure, the runs the
 guard stopped per generation, the learning curve, the wall time, and every setting that differs from the
-budget (``settings_beyond_budget``: a framework's spin choice, or a variant's schedule).
+budget (``settings_beyond_budget``: a framework's spin choice, or a variant's schedule). Wall times are those
+of each campaign's last call (``summary.json``): a campaign resumed to finish counts only its last call.
 
     python benchmarks/zoo_collect.py runs/mof5 runs/dmof1 --json zoo_full.json
 """
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     records = [collect(workdir) for workdir in args.workdirs]
     results = {"mode": "full budget, each campaign with its settings beyond the budget",
+               "wall_seconds": "of each campaign's last mofsnap learn call: a resumed campaign's earlier calls are "
+                               "not counted",
                "settings": json.loads(json.dumps(asdict(BUDGETS["full"]))), "campaigns": records}
     write_results(args.json, results)
     for r in records:
