@@ -597,11 +597,12 @@ class ActiveLearning:
         """Where the validation of refinement round ``round_`` goes (0: the final fit's, ``final/``)."""
         return self.workdir / "final" / (f"refine{round_}" if round_ else "")
 
-    def validation(self, model: SNAPModel, round_: int) -> Validation:
-        """The validation of ``model``, the fit of refinement round ``round_`` (resumable; new velocities in each
-        round). While rounds remain, it ends at its first stopped run: that is what the next round learns from."""
-        return validate(model, self.structure, self.topology, self.settings, prediction_errors(model, self.test_set()),
-                        self.validation_dir(round_), self.d3, self.zbl, self.progress,
+    def validation(self, model: SNAPModel, round_: int, test: RMSE | None) -> Validation:
+        """The validation of ``model``, the fit of refinement round ``round_`` whose test errors are ``test``
+        (resumable; new velocities in each round). While rounds remain, it ends at its first stopped run: that is
+        what the next round learns from."""
+        return validate(model, self.structure, self.topology, self.settings, test, self.validation_dir(round_),
+                        self.d3, self.zbl, self.progress,
                         seed=self.settings.seed + 2 * round_, stop_at_first_failure=round_ < self.settings.refine_rounds)
 
     def refine(self, round_: int, failed: Validation) -> RefinementRound | None:
@@ -645,7 +646,8 @@ class ActiveLearning:
         for k, temperature in enumerate(self.settings.temperatures, start=1):
             records.append(self._logged(self.generation(k, temperature)))
         last = len(self.settings.temperatures) + 1  # the final fit's generation
-        validation = self.validation(self.final(last - 1), 0)
+        model = self.final(last - 1)
+        validation = self.validation(model, 0, prediction_errors(model, self.test_set()))
         refinements: list[RefinementRound] = []
         while (not validation.passed and any(run.stopped for run in validation.runs)
                and len(refinements) < self.settings.refine_rounds):
@@ -653,7 +655,7 @@ class ActiveLearning:
             if refinement is None:
                 break
             refinements.append(refinement)
-            validation = self.validation(self._fit(refinement.generation)[0], refinement.round)
+            validation = self.validation(self._fit(refinement.generation)[0], refinement.round, refinement.test)
         final = self.campaign_model(last + len(refinements))
         summary = LearnSummary(records, final, validation, len(self.store), self.store.count_failures(),
                                time.perf_counter() - start, refinements)
