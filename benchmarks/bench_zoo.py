@@ -16,10 +16,10 @@ generation model, ``test_frames`` random intact frames of each, labelled.
 Per campaign: training and total labels, test RMSE (energy meV/atom, forces meV/Å, stress MPa) on the common
 test set and on the campaign's own test set, the validation verdict and checks, the time to first failure
 (the ps at which a validation run's guard stopped it, or "stable") with the guard's message (which guard,
-which atoms and types), the MD runs the guard stopped while learning, and the wall time. A framework whose
-campaigns fail validation also gets a short NPT run with the reference itself under the same guard
-(``--reference-md``) at the lowest temperature where a validation run broke, which tells a model failure
-from a reference (or structure) that does not hold there.
+which atoms and types), the MD runs the guard stopped while learning, and the wall time. For a framework
+whose campaigns fail validation, the stops of one failed campaign (the default rule's, if it failed) are
+replayed from 100 fs before each stop with its model and with the reference itself (``--replay``,
+:func:`replay_stops`), which tells a model failure from a reference that does not hold there.
 
 Aggregates: mean ± standard deviation over seeds per framework and rule; a ranking of the rules on the
 comparison frameworks (the geometric mean of the three common-test RMSE ratios to random selection of the
@@ -71,14 +71,17 @@ import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import ase.io
 import numpy as np
 from matplotlib.figure import Figure
 
 from campaigns import QUANTITIES, common_test_set, learning_curves, seed_from
+from mofsnap.calculator import SNAPCalculator
 from mofsnap.executors import worker_pool
-from mofsnap.learn import DEMO, SELECTIONS, VALIDATION_TEMPERATURE_K, ActiveLearning, LearnSettings, LearnSummary
-from mofsnap.learn.validation import validation_guard
+from mofsnap.learn import (DEMO, SELECTIONS, VALIDATION_TEMPERATURE_K, ActiveLearning, LearnSettings, LearnSummary,
+                           ValidationGuard)
 from mofsnap.md import run_md
+from mofsnap.model import SNAPModel
 from mofsnap.plotting import save_figure
 from mofsnap.structures import STRUCTURES
 
@@ -113,8 +116,11 @@ BUDGETS = {
 FRAMEWORK_SETTINGS: dict[str, dict] = {"hkust1-primitive": {"unpaired_electrons": 12}}
 #: Frames per campaign in the common test set of a framework and seed.
 TEST_FRAMES = {"full": 10, "quick": 3}
-#: Steps (1 fs) of the reference's own 300 K NPT run for a framework that fails validation.
-REFERENCE_MD_STEPS = {"full": 300, "quick": 0}
+#: Femtoseconds before a failed campaign's validation stop from which its model and the reference replay it
+#: (:func:`replay_stops`; quick mode: none).
+REPLAY_FS = {"full": 100, "quick": 0}
+#: Femtoseconds a replay runs beyond the stop's time.
+REPLAY_MARGIN_FS = 100
 #: ``--smoke``: the quick budget cut to a pipeline check of a few minutes (not a measurement).
 SMOKE = replace(BUDGETS["quick"], n_perturbed=8, temperatures=(300.0,), runs=2, md_steps=100, ramp_steps=200,
                 ramp_segments=2, test_size=3, relax_steps=20, final_md_steps=300, hot_md_steps=100)
@@ -312,41 +318,75 @@ def common_test(learners: dict[Campaign, ActiveLearning], records: dict[Campaign
             records[campaign]["common_test"] = {**{q: curve[-1][q] for q in QUANTITIES}, "n": len(test)}
 
 
-def failing_temperature(records: list[dict]) -> float:
-    """The lowest temperature (K) at which a validation run of these campaigns was stopped by its guard; 300 K
-    when none was (the validation failed on test errors or the lattice, or the campaign crashed)."""
-    stopped = [run["temperature_K"] for r in records for run in r.get("validation_runs") or () if run["stopped"]]
-    return min(stopped, default=VALIDATION_TEMPERATURE_K)
+def replay_stops(workdir: Path, fs_before: int) -> list[dict]:
+    """Whose failure: each run the guard stopped in the last validation of the finished campaign in
+    ``workdir``, replayed with its model and with the reference from the same state (resumed).
+
+    Both replays start from the run's frame ``fs_before`` fs before the stop (positions, momenta, cell) and run
+    ``fs_before + REPLAY_MARGIN_FS`` steps of NVE (1 fs) under the validation's guard, the model with the MD's
+    D3 and safety wall. NVE leaves out only the thermostat and barostat, so the model's replay shows whether
+    its stop follows from that state; the reference's shows what the reference does from it. When the
+    reference stops too, no model fitted to it passes there; when the reference stays intact while the model
+    stops, the failure is the model's. Each replay also gives the largest bond stretch (length over the
+    reference length of the bond guard) it reached.
+
+    Returns
+    -------
+    list of dict
+        Per stopped run: ``temperature_K``, ``stopped`` (the validation's guard message), ``from_ps``, ``fs``,
+        and for ``model`` and ``reference`` the guard message or None (``stopped``), the fs done and the
+        largest stretch; and a one-line ``verdict``.
+    """
+    saved = json.loads((workdir / "settings.json").read_text())
+    settings = LearnSettings(**{k: v for k, v in saved.items() if k in LearnSettings.__dataclass_fields__})
+    summary = LearnSummary.read(workdir / "summary.json")
+    replays = []
+    with ActiveLearning(settings=settings, workdir=workdir, progress=False) as learner:
+        directory = learner.validation_dir(len(summary.refinements))
+        model = SNAPModel.read(workdir / "final" / "model")
+        for run in summary.validation.runs:
+            if not run.stopped:
+                continue
+            frames = ase.io.read(directory / Path(run.trajectory).name, ":")
+            stop = int(frames[-1].info["md_step"])
+            start = [f for f in frames if int(f.info["md_step"]) <= stop - fs_before][-1]
+            steps = fs_before + REPLAY_MARGIN_FS
+            found = {}
+            for who in ("model", "reference"):
+                atoms = start.copy()
+                atoms.set_momenta(start.get_momenta())
+                atoms.calc = (SNAPCalculator(model, d3=learner.d3, zbl=learner.zbl) if who == "model"
+                              else learner.reference.calculator(atoms))
+                trajectory = directory / f"replay_{run.temperature_K:.0f}K_{who}.extxyz"
+                progress(f"{workdir}: {run.temperature_K:.0f} K stop replayed with the {who} ({steps} fs of NVE)")
+                result = run_md(atoms, steps, temperature_K=run.temperature_K, ensemble="nve", thermalize=False,
+                                trajectory=trajectory, interval=5, progress=False,
+                                guard=ValidationGuard(learner.topology, settings, run.temperature_K,
+                                                       learner.structure.get_volume()))
+                replayed = ase.io.read(trajectory, ":")
+                positions = np.array([f.positions for f in replayed])
+                cells = np.array([f.cell.array for f in replayed])
+                stretch = learner.topology.measure(positions, cells)["bond"] / learner.topology.reference_bond_lengths
+                found[who] = {"stopped": result.stopped, "fs": int(replayed[-1].info["md_step"]),
+                              "largest_stretch": float(stretch.max())}
+            model_stops, reference_stops = (found[w]["stopped"] is not None for w in ("model", "reference"))
+            verdict = ("the reference stops too: the failure is the reference's" if reference_stops else
+                       "the reference stays intact where the model stops: the failure is the model's" if model_stops
+                       else "neither stops in the replay: the stop needs the thermostat's or barostat's history")
+            replays.append({"temperature_K": run.temperature_K, "stopped": run.stopped,
+                            "from_ps": int(start.info["md_step"]) / 1e3, "fs": steps, **found, "verdict": verdict})
+    return replays
 
 
-def reference_md(structure: str, out: Path, settings: LearnSettings, steps: int, temperature_K: float) -> dict | None:
-    """A guarded NPT run with the reference itself from its relaxed structure at ``temperature_K`` (resumed), or
-    None when no campaign of the framework has relaxed it."""
-    from mofsnap.learn.md_tasks import npt_cell
-    from mofsnap.reference import reference_by_name
-    from mofsnap.topology import Topology
+def replay_line(replay: dict) -> str:
+    """One replay of :func:`replay_stops` in words."""
+    def outcome(who: str) -> str:
+        found = replay[who]
+        what = found["stopped"] or f"intact for {found['fs']} fs"
+        return f"the {who}: {what} (largest stretch {found['largest_stretch']:.2f})"
 
-    relaxed = next((out / structure).glob("seed*/*/structure_relaxed.extxyz"), None)
-    if relaxed is None:
-        return None
-    import ase.io
-
-    atoms = ase.io.read(relaxed)
-    structure_atoms = atoms.copy()
-    topology = Topology.from_atoms(structure_atoms)
-    settings = replace(settings, **FRAMEWORK_SETTINGS.get(structure, {}))
-    atoms.calc = reference_by_name(settings.reference,
-                                   unpaired_electrons=settings.unpaired_electrons).calculator(atoms)
-    guard = validation_guard(topology, settings, temperature_K, atoms.get_volume())
-    trajectory = out / structure / f"reference_md_{temperature_K:.0f}K.extxyz"
-    progress(f"{structure}: {steps} steps of {temperature_K:.0f} K NPT with {settings.reference} itself")
-    result = run_md(atoms, steps, temperature_K=temperature_K, ensemble="npt",
-                    cell=npt_cell(structure_atoms), pressure_MPa=settings.pressure_MPa, seed=settings.seed,
-                    trajectory=trajectory, interval=10, guard=guard, progress=False)
-    return {"temperature_K": temperature_K, "steps": result.steps, "ps": result.steps / 1e3,
-            "stopped": result.stopped,
-            "verdict": f"the reference itself at {temperature_K:.0f} K: {result.stopped}" if result.stopped
-            else f"the reference itself: {result.steps / 1e3:g} ps stable at {temperature_K:.0f} K"}
+    return (f"{replay['temperature_K']:.0f} K from {replay['from_ps']:.3f} ps: {outcome('model')}; "
+            f"{outcome('reference')}: {replay['verdict']}")
 
 
 def mean_std(values: list[float]) -> dict | None:
@@ -442,7 +482,7 @@ def plot(records: list[dict], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def report(records: list[dict], table: dict, ranks: dict, references: dict) -> None:
+def report(records: list[dict], table: dict, ranks: dict, replays: dict) -> None:
     """Print the per-campaign lines, the aggregate table, the ranking and the targets."""
     def fmt(stat: dict | None, digits: int = 1) -> str:
         if stat is None:
@@ -467,8 +507,9 @@ def report(records: list[dict], table: dict, ranks: dict, references: dict) -> N
         print(f"{key:35} {fmt(e['labels_train'], 0):>10} " + " ".join(
             f"{fmt(e['common_test'][q], 2 if q == 'energy' else 0):>11}" for q in QUANTITIES)
               + f"  {e['passed']}/{e['campaigns']}   {e['stable']}/{e['campaigns'] - e['failed']}")
-    for structure, ref in references.items():
-        print(f"{structure}: {ref['verdict']}")
+    for structure, entry in replays.items():
+        print(f"{structure} ({entry['rule']}, seed {entry['seed']}), validation stops replayed: "
+              + (entry["error"] if "error" in entry else "; ".join(replay_line(r) for r in entry["replays"])))
     if ranks["order"]:
         print("\nrules ranked (common-test error relative to random, geometric mean of E, F, S; labels to reach "
               "random's final error)")
@@ -513,9 +554,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS),
                         help="seeds of the comparison frameworks (the others run the first)")
     parser.add_argument("--workers", type=int, default=2, help="local processes for labelling and MD")
-    parser.add_argument("--reference-md", type=int, default=None, metavar="STEPS",
-                        help="steps of the reference's own NPT run (at the lowest temperature where a validation run broke) for a framework that fails validation "
-                             "(default: 300 in full mode, 0 = none in quick mode)")
+    parser.add_argument("--replay", type=int, default=None, metavar="FS",
+                        help="replay a failing framework's validation stops with its model and with the reference "
+                             "from FS fs before each stop (default: 100 in full mode, 0 = none in quick mode)")
     parser.add_argument("--estimate", action="store_true",
                         help="print the expected wall time of the selection from the measured costs and exit")
     args = parser.parse_args(argv)
@@ -544,18 +585,22 @@ def main(argv: list[str] | None = None) -> dict:
         first_of.setdefault(structure, group[0].workdir(out))
         results = summarise(list(records.values()), {}, settings, mode, args, time.perf_counter() - start)
         write_results(out / "bench_zoo.json", results)
-    steps = REFERENCE_MD_STEPS[mode] if args.reference_md is None else args.reference_md
-    references = {}
+    fs_before = REPLAY_FS[mode] if args.replay is None else args.replay
+    replays = {}
     for structure in dict.fromkeys(c.structure for c in campaigns):
-        mine = [r for r in records.values() if r["structure"] == structure]
-        if steps and not all(r.get("passed") for r in mine):
+        stopped = sorted((r for r in records.values() if r["structure"] == structure and r["status"] == "done"
+                          and not r["passed"] and any(run["stopped"] for run in r["validation_runs"])),
+                         key=lambda r: r["rule"] != DEFAULT_RULE)
+        if fs_before and stopped:
+            campaign = Campaign(structure, stopped[0]["rule"], stopped[0]["seed"])
             try:
-                references[structure] = reference_md(structure, out, settings, steps, failing_temperature(mine))
+                replays[structure] = {"rule": campaign.rule, "seed": campaign.seed,
+                                      "replays": replay_stops(campaign.workdir(out), fs_before)}
             except Exception as error:  # noqa: BLE001
-                references[structure] = {"verdict": f"the reference's own MD failed: {type(error).__name__}: {error}"}
-    references = {k: v for k, v in references.items() if v is not None}
-    results = summarise(list(records.values()), references, settings, mode, args, time.perf_counter() - start)
-    report(results["campaigns"], results["aggregate"], results["ranking"], references)
+                replays[structure] = {"rule": campaign.rule, "seed": campaign.seed,
+                                      "error": f"{type(error).__name__}: {error}"}
+    results = summarise(list(records.values()), replays, settings, mode, args, time.perf_counter() - start)
+    report(results["campaigns"], results["aggregate"], results["ranking"], replays)
     for name, ok in results["targets"].items():
         if not isinstance(ok, dict):
             print(f"target {name}: {'yes' if ok else 'NO'}")
@@ -568,14 +613,14 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def summarise(records: list[dict], references: dict, settings: LearnSettings, mode: str,
+def summarise(records: list[dict], replays: dict, settings: LearnSettings, mode: str,
               args: argparse.Namespace, seconds: float) -> dict:
     """Everything the benchmark reports, as one JSON-ready dictionary."""
     ranks = ranking(records)
     return {"reference": settings.reference, "mode": "smoke" if args.smoke else mode,
             "settings": json.loads(json.dumps(asdict(settings))), "default_rule": DEFAULT_RULE,
             "campaigns": records, "aggregate": aggregate(records), "ranking": ranks,
-            "targets": targets(records, ranks), "reference_md": references,
+            "targets": targets(records, ranks), "replays": replays,
             "wall_seconds_this_call": seconds}
 
 

@@ -8,8 +8,11 @@ directories (``summary.json``, ``settings.json``) and writes one record per camp
 guard stopped per generation, the learning curve, the wall time, and every setting that differs from the
 budget (``settings_beyond_budget``: a framework's spin choice, or a variant's schedule). Wall times are those
 of each campaign's last call (``summary.json``): a campaign resumed to finish counts only its last call.
+With ``--replay FS``, the validation stops of each failed campaign are replayed from FS fs before the stop
+with its model and with the reference (:func:`bench_zoo.replay_stops`; ``replays`` in its record).
 
     python benchmarks/zoo_collect.py runs/mof5 runs/dmof1 --json zoo_full.json
+    python benchmarks/zoo_collect.py runs/mof74 --replay 100 --json zoo_mof74.json
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench_zoo import BUDGETS, Campaign, campaign_record, write_results
+from bench_zoo import BUDGETS, Campaign, campaign_record, replay_line, replay_stops, write_results
 
 from mofsnap.learn.summary import LearnSummary
 
@@ -54,8 +57,14 @@ def main(argv: list[str] | None = None) -> dict:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("workdirs", nargs="+", type=Path, help="work directories of finished campaigns")
     parser.add_argument("--json", required=True, type=Path, help="the JSON file to write")
+    parser.add_argument("--replay", type=int, default=0, metavar="FS",
+                        help="replay each failed campaign's validation stops with its model and with the reference "
+                             "from FS fs before each stop (default: 0, none)")
     args = parser.parse_args(argv)
     records = [collect(workdir) for workdir in args.workdirs]
+    for workdir, record in zip(args.workdirs, records):
+        if args.replay and not record["passed"]:
+            record["replays"] = replay_stops(workdir, args.replay)
     results = {"mode": "full budget, each campaign with its settings beyond the budget",
                "wall_seconds": "of each campaign's last mofsnap learn call: a resumed campaign's earlier calls are "
                                "not counted",
@@ -67,6 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
               f"E {test.get('energy', float('nan')):5.2f}  F {test.get('forces', float('nan')):4.0f}  "
               f"S {test.get('stress', float('nan')):5.1f}  {'passed' if r['passed'] else 'FAILED'}  "
               f"{r['first_failure'][:90]}  {r['wall_seconds'] / 60:.0f} min  {r['settings_beyond_budget'] or ''}")
+        for replay in r.get("replays", ()):
+            print(f"    replayed: {replay_line(replay)}")
     return results
 
 

@@ -1,6 +1,7 @@
 """Checks before and after an active-learning campaign: every setting validated at load (TOML and command line),
 the commented ``--write-config`` file, the work-directory lock, and the closing validation's guards."""
 
+import re
 import tomllib
 from dataclasses import fields, replace
 
@@ -13,11 +14,13 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import LearnError
-from mofsnap.learn import DEMO, ActiveLearning, LearnSettings, Validation, WorkdirLock, validate, validation_guard
+from mofsnap.learn import DEMO, ActiveLearning, LearnSettings, Validation, ValidationGuard, WorkdirLock, validate
+from mofsnap.md import run_md
 from mofsnap.model import SNAPModel
 from mofsnap.reference import CP2K, XTB
 from mofsnap.structures import perpendicular_widths
 from mofsnap.topology import Topology
+from springs import BondSprings
 
 
 @pytest.mark.parametrize("text, message", [
@@ -167,14 +170,12 @@ def ethanol():
 
 def test_validation_guard_names_the_bond_the_atoms_and_the_time(ethanol):
     topology = Topology.from_atoms(ethanol)
-    settings = LearnSettings(bond_tolerance=1.5)
-    guard = validation_guard(topology, settings, 300.0, ethanol.get_volume())
-    stretched = ethanol.copy()
-    i, j = (int(x) for x in topology.bonds[0])
-    stretched.positions[j] += 2.0 * (stretched.positions[j] - stretched.positions[i])  # 3 x the bond
-    stretched.calc = _zero_forces(stretched)
+    settings = LearnSettings(bond_tolerance=1.5, bond_break_fs=0)
+    guard = ValidationGuard(topology, settings, 300.0, ethanol.get_volume())
+    stretched = _stretched(ethanol, topology, 3.0)
     reason = guard(stretched, 250)
     types = ethanol.arrays["atom_types"]
+    i, j = (int(x) for x in topology.bonds[0])
     assert reason.startswith("bond guard: ")
     assert f"{types[i]} (atom {i})" in reason and f"{types[j]} (atom {j})" in reason
     assert "at 0.250 ps (step 250)" in reason
@@ -186,9 +187,59 @@ def test_validation_guard_names_the_bond_the_atoms_and_the_time(ethanol):
     assert guard(squeezed, 3).startswith("volume guard: volume +72.8 %")
 
 
+def test_a_bond_is_broken_only_once_it_has_stayed_beyond_the_tolerance_for_bond_break_fs(ethanol):
+    """A 60 fs excursion to 1.6 x (a vibration) passes; the same stretch held for 100 fs stops the run, at the
+    100th fs, naming when it began."""
+    topology = Topology.from_atoms(ethanol)
+    guard = ValidationGuard(topology, LearnSettings(bond_tolerance=1.5, bond_break_fs=100), 500.0,
+                            ethanol.get_volume())
+    intact, stretched = _stretched(ethanol, topology, 1.0), _stretched(ethanol, topology, 1.6)
+    assert all(guard(stretched, step) is None for step in range(1, 61))
+    assert guard(intact, 61) is None
+    reasons = [guard(stretched, step) for step in range(62, 200)]
+    first = next(k for k, reason in enumerate(reasons) if reason is not None)
+    assert first + 62 == 162
+    assert "since 0.062 ps, at 0.162 ps (step 162)" in reasons[first]
+
+
+def test_the_bond_memory_of_a_validation_guard_resumes_with_its_run(tmp_path, ethanol):
+    """Killed in the middle of the excursion that stops it and resumed, the run stops at the step and with the
+    reason of the uninterrupted run: the guard's memory is in the MD checkpoint. Springs 5 % longer than the
+    structure's bonds hold them beyond the 1.02 x tolerance after a few vibrations."""
+    topology = Topology.from_atoms(ethanol)
+    settings = LearnSettings(bond_tolerance=1.02, bond_break_fs=30)
+    longer = ethanol.copy()
+    longer.positions = longer.positions.mean(axis=0) + 1.05 * (ethanol.positions - ethanol.positions.mean(axis=0))
+
+    def run(name, steps):
+        atoms = ethanol.copy()
+        atoms.calc = BondSprings(longer)
+        return run_md(atoms, steps, ensemble="nve", temperature_K=300, seed=1, interval=5, progress=False,
+                      trajectory=tmp_path / f"{name}.extxyz",
+                      guard=ValidationGuard(topology, settings, 300.0, ethanol.get_volume()))
+
+    straight = run("straight", 2000)
+    assert straight.stopped is not None and straight.stopped.startswith("bond guard: ")
+    since = round(1000 * float(re.search(r"since ([0-9.]+) ps", straight.stopped)[1]))
+    killed_at = (since + straight.steps) // 2
+    assert since < killed_at < straight.steps
+    run("killed", killed_at)
+    resumed = run("killed", 2000)
+    assert (resumed.steps, resumed.stopped) == (straight.steps, straight.stopped)
+
+
 def _zero_forces(atoms):
     """A calculator result of zero forces (the guard reads forces; the temperature comes from the momenta)."""
     return SinglePointCalculator(atoms, forces=np.zeros((len(atoms), 3)))
+
+
+def _stretched(atoms, topology, factor):
+    """``atoms`` with the first bond of ``topology`` at ``factor`` times its length (zero forces)."""
+    stretched = atoms.copy()
+    i, j = (int(x) for x in topology.bonds[0])
+    stretched.positions[j] += (factor - 1.0) * (stretched.positions[j] - stretched.positions[i])
+    stretched.calc = _zero_forces(stretched)
+    return stretched
 
 
 def test_a_model_that_knows_nothing_fails_validation_loudly(tmp_path, ethanol):
@@ -225,6 +276,21 @@ def test_a_validation_to_learn_from_ends_at_its_first_failure(tmp_path, ethanol)
     assert run.temperature_K == 400.0 and run.stopped is not None and run.steps < 400
     assert [c.name for c in validation.checks] == ["400 K NPT run", "test errors"] and not validation.passed
     assert not (tmp_path / "validation_300K.extxyz").exists()
+
+
+def test_a_validation_continues_in_a_renamed_work_directory(tmp_path, ethanol):
+    """A validation that ended at its first stopped run, continued in full after its directory was renamed,
+    reads that run back (its recorded path names the old directory) and runs the other."""
+    model = SNAPModel(sorted(set(ethanol.arrays["atom_types"])), twojmax=2)
+    settings = LearnSettings(temperatures=(400.0,), final_md_steps=4000, hot_md_steps=400)
+    topology = Topology.from_atoms(ethanol)
+    first = validate(model, ethanol, topology, settings, None, tmp_path / "old", d3=True, progress=False,
+                     stop_at_first_failure=True)
+    (tmp_path / "old").rename(tmp_path / "new")
+    (tmp_path / "new" / "validation.json").unlink()
+    full = validate(model, ethanol, topology, settings, None, tmp_path / "new", d3=True, progress=False)
+    assert [r.temperature_K for r in full.runs] == [300.0, 400.0]
+    assert full.runs[1] == first.runs[0]
 
 
 def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everything(cli, tmp_path, ethanol):

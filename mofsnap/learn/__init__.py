@@ -18,10 +18,11 @@ from .processes import WorkdirLock
 from .settings import CBAD_PICKS, DEMO, SELECTIONS, LearnSettings
 from .summary import (RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, PoolResult, RefinementRound,
                       Validation, ValidationCheck, ValidationRun)
-from .validation import VALIDATION_TEMPERATURE_K, frames_before_failure, validate, validation_guard
+from .validation import VALIDATION_TEMPERATURE_K, ValidationGuard, frames_before_failure, validate
 
 __all__ = ["CBAD_PICKS", "DEFAULT_WORKDIR", "DEMO", "EXPLOSIONS", "RMSE", "SELECTIONS", "VALIDATION_TEMPERATURE_K",
            "ActiveLearning", "CurvePoint", "FinalRecord", "GenerationRecord", "LearnSettings", "LearnSummary",
-           "MDTask", "PoolResult", "RefinementRound", "Validation", "ValidationCheck", "ValidationRun", "WorkdirLock",
+           "MDTask", "PoolResult", "RefinementRound", "Validation", "ValidationCheck", "ValidationGuard", "ValidationRun",
+           "WorkdirLock",
            "campaign_card", "export_model", "frames_before_failure", "learn_from_pool", "load_structure", "perturbed_copies", "prediction_errors", "read_run", "run_md_task",
-           "run_tasks", "validate", "validation_guard"]
+           "run_tasks", "validate"]

@@ -23,7 +23,7 @@ from ase import Atoms
 
 from .. import plotting
 from ..calculator import ZBL, SNAPCalculator
-from ..md import Guard, run_md
+from ..md import run_md
 from ..model import SNAPModel
 from ..topology import Topology
 from .md_tasks import EXPLOSIONS, npt_cell
@@ -41,51 +41,87 @@ TIMESTEP_FS = 1.0
 REFINE_OFFSETS_FS = (0.0, 100.0, 200.0, 400.0, 800.0)
 
 
-def validation_guard(topology: Topology, settings: LearnSettings, temperature_K: float,
-                     start_volume: float) -> Guard:
-    """A guard on forces, temperature, bond lengths and volume that names the atoms and the time.
+class ValidationGuard:
+    """The guard of a validation run: forces, temperature, finite state, bonds against the topology and volume;
+    its reason names the atoms and the time.
+
+    A bond counts as broken once it has stayed beyond ``bond_tolerance`` times its reference length for
+    ``bond_break_fs``: a broken bond stays broken, while the excursion of a large-amplitude vibration comes
+    back (GFN1-xTB's own Mg-MOF-74 at 500 K stretches a carboxylate Mg–O to 1.59 x its length and back within
+    45 fs). The guard remembers since when each bond has been beyond (:meth:`state`, :meth:`restore`), and
+    :func:`~mofsnap.md.run_md` checkpoints that memory, so a resumed run stops where an uninterrupted one would.
 
     Parameters
     ----------
     topology : Topology
         The structure's bonds and atom types.
     settings : LearnSettings
-        ``max_force``, ``max_temperature_factor``, ``bond_tolerance`` and ``max_volume_change``.
+        ``max_force``, ``max_temperature_factor``, ``bond_tolerance``, ``bond_break_fs`` and
+        ``max_volume_change``.
     temperature_K : float
         Target temperature of the run.
     start_volume : float
         Volume (Å³) the relative volume change is measured from.
     """
-    max_temperature = max(settings.max_temperature_factor * temperature_K, temperature_K + 1e3)
-    types = topology.atom_types
 
-    def atom(i: int) -> str:
-        return f"{types[i]} (atom {i})"
+    def __init__(self, topology: Topology, settings: LearnSettings, temperature_K: float,
+                 start_volume: float) -> None:
+        self.topology, self.settings, self.start_volume = topology, settings, start_volume
+        self.max_temperature = max(settings.max_temperature_factor * temperature_K, temperature_K + 1e3)
+        self.persistence = round(settings.bond_break_fs / TIMESTEP_FS)
+        #: Per bond, the step since which it has been beyond the tolerance (-1: within it).
+        self.beyond_since = np.full(len(topology.bonds), -1, dtype=np.int64)
 
-    def guard(atoms: Atoms, step: int) -> str | None:
+    def atom(self, i: int) -> str:
+        return f"{self.topology.atom_types[i]} (atom {i})"
+
+    def __call__(self, atoms: Atoms, step: int) -> str | None:
+        s = self.settings
         when = f"at {step * TIMESTEP_FS / 1000:.3f} ps (step {step})"
-        forces = atoms.get_forces()
-        norms = np.linalg.norm(forces, axis=1)
+        norms = np.linalg.norm(atoms.get_forces(), axis=1)
         if not np.isfinite(norms).all():
-            return f"force guard: non-finite force on {atom(int(np.argmin(np.isfinite(norms))))} {when}"
+            return f"force guard: non-finite force on {self.atom(int(np.argmin(np.isfinite(norms))))} {when}"
         worst = int(np.argmax(norms))
-        if norms[worst] > settings.max_force:
-            return f"force guard: {norms[worst]:.1f} eV/Å on {atom(worst)} > {settings.max_force} eV/Å {when}"
+        if norms[worst] > s.max_force:
+            return f"force guard: {norms[worst]:.1f} eV/Å on {self.atom(worst)} > {s.max_force} eV/Å {when}"
         temperature = atoms.get_temperature()
-        if temperature > max_temperature:
-            return f"temperature guard: {temperature:.0f} K > {max_temperature:.0f} K {when}"
+        if temperature > self.max_temperature:
+            return f"temperature guard: {temperature:.0f} K > {self.max_temperature:.0f} K {when}"
         if not np.isfinite(atoms.positions).all() or not np.isfinite(atoms.cell.array).all():
             return f"non-finite positions or cell {when}"
-        broken = topology.most_stretched_bond(atoms.positions, atoms.cell.array, settings.bond_tolerance)
+        broken = self.broken_bond(atoms, step)
         if broken is not None:
             return f"bond guard: {broken} {when}"
-        change = atoms.get_volume() / start_volume - 1.0
-        if abs(change) > settings.max_volume_change:
-            return (f"volume guard: volume {100 * change:+.1f} % beyond ±{100 * settings.max_volume_change:.0f} % "
-                    f"{when}")
+        change = atoms.get_volume() / self.start_volume - 1.0
+        if abs(change) > s.max_volume_change:
+            return f"volume guard: volume {100 * change:+.1f} % beyond ±{100 * s.max_volume_change:.0f} % {when}"
         return None
 
-    return guard
+    def broken_bond(self, atoms: Atoms, step: int) -> str | None:
+        """The most stretched of the bonds beyond the tolerance for ``bond_break_fs`` by ``step``, named by its
+        atoms, types, length and since when; None when there is none. Updates the guard's memory."""
+        topology, tolerance = self.topology, self.settings.bond_tolerance
+        lengths = np.linalg.norm(topology.bond_vectors(atoms.positions, atoms.cell.array), axis=1)
+        stretch = lengths / topology.reference_bond_lengths
+        beyond = stretch > tolerance
+        self.beyond_since = np.where(beyond, np.where(self.beyond_since < 0, step, self.beyond_since), -1)
+        held = beyond & (step - self.beyond_since >= self.persistence)
+        if not held.any():
+            return None
+        b = int(np.argmax(np.where(held, stretch, -np.inf)))
+        i, j = (int(x) for x in topology.bonds[b])
+        since = f" since {self.beyond_since[b] * TIMESTEP_FS / 1000:.3f} ps," if self.persistence else ""
+        return (f"{self.atom(i)}–{self.atom(j)} {lengths[b]:.2f} Å, beyond {tolerance:g} x its "
+                f"{topology.reference_bond_lengths[b]:.2f} Å{since}")
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The guard's memory: since when each bond has been beyond the tolerance."""
+        return {"bond_beyond_since": self.beyond_since.copy()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue with the memory of :meth:`state` (nothing to restore: all bonds within)."""
+        if "bond_beyond_since" in state:
+            self.beyond_since = np.array(state["bond_beyond_since"], dtype=np.int64)
 
 
 def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, settings: LearnSettings,
@@ -105,7 +141,7 @@ def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, setti
         return ValidationRun.read(done)
     atoms = structure.copy()
     atoms.calc = SNAPCalculator(model, d3=d3, zbl=zbl)
-    guard = validation_guard(topology, settings, temperature_K, structure.get_volume())
+    guard = ValidationGuard(topology, settings, temperature_K, structure.get_volume())
     try:
         result = run_md(atoms, steps, temperature_K=temperature_K, ensemble="npt", cell=npt_cell(structure),
                         pressure_MPa=settings.pressure_MPa, timestep_fs=TIMESTEP_FS, seed=seed, trajectory=trajectory,
@@ -247,7 +283,9 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
     if 0 in finished:
         checks.append(_lattice_check(finished[0], structure, settings))
     validation = Validation(runs, test, checks)
-    plotting.validation_figure(validation, [ase.io.read(r.trajectory, ":") for r in runs],
+    # the runs' files by name: the paths they recorded hold the work directory as it was named then
+    trajectories = [ase.io.read(directory / Path(r.trajectory).name, ":") for r in runs]
+    plotting.validation_figure(validation, trajectories,
                                directory / "validation.png", "SNAP" + " + D3" * d3 + " + ZBL" * (zbl is not None))
     validation.write(done)
     (log.info if validation.passed else log.error)("%s", validation.verdict)

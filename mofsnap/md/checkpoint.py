@@ -7,7 +7,9 @@ momenta of the thermostat (``_eta``, ``_p_eta``) and barostat (``_xi``, ``_p_xi`
 positions and momenta (``_q``, ``_p``) and its cell variables (``_h``, ``_p_g`` of ``MTKNPT``; ``_p_c``,
 ``_h0_basis`` of ``MaskedMTKNPT``; ``_eps``, ``_p_eps``, ``_volume0``, ``_cell0`` of ``IsotropicMTKNPT``), and
 for ``Langevin`` the state of its random generator. They are ASE's private attributes: :func:`integrator_state`
-names them in one table and :func:`restore_integrator` refuses an integrator that lacks one.
+names them in one table and :func:`restore_integrator` refuses an integrator that lacks one. A guard or observer
+that remembers earlier steps (e.g. how long a bond has been stretched) keeps its memory there too: it offers
+``state() -> dict of arrays`` and ``restore(state)``.
 
 The file is ``<trajectory>.checkpoint.npz`` (:func:`checkpoint_path`), a versioned NPZ replaced atomically.
 """
@@ -33,6 +35,21 @@ STATE_ATTRIBUTES = {
     "_thermostat": ("_eta", "_p_eta"),
     "_barostat": ("_xi", "_p_xi"),
 }
+
+
+def monitor_states(monitors: list) -> dict[str, np.ndarray]:
+    """The memory of the monitors (guards, observers) that have one, keyed ``"<index>:<name>"`` by their place
+    in ``monitors``."""
+    return {f"{index}:{name}": np.asarray(value) for index, monitor in enumerate(monitors)
+            if hasattr(monitor, "state") for name, value in monitor.state().items()}
+
+
+def restore_monitors(monitors: list, states: dict[str, np.ndarray]) -> None:
+    """Give each monitor with a memory its part of ``states`` (:func:`monitor_states` of the same monitors)."""
+    for index, monitor in enumerate(monitors):
+        if hasattr(monitor, "restore"):
+            monitor.restore({key.split(":", 1)[1]: value for key, value in states.items()
+                             if key.split(":", 1)[0] == str(index)})
 
 
 def checkpoint_path(trajectory: str | Path) -> Path:
@@ -96,6 +113,8 @@ class MDCheckpoint:
         :func:`integrator_state` (empty when the run stopped: a stopped run is not continued).
     stopped : str or None
         The guard's reason when the run stopped.
+    monitors : dict of str to array
+        The memory of the run's guard and observers that have one (:func:`monitor_states`).
     """
 
     step: int
@@ -105,12 +124,15 @@ class MDCheckpoint:
     integrator: str
     state: dict[str, np.ndarray] = field(default_factory=dict)
     stopped: str | None = None
+    monitors: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def capture(cls, atoms: Atoms, step: int, dynamics: object, stopped: str | None = None) -> MDCheckpoint:
-        """The state of ``atoms`` and ``dynamics`` now (without integrator variables when ``stopped``)."""
+    def capture(cls, atoms: Atoms, step: int, dynamics: object, stopped: str | None = None,
+                monitors: dict[str, np.ndarray] | None = None) -> MDCheckpoint:
+        """The state of ``atoms``, ``dynamics`` and the ``monitors``' memory now (without integrator variables
+        when ``stopped``)."""
         return cls(step, atoms.get_positions(), atoms.get_momenta(), atoms.cell.array.copy(), type(dynamics).__name__,
-                   {} if stopped else integrator_state(dynamics), stopped)
+                   {} if stopped else integrator_state(dynamics), stopped, dict(monitors or {}))
 
     def apply(self, atoms: Atoms) -> None:
         """Set the positions, momenta and cell of ``atoms`` to the checkpoint's, exactly."""
@@ -123,7 +145,8 @@ class MDCheckpoint:
         return write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, dict(
             step=self.step, positions=self.positions, momenta=self.momenta, cell=self.cell,
             integrator=self.integrator, stopped=self.stopped or "",
-            **{f"state:{key}": value for key, value in self.state.items()}))
+            **{f"state:{key}": value for key, value in self.state.items()},
+            **{f"monitor:{key}": value for key, value in self.monitors.items()}))
 
     @classmethod
     def read(cls, path: str | Path) -> MDCheckpoint:
@@ -139,4 +162,5 @@ class MDCheckpoint:
         return cls(int(arrays["step"]), arrays["positions"], arrays["momenta"], arrays["cell"],
                    str(arrays["integrator"]),
                    {key.split(":", 1)[1]: value for key, value in arrays.items() if key.startswith("state:")},
-                   str(arrays["stopped"]) or None)
+                   str(arrays["stopped"]) or None,
+                   {key.split(":", 1)[1]: value for key, value in arrays.items() if key.startswith("monitor:")})

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from ..exceptions import MDError, MofsnapError
 from ..units import ATMOSPHERE_MPA
-from .checkpoint import MDCheckpoint, checkpoint_path, restore_integrator
+from .checkpoint import MDCheckpoint, checkpoint_path, monitor_states, restore_integrator, restore_monitors
 from .guards import Guard, MDGuard
 from .trajectory import FrameWriter, read_trajectory
 
@@ -246,7 +246,9 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
         during a step (e.g. LAMMPS losing atoms) stops the run the same way.
     observers : sequence of callables
         Further ``observer(atoms, step) -> str | None`` called after the guard at every step (e.g.
-        :class:`mofsnap.md.grade.GradeMonitor`); a string stops the run as a guard's does.
+        :class:`mofsnap.md.grade.GradeMonitor`); a string stops the run as a guard's does. A guard or observer
+        with a memory of earlier steps offers ``state()`` and ``restore(state)``, and its memory is
+        checkpointed with the run (so a resumed run stops where an uninterrupted one would).
     progress : bool
         Show a tqdm progress bar.
     calculator : Calculator, optional
@@ -294,6 +296,8 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
                     checkpoint.integrator, type(dynamics).__name__)
     checks = [guard.start(atoms, temperature_K) if isinstance(guard, MDGuard) else guard] if guard else []
     checks += list(observers)
+    if checkpoint is not None:
+        restore_monitors(checks, checkpoint.monitors)
     info = {"md_ensemble": ensemble, "md_target_temperature_K": temperature_K, "md_timestep_fs": timestep_fs}
     if ensemble == "npt":
         info.update(md_pressure_MPa=pressure_MPa, md_cell=cell)
@@ -304,7 +308,7 @@ def run_md(atoms: Atoms, steps: int, *, temperature_K: float = 300.0, ensemble: 
         """Checkpoint (first: a kill in between leaves a checkpoint ahead of the frames, see resume) and frame."""
         if writer is None:
             return
-        MDCheckpoint.capture(atoms, step, dynamics, reason).write(checkpoint_path(path))
+        MDCheckpoint.capture(atoms, step, dynamics, reason, monitor_states(checks)).write(checkpoint_path(path))
         atoms.info.update(info, md_step=step, time_fs=step * timestep_fs, temperature_K=atoms.get_temperature())
         if reason is not None:
             atoms.info["md_stop"] = reason
