@@ -6,7 +6,8 @@ A full-budget campaign (``BUDGETS["full"]`` of :mod:`bench_zoo`, 50 ps of valida
 directories (``summary.json``, ``settings.json``) and writes one record per campaign in the format of
 ``bench_zoo.json``: labels, own-test errors, validation verdict and checks, time to first failure, the runs the
 guard stopped per generation, the learning curve, the wall time, and every setting that differs from the
-budget (``settings_beyond_budget``: a framework's spin choice, or a variant's schedule). Wall times are those
+budget (``settings_beyond_budget``: a framework's spin choice, or a variant's schedule), and the settings the
+campaign predates (``predates``: it ran with the behaviour from before them). Wall times are those
 of each campaign's last call (``summary.json``): a campaign resumed to finish counts only its last call.
 With ``--replay FS``, the validation stops of each failed campaign are replayed from FS fs before the stop
 with its model and with the reference (:func:`bench_zoo.replay_stops`; ``replays`` in its record).
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from bench_zoo import BUDGETS, Campaign, campaign_record, replay_line, replay_stops, write_results
 
+from mofsnap.learn import LearnSettings
 from mofsnap.learn.summary import LearnSummary
 
 #: Keys of a work directory's ``settings.json`` that are not settings of the budget.
@@ -49,6 +51,7 @@ def collect(workdir: Path) -> dict:
     record["workdir"] = workdir.name
     record["settings_beyond_budget"] = {key: value for key, value in used.items()
                                         if key not in NOT_SETTINGS | {"structure"} and budget.get(key) != value}
+    record["predates"] = sorted(set(budget) - set(used) - set(LearnSettings.RUNTIME_KEYS))
     return record
 
 
@@ -75,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{r['workdir']:14} {r['structure']:17} {r['labels_train']:4d} train  "
               f"E {test.get('energy', float('nan')):5.2f}  F {test.get('forces', float('nan')):4.0f}  "
               f"S {test.get('stress', float('nan')):5.1f}  {'passed' if r['passed'] else 'FAILED'}  "
-              f"{r['first_failure'][:90]}  {r['wall_seconds'] / 60:.0f} min  {r['settings_beyond_budget'] or ''}")
+              f"{r['first_failure'][:90]}  {r['wall_seconds'] / 60:.0f} min  {r['settings_beyond_budget'] or ''}"
+              + (f"  predates {', '.join(r['predates'])}" if r["predates"] else ""))
         for replay in r.get("replays", ()):
             print(f"    replayed: {replay_line(replay)}")
     return results
