@@ -72,7 +72,8 @@ class ValidationGuard:
         #: Per bond, the step since which it has been beyond the tolerance (-1: within it).
         self.beyond_since = np.full(len(topology.bonds), -1, dtype=np.int64)
 
-    def atom(self, i: int) -> str:
+    def _atom(self, i: int) -> str:
+        """Atom ``i`` named by its type and index, as in every reason."""
         return f"{self.topology.atom_types[i]} (atom {i})"
 
     def __call__(self, atoms: Atoms, step: int) -> str | None:
@@ -80,10 +81,10 @@ class ValidationGuard:
         when = f"at {step * TIMESTEP_FS / 1000:.3f} ps (step {step})"
         norms = np.linalg.norm(atoms.get_forces(), axis=1)
         if not np.isfinite(norms).all():
-            return f"force guard: non-finite force on {self.atom(int(np.argmin(np.isfinite(norms))))} {when}"
+            return f"force guard: non-finite force on {self._atom(int(np.argmin(np.isfinite(norms))))} {when}"
         worst = int(np.argmax(norms))
         if norms[worst] > s.max_force:
-            return f"force guard: {norms[worst]:.1f} eV/Å on {self.atom(worst)} > {s.max_force} eV/Å {when}"
+            return f"force guard: {norms[worst]:.1f} eV/Å on {self._atom(worst)} > {s.max_force} eV/Å {when}"
         temperature = atoms.get_temperature()
         if temperature > self.max_temperature:
             return f"temperature guard: {temperature:.0f} K > {self.max_temperature:.0f} K {when}"
@@ -111,7 +112,7 @@ class ValidationGuard:
         b = int(np.argmax(np.where(held, stretch, -np.inf)))
         i, j = (int(x) for x in topology.bonds[b])
         since = f" since {self.beyond_since[b] * TIMESTEP_FS / 1000:.3f} ps," if self.persistence else ""
-        return (f"{self.atom(i)}–{self.atom(j)} {lengths[b]:.2f} Å, beyond {tolerance:g} x its "
+        return (f"{self._atom(i)}–{self._atom(j)} {lengths[b]:.2f} Å, beyond {tolerance:g} x its "
                 f"{topology.reference_bond_lengths[b]:.2f} Å{since}")
 
     def state(self) -> dict[str, np.ndarray]:
