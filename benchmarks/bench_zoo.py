@@ -367,7 +367,8 @@ def replay_stops(workdir: Path, fs_before: int) -> list[dict]:
                 replayed = ase.io.read(trajectory, ":")
                 positions = np.array([f.positions for f in replayed])
                 cells = np.array([f.cell.array for f in replayed])
-                stretch = learner.topology.measure(positions, cells)["bond"] / learner.topology.reference_bond_lengths
+                lengths = np.linalg.norm(learner.topology.bond_vectors(positions, cells), axis=-1)
+                stretch = lengths / learner.topology.reference_bond_lengths
                 found[who] = {"stopped": result.stopped, "fs": int(replayed[-1].info["md_step"]),
                               "largest_stretch": float(stretch.max())}
             model_stops, reference_stops = (found[w]["stopped"] is not None for w in ("model", "reference"))
