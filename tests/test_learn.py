@@ -29,10 +29,11 @@ from mofsnap.model import SNAPModel
 from mofsnap.reference import ASEReference
 from mofsnap.topology import Topology
 
-#: A campaign small enough for a test: ethanol in a periodic box, with a short closing SNAP + D3 run.
+#: A campaign small enough for a test: ethanol in a periodic box, with a short closing SNAP + D3 run (no
+#: refinement rounds: their tests ask for them).
 TINY = LearnSettings(n_perturbed=6, temperatures=(100.0, 200.0), runs=3, md_steps=30, frame_interval=5,
                      ramp_steps=20, ramp_segments=2, test_size=3, extra_random=1, final_md_steps=20, hot_md_steps=10,
-                     twojmax=2, max_workers=1)
+                     twojmax=2, max_workers=1, refine_rounds=0)
 
 
 def _springs(structure: Path) -> ASEReference:

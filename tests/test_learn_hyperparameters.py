@@ -22,11 +22,12 @@ from mofsnap.model import SNAPModel
 from mofsnap.model_card import ModelCard
 from mofsnap.reference import ASEReference
 
-#: A tiny campaign (ethanol in a box, two generations) optimising at step 0, generation 2 and the final fit (3).
+#: A tiny campaign (ethanol in a box, two generations) optimising at step 0, generation 2 and the final fit (3);
+#: no refinement rounds, so that the final fit is the campaign's model.
 SETTINGS = LearnSettings(n_perturbed=6, temperatures=(100.0, 200.0), runs=3, md_steps=30, frame_interval=5,
                          ramp_steps=20, ramp_segments=2, test_size=3, extra_random=1, final_md_steps=20,
                          hot_md_steps=10, twojmax=2, max_workers=1, optimise_hyperparameters_at=(0, 2, 3),
-                         hyperparameter_evaluations=4)
+                         hyperparameter_evaluations=4, refine_rounds=0)
 SEARCHED = (0, 2, 3)
 
 

@@ -10,7 +10,8 @@ from ase.calculators.calculator import all_changes
 from ase.calculators.emt import EMT
 
 from mofsnap.exceptions import MDError, ResultFileError
-from mofsnap.md import MDCheckpoint, MDGuard, MDSummary, blowup_guard, checkpoint_path, read_trajectory, run_md
+from mofsnap.md import (MDCheckpoint, MDGuard, MDSummary, blowup_guard, checkpoint_path, read_trajectory, reheat_momenta,
+                        run_md)
 
 
 class FreshEMT(EMT):
@@ -76,6 +77,29 @@ def test_thermostats_reach_target_temperature(ensemble):
            progress=False, thermalize=False, guard=lambda a, step: temps.append(a.get_temperature()))
     # 32 atoms: instantaneous T fluctuates by ~15 %, the mean over 2.4 ps is within a few %
     assert np.mean(temps) == pytest.approx(600, rel=0.08)
+
+
+def _nve_temperature_after(draw, steps=200):
+    """Copper equilibrated at 150 K (Langevin), new momenta from ``draw(atoms)``, then NVE: the mean kinetic
+    temperature over the second half of ``steps`` steps."""
+    atoms = copper(repeat=3)
+    atoms.calc = EMT()
+    run_md(atoms, 200, ensemble="langevin", temperature_K=150, timestep_fs=4.0, friction_per_fs=0.02, seed=3,
+           progress=False)
+    draw(atoms)
+    temps = []
+    run_md(atoms, steps, ensemble="nve", timestep_fs=2.0, thermalize=False, progress=False,
+           guard=lambda a, step: temps.append(a.get_temperature()))
+    return np.mean(temps[steps // 2:])
+
+
+def test_reheated_solid_settles_at_the_new_temperature():
+    # equipartition: momenta drawn at T relax to (T + 150 K) / 2; reheat_momenta compensates
+    plain = _nve_temperature_after(lambda atoms: run_md(atoms, 0, ensemble="nve", temperature_K=450, seed=4,
+                                                        progress=False))
+    assert plain == pytest.approx(300, rel=0.08)
+    reheated = _nve_temperature_after(lambda atoms: reheat_momenta(atoms, 450, seed=4))
+    assert reheated == pytest.approx(450, rel=0.05)
 
 
 def test_npt_cell_modes(tmp_path):

@@ -23,7 +23,7 @@ from ase import Atoms
 from ..calculator import D3, ZBL, SNAPCalculator
 from ..exceptions import LammpsError, ModelError
 from ..executors import worker_pool
-from ..md import Guard, blowup_guard, run_md
+from ..md import Guard, blowup_guard, reheat_momenta, run_md
 from ..topology import Topology
 
 #: Errors by which an MD run with an extrapolating model fails (they end the run like the blow-up guard).
@@ -41,7 +41,8 @@ class MDTask:
     start : Atoms
         The starting configuration (typed).
     temperatures : tuple of float
-        One NPT segment per temperature (K), each of ``steps`` steps.
+        One NPT segment per temperature (K), each of ``steps`` steps; each later segment starts from momenta
+        drawn by :func:`mofsnap.md.reheat_momenta`, so that a ramp keeps up with its temperatures.
     steps, interval : int
         Steps per segment, steps between written frames.
     pressure_MPa : float
@@ -123,6 +124,8 @@ def run_md_task(task: MDTask) -> dict:
         guard = _blowup_guard(task, topology, temperature)
         segment = part.with_name(f"{part.name}.{k}.extxyz")
         segment.unlink(missing_ok=True)  # left by a killed attempt: the run restarts from its beginning
+        if k:  # a ramp: left to the thermostat alone, each segment lags far behind its temperature
+            reheat_momenta(atoms, temperature, task.seed + k)
         start = time.perf_counter()
         try:
             result = run_md(atoms, task.steps, temperature_K=temperature, ensemble="npt", cell=npt_cell(atoms),

@@ -7,11 +7,11 @@ resumes bit for bit; ``read_trajectory`` reads what it writes (and any ``ase.io`
 """
 
 from .checkpoint import MDCheckpoint, checkpoint_path
-from .driver import CELL_MODES, ENSEMBLES, MDResult, run_md
+from .driver import CELL_MODES, ENSEMBLES, MDResult, reheat_momenta, run_md
 from .grade import GradeMonitor
 from .guards import Guard, MDGuard, blowup_guard
 from .summary import MDSummary
 from .trajectory import FrameWriter, read_trajectory
 
 __all__ = ["CELL_MODES", "ENSEMBLES", "FrameWriter", "GradeMonitor", "Guard", "MDCheckpoint", "MDGuard", "MDResult",
-           "MDSummary", "blowup_guard", "checkpoint_path", "read_trajectory", "run_md"]
+           "MDSummary", "blowup_guard", "checkpoint_path", "read_trajectory", "reheat_momenta", "run_md"]

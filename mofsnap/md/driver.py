@@ -83,6 +83,35 @@ class MDResult:
         return self.new_steps * self.timestep_fs * 1e-6 / self.wall_seconds * 86400.0
 
 
+def reheat_momenta(atoms: Atoms, temperature_K: float, seed: int) -> float:
+    """Draw Maxwell-Boltzmann momenta that bring a solid equilibrated at its current kinetic temperature to
+    ``temperature_K`` once the kinetic energy has shared itself with the potential energy.
+
+    In a harmonic solid the two hold equal energy, so fresh momenta at ``T_draw`` relax the system to the mean
+    of ``T_draw`` and the temperature it had. Drawing at ``2 T - T_now`` (never below ``T``) lands it on ``T``
+    within a few vibrations instead of leaving the thermostat to make up half the step; without momenta
+    (``T_now`` = 0) this is the usual doubled temperature for a start from a minimum.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        Changed in place: new momenta, centre-of-mass motion removed.
+    temperature_K : float
+        Temperature to reach.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    float
+        The temperature (K) the momenta were drawn at.
+    """
+    draw = max(temperature_K, 2.0 * temperature_K - atoms.get_temperature())
+    thermalize_momenta(atoms, draw, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    return draw
+
+
 def _integrator(atoms: Atoms, ensemble: str, cell: str, temperature_K: float, pressure_MPa: float,
                 timestep_fs: float, tdamp_fs: float, pdamp_fs: float, chain: int, friction_per_fs: float,
                 rng: np.random.Generator):
