@@ -319,6 +319,13 @@ def common_test(learners: dict[Campaign, ActiveLearning], records: dict[Campaign
             records[campaign]["common_test"] = {**{q: curve[-1][q] for q in QUANTITIES}, "n": len(test)}
 
 
+def finished_learner(workdir: Path) -> ActiveLearning:
+    """The learner of the campaign in ``workdir``, with the settings it was made with (its ``settings.json``)."""
+    saved = json.loads((workdir / "settings.json").read_text())
+    settings = LearnSettings(**{k: v for k, v in saved.items() if k in LearnSettings.__dataclass_fields__})
+    return ActiveLearning(settings=settings, workdir=workdir, progress=False)
+
+
 def replay_stops(workdir: Path, fs_before: int) -> list[dict]:
     """Whose failure: each run the guard stopped in the last validation of the finished campaign in
     ``workdir``, replayed with its model and with the reference from the same state (resumed).
@@ -338,11 +345,10 @@ def replay_stops(workdir: Path, fs_before: int) -> list[dict]:
         and for ``model`` and ``reference`` the guard message or None (``stopped``), the fs done and the
         largest stretch; and a one-line ``verdict``.
     """
-    saved = json.loads((workdir / "settings.json").read_text())
-    settings = LearnSettings(**{k: v for k, v in saved.items() if k in LearnSettings.__dataclass_fields__})
     summary = LearnSummary.read(workdir / "summary.json")
     replays = []
-    with ActiveLearning(settings=settings, workdir=workdir, progress=False) as learner:
+    with finished_learner(workdir) as learner:
+        settings = learner.settings
         directory = learner.validation_dir(len(summary.refinements))
         model = SNAPModel.read(workdir / "final" / "model")
         for run in summary.validation.runs:

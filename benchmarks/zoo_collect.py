@@ -10,10 +10,14 @@ budget (``settings_beyond_budget``: a framework's spin choice, or a variant's sc
 campaign predates (``predates``: it ran with the behaviour from before them). Wall times are those
 of each campaign's last call (``summary.json``): a campaign resumed to finish counts only its last call.
 With ``--replay FS``, the validation stops of each failed campaign are replayed from FS fs before the stop
-with its model and with the reference (:func:`bench_zoo.replay_stops`; ``replays`` in its record).
+with its model and with the reference (:func:`bench_zoo.replay_stops`; ``replays`` in its record). With
+``--retest N``, every generation of each campaign is scored on N fresh frames of the test ramp as the loop
+runs it now (:func:`retest`; ``retest`` in its record): a campaign made before the ramp kept up with its
+temperatures was tested on cold frames only.
 
     python benchmarks/zoo_collect.py runs/mof5 runs/dmof1 --json zoo_full.json
     python benchmarks/zoo_collect.py runs/mof74 --replay 100 --json zoo_mof74.json
+    python benchmarks/zoo_collect.py runs/mof5 --retest 30 --json zoo_mof5.json
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench_zoo import BUDGETS, Campaign, campaign_record, replay_line, replay_stops, write_results
+from bench_zoo import BUDGETS, Campaign, campaign_record, finished_learner, replay_line, replay_stops, write_results
+from campaigns import QUANTITIES, common_test_set, learning_curves
 
+from mofsnap.executors import worker_pool
 from mofsnap.learn import LearnSettings
 from mofsnap.learn.summary import LearnSummary
 
@@ -55,6 +61,40 @@ def collect(workdir: Path) -> dict:
     return record
 
 
+def retest(workdir: Path, frames: int, workers: int) -> dict:
+    """Every fitted generation of the finished campaign in ``workdir`` on a fresh test set: ``frames`` random
+    intact frames of the test ramp as the loop runs it now (each segment reheated to its temperature, with
+    the model of the campaign's last learning generation), labelled with the reference in ``workdir/retest``
+    (a rerun reads them back).
+
+    Returns
+    -------
+    dict
+        ``frames`` (labelled), ``curve`` (per generation: ``generation``, ``n_train`` and the RMSE of each
+        quantity of :data:`campaigns.QUANTITIES`), and ``rises``: per quantity, how often a generation's
+        error is above the previous generation's.
+    """
+    with finished_learner(workdir) as learner:
+        executor = worker_pool(workers)
+        try:
+            test = common_test_set({"campaign": learner}, learner.settings, frames, workdir / "retest", executor)
+        finally:
+            executor.shutdown()
+        last = max(int(path.name[3:]) for path in workdir.glob("gen[0-9][0-9][0-9]"))
+        curve = learning_curves({"campaign": learner}, last, test)["campaign"]
+    rises = {q: sum(b[q] > a[q] for a, b in zip(curve, curve[1:])) for q in QUANTITIES}
+    return {"frames": len(test), "curve": curve, "rises": rises}
+
+
+def retest_line(found: dict) -> str:
+    """A :func:`retest` in words: the last generation's errors and the rises along the curve."""
+    last = found["curve"][-1]
+    errors = ", ".join(f"{q} {last[q]:.3g} {unit}" for q, unit in QUANTITIES.items())
+    rises = ", ".join(f"{q} {found['rises'][q]}" for q in QUANTITIES)
+    return (f"retested on {found['frames']} ramp frames: {errors}; rises over {len(found['curve']) - 1} "
+            f"generations: {rises}")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -63,11 +103,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--replay", type=int, default=0, metavar="FS",
                         help="replay each failed campaign's validation stops with its model and with the reference "
                              "from FS fs before each stop (default: 0, none)")
+    parser.add_argument("--retest", type=int, default=0, metavar="N",
+                        help="score every generation of each campaign on N fresh frames of the test ramp "
+                             "(default: 0, none)")
+    parser.add_argument("--workers", type=int, default=2, help="processes labelling the retest frames (default: 2)")
     args = parser.parse_args(argv)
     records = [collect(workdir) for workdir in args.workdirs]
     for workdir, record in zip(args.workdirs, records):
         if args.replay and not record["passed"]:
             record["replays"] = replay_stops(workdir, args.replay)
+        if args.retest:
+            record["retest"] = retest(workdir, args.retest, args.workers)
     results = {"mode": "full budget, each campaign with its settings beyond the budget",
                "wall_seconds": "of each campaign's last mofsnap learn call: a resumed campaign's earlier calls are "
                                "not counted",
@@ -82,6 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
               + (f"  predates {', '.join(r['predates'])}" if r["predates"] else ""))
         for replay in r.get("replays", ()):
             print(f"    replayed: {replay_line(replay)}")
+        if "retest" in r:
+            print(f"    {retest_line(r['retest'])}")
     return results
 
 

@@ -23,7 +23,7 @@ from ase import Atoms
 
 from .. import plotting
 from ..calculator import ZBL, SNAPCalculator
-from ..md import run_md
+from ..md import reheat_momenta, run_md
 from ..model import SNAPModel
 from ..topology import Topology
 from .md_tasks import EXPLOSIONS, npt_cell
@@ -142,11 +142,12 @@ def validation_run(model: SNAPModel, structure: Atoms, topology: Topology, setti
         return ValidationRun.read(done)
     atoms = structure.copy()
     atoms.calc = SNAPCalculator(model, d3=d3, zbl=zbl)
+    reheat_momenta(atoms, temperature_K, seed)  # from the minimum: drawn at 2 T, they settle at T
     guard = ValidationGuard(topology, settings, temperature_K, structure.get_volume())
     try:
         result = run_md(atoms, steps, temperature_K=temperature_K, ensemble="npt", cell=npt_cell(structure),
-                        pressure_MPa=settings.pressure_MPa, timestep_fs=TIMESTEP_FS, seed=seed, trajectory=trajectory,
-                        interval=10, guard=guard, progress=progress)
+                        pressure_MPa=settings.pressure_MPa, timestep_fs=TIMESTEP_FS, seed=seed, thermalize=False,
+                        trajectory=trajectory, interval=10, guard=guard, progress=progress)
         stopped, ns_per_day = result.stopped, result.ns_per_day
     except EXPLOSIONS as exc:  # an exploding model can break the barostat, LAMMPS or the cell
         stopped, ns_per_day = f"MD failed: {type(exc).__name__}: {exc}", float("nan")
