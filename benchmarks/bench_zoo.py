@@ -47,7 +47,7 @@ SCF of the Cu paddlewheels) has labels too slow for the quick budget; MIL-53 and
 as the quick mode was defined before their labels became cheap. One quick MOF-5 campaign
 (cbad, seed 0) took 244 s on the shared machine (load average 4): relaxation 47 s, step 0 (22 labels and a
 hyperparameter search) 76 s, three generations of 17 s each, final fit, test labels and validation 55 s,
-common test 15 s; it passed validation with 31 labels. Wall times on 2 cores: quick 67 min measured on a shared
+common test 15 s; it passed validation with 31 labels. Wall times on 2 cores: quick 47 min measured on an idle
 machine (with the relaxed cell and refinement rounds), full ~30-35 h; ``--estimate`` prints a lower bound
 (labels and MD only) for any selection from :data:`COSTS`.
 

@@ -266,6 +266,37 @@ def test_resume_with_other_settings_is_refused(ethanol_file, uninterrupted):
                        _springs(ethanol_file))
 
 
+def test_a_work_directory_made_before_a_setting_resumes_with_the_value_it_ran_with(tmp_path, ethanol_file,
+                                                                                   uninterrupted):
+    work = tmp_path / "old"
+    shutil.copytree(uninterrupted, work)
+    saved = json.loads((work / "settings.json").read_text())
+    del saved["bond_break_fs"]  # as written before the setting existed
+    (work / "settings.json").write_text(json.dumps(saved))
+    settings = replace(TINY, structure=str(ethanol_file))
+    with pytest.raises(LearnError, match=r"\(bond_break_fs differ; it was made before bond_break_fs existed and ran "
+                                         r"as bond_break_fs = 0\.0\); use a new work directory"):
+        ActiveLearning(str(ethanol_file), work, settings, _springs(ethanol_file))
+    ActiveLearning(str(ethanol_file), work, replace(settings, bond_break_fs=0.0), _springs(ethanol_file)).close()
+
+
+def test_fit_weights_fall_on_perturbed_copies_after_mlp0_and_on_labels_from_stops(uninterrupted):
+    learner = ActiveLearning.__new__(ActiveLearning)  # the label store and settings are all training_set reads
+    learner.store = LabelStore(uninterrupted / "labels.db")
+    learner.settings = replace(TINY, perturbed_weight=0.3, stop_weight=0.1)
+    assert all("weight" not in a.info for a in learner.training_set(0))  # MLP0: the copies are all there is
+    later = learner.training_set(len(TINY.temperatures))
+    from_stop = [a for a in later if a.info["generation"] > 0 and a.info["from_stop"]]
+    assert from_stop, "no learning run of the tiny campaign was stopped: the stop weight is not tested"
+    for atoms in later:
+        generation = atoms.info["generation"]
+        if generation > 0:  # the flag says whether the label's run was stopped by the guard
+            run = json.loads((uninterrupted / atoms.info["source"]).with_suffix(".json").read_text())
+            assert atoms.info["from_stop"] == bool(run["stopped"])
+        expected = (0.3 if generation == 0 else 1.0) * (0.1 if generation > 0 and atoms.info["from_stop"] else 1.0)
+        assert atoms.info.get("weight", 1.0) == expected
+
+
 # ------------------------------------------------------------------------------------- selection rules
 
 

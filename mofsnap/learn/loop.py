@@ -261,11 +261,15 @@ class ActiveLearning:
         mine["reference_settings_hash"] = self.reference.settings_hash
         mine["structure_hash"] = atoms_hash(self.structure)
         if saved.exists():
-            old = json.loads(saved.read_text())
+            stored = json.loads(saved.read_text())
+            old = {**LearnSettings.BEFORE_ADDED, **stored}
             changed = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
             if changed:
-                raise LearnError(f"{self.workdir} was made with other settings ({', '.join(changed)} differ); "
-                                 "use a new work directory")
+                older = [k for k in changed if k not in stored]
+                raise LearnError(f"{self.workdir} was made with other settings ({', '.join(changed)} differ"
+                                 + (f"; it was made before {', '.join(older)} existed and ran as "
+                                    + ", ".join(f"{k} = {old[k]!r}" for k in older) if older else "")
+                                 + "); use a new work directory")
         else:
             saved.write_text(json.dumps(mine, indent=1))
             ase.io.write(self.workdir / "structure.extxyz", self.structure)
@@ -299,9 +303,17 @@ class ActiveLearning:
         return self.workdir / f"gen{k:03d}"
 
     def training_set(self, generation: int) -> list[Atoms]:
-        """Good training labels of generations ``<= generation``, in a fixed (hash) order."""
-        images = [a for a in self.store.select(role="train") if a.info["generation"] <= generation]
-        return sorted(images, key=lambda a: a.info["label_hash"])
+        """Good training labels of generations ``<= generation``, in a fixed (hash) order, each with its fit
+        weight in ``info["weight"]`` when it is not 1 (``perturbed_weight``, ``stop_weight``)."""
+        s = self.settings
+        images = sorted((a for a in self.store.select(role="train") if a.info["generation"] <= generation),
+                        key=lambda a: a.info["label_hash"])
+        for atoms in images:
+            weight = ((s.perturbed_weight if generation > 0 and atoms.info["generation"] == 0 else 1.0)
+                      * (s.stop_weight if atoms.info.get("from_stop") else 1.0))
+            if weight != 1.0:
+                atoms.info["weight"] = weight
+        return images
 
     def label(self, frames: list[Atoms], metadata: list[dict]) -> list[Atoms]:
         """Label frames with the reference, skipping those already in the store.
@@ -482,17 +494,19 @@ class ActiveLearning:
         cbad = CBADFilter(self.topology, s.resolutions or None, bond_tolerance=s.bond_tolerance)
         cbad.include(self.training_set(k - 1))
         picks = self._pick(runs, cbad, model, report, k)
+        from_stop = [False] * len(picks)
         if s.learn_from_stops:
             for r, summary in enumerate(summaries):
                 failing = self._before_stop(runs[r]) if summary["stopped"] else None
                 if failing is not None:
-                    picks[r] = failing
+                    picks[r], from_stop[r] = failing, True
         chosen = [(r, p) for r, p in enumerate(picks) if p is not None]
         frames = [p for _, p in chosen]
         grades = self._grades(model, report, frames) if frames else None
         labelled = self.label(frames, [{"generation": k, "role": "train", "temperature": temperature,
                                         "source": f"gen{k:03d}/md/run{r:03d}.extxyz",
-                                        "frame": int(p.info["pick_index"])} for r, p in chosen])
+                                        "frame": int(p.info["pick_index"]), "from_stop": from_stop[r]}
+                                       for r, p in chosen])
         unseen = prediction_errors(model, labelled)  # MLP(k-1) on configurations it had never seen
         _, new_report = self._fit(k)
         cbad.write(self.generation_dir(k) / "cbad.json")
