@@ -27,13 +27,22 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 from bench_zoo import BUDGETS, Campaign, campaign_record, finished_learner, replay_line, replay_stops, write_results
 from campaigns import QUANTITIES, common_test_set, learning_curves
 
+from mofsnap.calculator import SNAPCalculator
 from mofsnap.executors import worker_pool
 from mofsnap.learn import LearnSettings
 from mofsnap.learn.summary import LearnSummary
+from mofsnap.model import SNAPModel
+from mofsnap.units import EV_PER_A3_IN_MPA
 
+#: The paired bootstrap that tells a rise of a retest curve from the noise of its frames: resamples, seed.
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+#: Column of each quantity in :func:`squared_errors`.
+QUANTITIES_INDEX = {q: i for i, q in enumerate(QUANTITIES)}
 #: Keys of a work directory's ``settings.json`` that are not settings of the budget.
 NOT_SETTINGS = {"reference_settings_hash", "structure_hash"}
 
@@ -71,8 +80,10 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
     -------
     dict
         ``frames`` (labelled), ``curve`` (per generation: ``generation``, ``n_train`` and the RMSE of each
-        quantity of :data:`campaigns.QUANTITIES`), and ``rises``: per quantity, how often a generation's
-        error is above the previous generation's.
+        quantity of :data:`campaigns.QUANTITIES`), ``rises``: per quantity, how often a generation's error
+        is above the previous generation's, ``rises_beyond_noise``: how many of those a paired bootstrap over
+        the frames (:func:`beyond_noise`) tells from noise, and ``rise_details`` (generation, quantity,
+        errors before and after, beyond the noise or not).
     """
     with finished_learner(workdir) as learner:
         executor = worker_pool(workers)
@@ -82,15 +93,48 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
             executor.shutdown()
         last = max(int(path.name[3:]) for path in workdir.glob("gen[0-9][0-9][0-9]"))
         curve = learning_curves({"campaign": learner}, last, test)["campaign"]
-    rises = {q: sum(b[q] > a[q] for a, b in zip(curve, curve[1:])) for q in QUANTITIES}
-    return {"frames": len(test), "curve": curve, "rises": rises}
+    squared = [squared_errors(SNAPModel.read(workdir / f"gen{point['generation']:03d}" / "model"), test)
+               for point in curve]
+    rises = [{"generation": now["generation"], "quantity": q, "before": before[q], "after": now[q],
+              "beyond_noise": beyond_noise(squared[k], squared[k + 1], QUANTITIES_INDEX[q])}
+             for k, (before, now) in enumerate(zip(curve, curve[1:])) for q in QUANTITIES if now[q] > before[q]]
+    counts = {q: sum(r["quantity"] == q for r in rises) for q in QUANTITIES}
+    beyond = {q: sum(r["quantity"] == q and r["beyond_noise"] for r in rises) for q in QUANTITIES}
+    return {"frames": len(test), "curve": curve, "rises": counts, "rises_beyond_noise": beyond, "rise_details": rises}
+
+
+def squared_errors(model: SNAPModel, frames: list) -> np.ndarray:
+    """Per frame, the model's squared errors summed per quantity: energy per atom (meV/atom)², force
+    components (meV/Å)² and stress components (MPa)², with the number of values each sum holds (columns 3-5)."""
+    calc = SNAPCalculator(model)
+    rows = []
+    for atoms in frames:
+        probe = atoms.copy()
+        probe.calc = calc
+        rows.append([(1e3 * (probe.get_potential_energy() - atoms.get_potential_energy()) / len(atoms)) ** 2,
+                     np.sum((1e3 * (probe.get_forces() - atoms.get_forces())) ** 2),
+                     np.sum((EV_PER_A3_IN_MPA * (probe.get_stress() - atoms.get_stress())) ** 2),
+                     1, 3 * len(atoms), 6])
+    return np.array(rows)
+
+
+def beyond_noise(before: np.ndarray, after: np.ndarray, column: int) -> bool:
+    """Whether the RMSE of quantity ``column`` of :func:`squared_errors` rose from ``before`` to ``after`` by more
+    than the noise of the frames: the lower end of the 95 % interval of a paired bootstrap of the rise is > 0."""
+    picks = np.random.default_rng(BOOTSTRAP_SEED).integers(len(before), size=(BOOTSTRAP_RESAMPLES, len(before)))
+
+    def rmse(squared: np.ndarray) -> np.ndarray:
+        return np.sqrt(squared[picks, column].sum(axis=1) / squared[picks, column + 3].sum(axis=1))
+
+    return bool(np.percentile(rmse(after) - rmse(before), 2.5) > 0)
 
 
 def retest_line(found: dict) -> str:
     """A :func:`retest` in words: the last generation's errors and the rises along the curve."""
     last = found["curve"][-1]
     errors = ", ".join(f"{q} {last[q]:.3g} {unit}" for q, unit in QUANTITIES.items())
-    rises = ", ".join(f"{q} {found['rises'][q]}" for q in QUANTITIES)
+    rises = ", ".join(f"{q} {found['rises'][q]} ({found['rises_beyond_noise'][q]} beyond noise)"
+                      for q in QUANTITIES)
     return (f"retested on {found['frames']} ramp frames: {errors}; rises over {len(found['curve']) - 1} "
             f"generations: {rises}")
 
