@@ -133,7 +133,8 @@ class LearnSettings:
         ensemble), ``stop_weight`` for the labels taken from before a learning run's guard stop
         (``learn_from_stops``). 1 and 1 weigh every label alike, as the reference work did. Refitted with 0.3
         and 0.1 on their own labels, the full-budget zoo campaigns' test errors at their temperatures fall by
-        up to half, but ZIF-8's refit then fails the validation its campaign's model passed (docs/training.md).
+        up to half, but ZIF-8's refit then fails the validation its campaign's model passed; with the step-0
+        weight alone it passes (docs/training.md).
     optimise_hyperparameters_at : list of int or None
         Generations (0 = step 0, len(temperatures) + 1 = the final fit) before whose fit the per-type radii and
         weights, rfac0 and the energy/stress weights (with alpha) are optimised on a held-out fifth of that
