@@ -29,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 from bench_zoo import BUDGETS, Campaign, campaign_record, finished_learner, replay_line, replay_stops, write_results
-from campaigns import QUANTITIES, common_test_set, learning_curves
+from campaigns import QUANTITIES, common_test_set
 
-from mofsnap.calculator import SNAPCalculator
 from mofsnap.executors import worker_pool
+from mofsnap.fit import FitReport
 from mofsnap.learn import LearnSettings
+from mofsnap.learn.loop import prediction_residuals
 from mofsnap.learn.summary import LearnSummary
 from mofsnap.model import SNAPModel
 from mofsnap.units import EV_PER_A3_IN_MPA
@@ -91,10 +92,15 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
             test = common_test_set({"campaign": learner}, learner.settings, frames, workdir / "retest", executor)
         finally:
             executor.shutdown()
-        last = max(int(path.name[3:]) for path in workdir.glob("gen[0-9][0-9][0-9]"))
-        curve = learning_curves({"campaign": learner}, last, test)["campaign"]
-    squared = [squared_errors(SNAPModel.read(workdir / f"gen{point['generation']:03d}" / "model"), test)
-               for point in curve]
+    curve, squared = [], []
+    for gen in sorted(workdir.glob("gen[0-9][0-9][0-9]")):
+        if not (gen / "report.json").exists():
+            break
+        squared.append(squared_errors(SNAPModel.read(gen / "model"), test))
+        curve.append({"generation": int(gen.name[3:]),
+                      "n_train": FitReport.read(gen / "report.json").metrics["train"]["n_configurations"],
+                      **{q: float(np.sqrt(squared[-1][:, i].sum() / squared[-1][:, i + 3].sum()))
+                         for q, i in QUANTITIES_INDEX.items()}})
     rises = [{"generation": now["generation"], "quantity": q, "before": before[q], "after": now[q],
               "beyond_noise": beyond_noise(squared[k], squared[k + 1], QUANTITIES_INDEX[q])}
              for k, (before, now) in enumerate(zip(curve, curve[1:])) for q in QUANTITIES if now[q] > before[q]]
@@ -106,16 +112,8 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
 def squared_errors(model: SNAPModel, frames: list) -> np.ndarray:
     """Per frame, the model's squared errors summed per quantity: energy per atom (meV/atom)², force
     components (meV/Å)² and stress components (MPa)², with the number of values each sum holds (columns 3-5)."""
-    calc = SNAPCalculator(model)
-    rows = []
-    for atoms in frames:
-        probe = atoms.copy()
-        probe.calc = calc
-        rows.append([(1e3 * (probe.get_potential_energy() - atoms.get_potential_energy()) / len(atoms)) ** 2,
-                     np.sum((1e3 * (probe.get_forces() - atoms.get_forces())) ** 2),
-                     np.sum((EV_PER_A3_IN_MPA * (probe.get_stress() - atoms.get_stress())) ** 2),
-                     1, 3 * len(atoms), 6])
-    return np.array(rows)
+    return np.array([[(1e3 * de) ** 2, np.sum((1e3 * df) ** 2), np.sum((EV_PER_A3_IN_MPA * ds) ** 2), 1, df.size, 6]
+                     for de, df, ds in prediction_residuals(model, frames)])
 
 
 def beyond_noise(before: np.ndarray, after: np.ndarray, column: int) -> bool:

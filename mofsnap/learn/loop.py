@@ -127,18 +127,24 @@ def perturbed_copies(atoms: Atoms, n: int, displacement: float, strain: float, s
     return copies
 
 
+def prediction_residuals(model: SNAPModel, images: list[Atoms]) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """Per labelled configuration, the model minus the label: energy per atom (eV/atom), forces (eV/Å, one row
+    per atom) and stress (eV/Å³, Voigt order)."""
+    calc = SNAPCalculator(model)
+    residuals = []
+    for atoms in images:
+        probe = atoms.copy()
+        probe.calc = calc
+        residuals.append(((probe.get_potential_energy() - atoms.get_potential_energy()) / len(atoms),
+                          probe.get_forces() - atoms.get_forces(), probe.get_stress() - atoms.get_stress()))
+    return residuals
+
+
 def prediction_errors(model: SNAPModel, images: list[Atoms]) -> RMSE | None:
     """RMSE of a model against labelled configurations (None for no configurations)."""
     if not images:
         return None
-    calc = SNAPCalculator(model)
-    de, df, ds = [], [], []
-    for atoms in images:
-        probe = atoms.copy()
-        probe.calc = calc
-        de.append((probe.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
-        df.append((probe.get_forces() - atoms.get_forces()).ravel())
-        ds.append(probe.get_stress() - atoms.get_stress())
+    de, df, ds = zip(*prediction_residuals(model, images))
     return RMSE(1e3 * _rms(de), 1e3 * _rms(df), EV_PER_A3_IN_MPA * _rms(ds), len(images))
 
 
