@@ -83,7 +83,7 @@ class MDResult:
         return self.new_steps * self.timestep_fs * 1e-6 / self.wall_seconds * 86400.0
 
 
-def reheat_momenta(atoms: Atoms, temperature_K: float, seed: int) -> float:
+def reheat_momenta(atoms: Atoms, temperature_K: float, seed: int) -> None:
     """Draw Maxwell-Boltzmann momenta that bring a solid equilibrated at its current kinetic temperature to
     ``temperature_K`` once the kinetic energy has shared itself with the potential energy.
 
@@ -100,16 +100,10 @@ def reheat_momenta(atoms: Atoms, temperature_K: float, seed: int) -> float:
         Temperature to reach.
     seed : int
         Seed of the draw.
-
-    Returns
-    -------
-    float
-        The temperature (K) the momenta were drawn at.
     """
     draw = max(temperature_K, 2.0 * temperature_K - atoms.get_temperature())
     thermalize_momenta(atoms, draw, rng=np.random.default_rng(seed))
     Stationary(atoms)
-    return draw
 
 
 def _integrator(atoms: Atoms, ensemble: str, cell: str, temperature_K: float, pressure_MPa: float,
