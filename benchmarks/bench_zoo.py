@@ -420,8 +420,30 @@ def aggregate(records: list[dict]) -> dict[str, dict]:
                  "first_failure_ps": mean_std([r["first_failure_ps"] for r in done])}
         for test in ("common_test", "own_test"):
             entry[test] = {q: mean_std([r[test][q] for r in done if r.get(test)]) for q in QUANTITIES}
+        entry["seed_mean_rises"] = seed_mean_rises([r["curve"] for r in done if r.get("curve")])
         table[f"{key[0]}/{key[1]}"] = entry
     return table
+
+
+def seed_mean_rises(curves: list[list[dict]]) -> dict[str, dict] | None:
+    """How often the seed-mean common-test curve rises from one generation to the next, per quantity.
+
+    Each step's change is averaged over the seeds (paired: the same generation step of each seed); a rise is
+    *beyond the seeds' spread* when that mean exceeds twice its standard error. Steps that added no label in
+    any seed (refinement rounds that labelled nothing) are skipped. None with fewer than three seeds.
+    """
+    if len(curves) < 3:
+        return None
+    length = min(len(c) for c in curves)
+    labels = np.array([[c[k]["n_train"] for k in range(length)] for c in curves])
+    steps = [k for k in range(length - 1) if np.any(labels[:, k + 1] > labels[:, k])]
+    out = {}
+    for q in QUANTITIES:
+        change = np.array([[c[k + 1][q] - c[k][q] for k in steps] for c in curves])
+        mean, error = change.mean(axis=0), change.std(axis=0, ddof=1) / math.sqrt(len(curves))
+        out[q] = {"steps": len(steps), "rises": int(np.sum(mean > 0)),
+                  "beyond_seed_spread": int(np.sum(mean > 2 * error))}
+    return out
 
 
 def ranking(records: list[dict]) -> dict:
@@ -516,6 +538,12 @@ def report(records: list[dict], table: dict, ranks: dict, replays: dict) -> None
         print(f"{key:35} {fmt(e['labels_train'], 0):>10} " + " ".join(
             f"{fmt(e['common_test'][q], 2 if q == 'energy' else 0):>11}" for q in QUANTITIES)
               + f"  {e['passed']}/{e['campaigns']}   {e['stable']}/{e['campaigns'] - e['failed']}")
+    rising = {key: e["seed_mean_rises"] for key, e in table.items() if e.get("seed_mean_rises")}
+    if rising:
+        print("\nrises of the seed-mean learning curve between generations (beyond twice the seeds' standard error)")
+        for key, rises in rising.items():
+            print(f"  {key:35} " + ", ".join(f"{q} {r['rises']} ({r['beyond_seed_spread']})" for q, r in rises.items())
+                  + f" in {next(iter(rises.values()))['steps']} steps")
     for structure, entry in replays.items():
         print(f"{structure} ({entry['rule']}, seed {entry['seed']}), validation stops replayed: "
               + (entry["error"] if "error" in entry else "; ".join(replay_line(r) for r in entry["replays"])))

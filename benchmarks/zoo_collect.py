@@ -32,8 +32,8 @@ from bench_zoo import BUDGETS, Campaign, campaign_record, finished_learner, repl
 from campaigns import QUANTITIES, common_test_set
 
 from mofsnap.executors import worker_pool
-from mofsnap.fit import FitReport
-from mofsnap.learn import LearnSettings
+from mofsnap.fit import FitReport, fit_snap
+from mofsnap.learn import ActiveLearning, LearnSettings, read_run
 from mofsnap.learn.loop import prediction_residuals
 from mofsnap.learn.summary import LearnSummary
 from mofsnap.model import SNAPModel
@@ -44,6 +44,7 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 #: Column of each quantity in :func:`squared_errors`.
 QUANTITIES_INDEX = {q: i for i, q in enumerate(QUANTITIES)}
+LEARNED_RANGE_MIN_FRAMES = 5
 #: Keys of a work directory's ``settings.json`` that are not settings of the budget.
 NOT_SETTINGS = {"reference_settings_hash", "structure_hash"}
 
@@ -84,7 +85,10 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
         quantity of :data:`campaigns.QUANTITIES`), ``rises``: per quantity, how often a generation's error
         is above the previous generation's, ``rises_beyond_noise``: how many of those a paired bootstrap over
         the frames (:func:`beyond_noise`) tells from noise, and ``rise_details`` (generation, quantity,
-        errors before and after, beyond the noise or not).
+        errors before and after, beyond the noise or not); ``learned_range``: the same counts on the frames
+        of the ramp at or below the temperature the earlier generation of each step had learned at
+        (:func:`learned_range_rises`); ``capacity``: the last fit's errors on its own labels and a fit
+        without the perturbed copies (:func:`capacity`).
     """
     with finished_learner(workdir) as learner:
         executor = worker_pool(workers)
@@ -92,21 +96,89 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
             test = common_test_set({"campaign": learner}, learner.settings, frames, workdir / "retest", executor)
         finally:
             executor.shutdown()
-    curve, squared = [], []
-    for gen in sorted(workdir.glob("gen[0-9][0-9][0-9]")):
-        if not (gen / "report.json").exists():
-            break
-        squared.append(squared_errors(SNAPModel.read(gen / "model"), test))
-        curve.append({"generation": int(gen.name[3:]),
-                      "n_train": FitReport.read(gen / "report.json").metrics["train"]["n_configurations"],
-                      **{q: float(np.sqrt(squared[-1][:, i].sum() / squared[-1][:, i + 3].sum()))
-                         for q, i in QUANTITIES_INDEX.items()}})
+        curve, squared = [], []
+        for gen in sorted(workdir.glob("gen[0-9][0-9][0-9]")):
+            if not (gen / "report.json").exists():
+                break
+            squared.append(squared_errors(SNAPModel.read(gen / "model"), test))
+            curve.append({"generation": int(gen.name[3:]),
+                          "n_train": FitReport.read(gen / "report.json").metrics["train"]["n_configurations"],
+                          **rmse_dict(squared[-1])})
+        found = capacity(learner, curve[-1]["generation"], test)
     rises = [{"generation": now["generation"], "quantity": q, "before": before[q], "after": now[q],
               "beyond_noise": beyond_noise(squared[k], squared[k + 1], QUANTITIES_INDEX[q])}
              for k, (before, now) in enumerate(zip(curve, curve[1:])) for q in QUANTITIES if now[q] > before[q]]
     counts = {q: sum(r["quantity"] == q for r in rises) for q in QUANTITIES}
     beyond = {q: sum(r["quantity"] == q and r["beyond_noise"] for r in rises) for q in QUANTITIES}
-    return {"frames": len(test), "curve": curve, "rises": counts, "rises_beyond_noise": beyond, "rise_details": rises}
+    learned = learned_range_rises(squared, [learned_temperature(learner.settings, p["generation"]) for p in curve],
+                                  ramp_temperatures(workdir, test))
+    return {"frames": len(test), "curve": curve, "rises": counts, "rises_beyond_noise": beyond, "rise_details": rises,
+            "learned_range": learned, "capacity": found}
+
+
+def learned_temperature(settings: LearnSettings, generation: int) -> float:
+    """The highest temperature generation ``generation`` has labels from (0 for step 0's perturbed copies)."""
+    return settings.temperatures[min(generation, len(settings.temperatures)) - 1] if generation else 0.0
+
+
+def ramp_temperatures(workdir: Path, test: list) -> np.ndarray:
+    """The ramp segment's temperature (K) each labelled test frame was taken at."""
+    ramps = {source: read_run(workdir / source) for source in {a.info["source"] for a in test}}
+    return np.array([ramps[a.info["source"]][a.info["frame"]].info["md_target_temperature_K"] for a in test])
+
+
+def learned_range_rises(squared: list[np.ndarray], learned: list[float], temperatures: np.ndarray) -> dict:
+    """Rises between consecutive generations counted on the test frames no hotter than the temperature the
+    earlier generation had learned at: where both models had labels. Steps with fewer than
+    :data:`LEARNED_RANGE_MIN_FRAMES` such frames are left out (``steps`` counts the others)."""
+    rises = {q: 0 for q in QUANTITIES}
+    beyond = {q: 0 for q in QUANTITIES}
+    steps = 0
+    for k in range(len(squared) - 1):
+        inside = temperatures <= learned[k]
+        if inside.sum() < LEARNED_RANGE_MIN_FRAMES:
+            continue
+        steps += 1
+        before, after = squared[k][inside], squared[k + 1][inside]
+        for q, i in QUANTITIES_INDEX.items():
+            if rmse_of(after, i) > rmse_of(before, i):
+                rises[q] += 1
+                beyond[q] += beyond_noise(before, after, i)
+    return {"steps": steps, "rises": rises, "rises_beyond_noise": beyond}
+
+
+def capacity(learner: ActiveLearning, generation: int, test: list) -> dict:
+    """How well generation ``generation``'s fit reproduces its own labels, per kind, and what a fit of its
+    labels from MD alone (without step 0's perturbed copies) scores on ``test``.
+
+    Returns
+    -------
+    dict
+        ``training``: RMSE per quantity on the ``perturbed copies`` and on the ``labels from MD`` (learning
+        runs and refinement rounds) under the generation's fit; ``without_perturbed_copies``: the retest RMSE
+        of the same fit (hyperparameters, alpha by the same cross-validation) on the labels from MD alone.
+    """
+    labels = learner.training_set(generation)
+    kinds = {"perturbed copies": [a for a in labels if a.info["generation"] == 0],
+             "labels from MD": [a for a in labels if a.info["generation"] > 0]}
+    fitted = SNAPModel.read(learner.generation_dir(generation) / "model")
+    training = {kind: {"labels": len(group), **rmse_dict(squared_errors(fitted, group))}
+                for kind, group in kinds.items()}
+    model, (_, energy_weight, stress_weight) = learner.hyperparameters(generation)
+    alone, _ = fit_snap(kinds["labels from MD"], model=model, energy_weight=energy_weight,
+                        stress_weight=stress_weight, cache_dir=learner.workdir / "descriptors",
+                        seed=learner.settings.seed, progress=False)
+    return {"training": training, "without_perturbed_copies": rmse_dict(squared_errors(alone, test))}
+
+
+def rmse_of(squared: np.ndarray, column: int) -> float:
+    """The RMSE of quantity ``column`` of :func:`squared_errors` over its frames."""
+    return float(np.sqrt(squared[:, column].sum() / squared[:, column + 3].sum()))
+
+
+def rmse_dict(squared: np.ndarray) -> dict[str, float]:
+    """The RMSE of every quantity of :func:`squared_errors`, by name."""
+    return {q: rmse_of(squared, i) for q, i in QUANTITIES_INDEX.items()}
 
 
 def squared_errors(model: SNAPModel, frames: list) -> np.ndarray:
@@ -121,10 +193,10 @@ def beyond_noise(before: np.ndarray, after: np.ndarray, column: int) -> bool:
     than the noise of the frames: the lower end of the 95 % interval of a paired bootstrap of the rise is > 0."""
     picks = np.random.default_rng(BOOTSTRAP_SEED).integers(len(before), size=(BOOTSTRAP_RESAMPLES, len(before)))
 
-    def rmse(squared: np.ndarray) -> np.ndarray:
+    def resampled(squared: np.ndarray) -> np.ndarray:
         return np.sqrt(squared[picks, column].sum(axis=1) / squared[picks, column + 3].sum(axis=1))
 
-    return bool(np.percentile(rmse(after) - rmse(before), 2.5) > 0)
+    return bool(np.percentile(resampled(after) - resampled(before), 2.5) > 0)
 
 
 def retest_line(found: dict) -> str:
@@ -133,8 +205,14 @@ def retest_line(found: dict) -> str:
     errors = ", ".join(f"{q} {last[q]:.3g} {unit}" for q, unit in QUANTITIES.items())
     rises = ", ".join(f"{q} {found['rises'][q]} ({found['rises_beyond_noise'][q]} beyond noise)"
                       for q in QUANTITIES)
+    learned = found["learned_range"]
+    within = ", ".join(f"{q} {learned['rises'][q]} ({learned['rises_beyond_noise'][q]})" for q in QUANTITIES)
+    fitted = "; ".join(f"{kind} ({e['labels']}) " + "/".join(f"{e[q]:.3g}" for q in QUANTITIES)
+                       for kind, e in found["capacity"]["training"].items())
+    alone = "/".join(f"{found['capacity']['without_perturbed_copies'][q]:.3g}" for q in QUANTITIES)
     return (f"retested on {found['frames']} ramp frames: {errors}; rises over {len(found['curve']) - 1} "
-            f"generations: {rises}")
+            f"generations: {rises}; on the temperatures learned already ({learned['steps']} steps): {within}; "
+            f"last fit on its own labels: {fitted}; fitted without the perturbed copies: {alone}")
 
 
 def main(argv: list[str] | None = None) -> dict:
