@@ -13,11 +13,14 @@ With ``--replay FS``, the validation stops of each failed campaign are replayed 
 with its model and with the reference (:func:`bench_zoo.replay_stops`; ``replays`` in its record). With
 ``--retest N``, every generation of each campaign is scored on N fresh frames of the test ramp as the loop
 runs it now (:func:`retest`; ``retest`` in its record): a campaign made before the ramp kept up with its
-temperatures was tested on cold frames only.
+temperatures was tested on cold frames only. With ``--pooled-test``, campaigns of one framework that differ in
+their seeds are scored on their own test labels pooled (:func:`pooled_test`; ``pooled_test`` in the results),
+and the rises of their seed-mean learning curve are counted.
 
     python benchmarks/zoo_collect.py runs/mof5 runs/dmof1 --json zoo_full.json
     python benchmarks/zoo_collect.py runs/mof74 --replay 100 --json zoo_mof74.json
     python benchmarks/zoo_collect.py runs/mof5 --retest 30 --json zoo_mof5.json
+    python benchmarks/zoo_collect.py runs/mof5-s0 runs/mof5-s1 runs/mof5-s2 --pooled-test --json mof5_seeds.json
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-from bench_zoo import BUDGETS, Campaign, campaign_record, finished_learner, replay_line, replay_stops, write_results
+from bench_zoo import (BUDGETS, Campaign, campaign_record, finished_learner, replay_line, replay_stops, seed_mean_rises,
+                       write_results)
 from campaigns import QUANTITIES, common_test_set
 
 from mofsnap.executors import worker_pool
 from mofsnap.fit import FitReport, fit_snap
+from mofsnap.labelling import LabelStore
 from mofsnap.learn import ActiveLearning, LearnSettings, read_run
 from mofsnap.learn.loop import prediction_residuals
 from mofsnap.learn.summary import LearnSummary
@@ -96,14 +101,7 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
             test = common_test_set({"campaign": learner}, learner.settings, frames, workdir / "retest", executor)
         finally:
             executor.shutdown()
-        curve, squared = [], []
-        for gen in sorted(workdir.glob("gen[0-9][0-9][0-9]")):
-            if not (gen / "report.json").exists():
-                break
-            squared.append(squared_errors(SNAPModel.read(gen / "model"), test))
-            curve.append({"generation": int(gen.name[3:]),
-                          "n_train": FitReport.read(gen / "report.json").metrics["train"]["n_configurations"],
-                          **rmse_dict(squared[-1])})
+        curve, squared = generation_curve(workdir, test)
         found = capacity(learner, curve[-1]["generation"], test)
     rises = [{"generation": now["generation"], "quantity": q, "before": before[q], "after": now[q],
               "beyond_noise": beyond_noise(squared[k], squared[k + 1], QUANTITIES_INDEX[q])}
@@ -114,6 +112,29 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
                                   ramp_temperatures(workdir, test))
     return {"frames": len(test), "curve": curve, "rises": counts, "rises_beyond_noise": beyond, "rise_details": rises,
             "learned_range": learned, "capacity": found}
+
+
+def generation_curve(workdir: Path, test: list) -> tuple[list[dict], list[np.ndarray]]:
+    """Every fitted generation of the campaign in ``workdir`` on ``test``: per generation ``generation``,
+    ``n_train`` and the RMSE of each quantity, and the per-frame :func:`squared_errors` behind them."""
+    curve, squared = [], []
+    for gen in sorted(workdir.glob("gen[0-9][0-9][0-9]")):
+        if not (gen / "report.json").exists():
+            break
+        squared.append(squared_errors(SNAPModel.read(gen / "model"), test))
+        curve.append({"generation": int(gen.name[3:]),
+                      "n_train": FitReport.read(gen / "report.json").metrics["train"]["n_configurations"],
+                      **rmse_dict(squared[-1])})
+    return curve, squared
+
+
+def pooled_test(workdirs: list[Path]) -> dict:
+    """The learning curves of campaigns of one framework that differ in their seeds, on one test set: the own
+    test labels of all of them pooled. With :func:`bench_zoo.seed_mean_rises` of those curves."""
+    test = [a for w in workdirs for a in sorted(LabelStore(w / "labels.db").select(role="test"),
+                                                key=lambda a: a.info["label_hash"])]
+    curves = {w.name: generation_curve(w, test)[0] for w in workdirs}
+    return {"frames": len(test), "curves": curves, "seed_mean_rises": seed_mean_rises(list(curves.values()))}
 
 
 def learned_temperature(settings: LearnSettings, generation: int) -> float:
@@ -226,8 +247,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--retest", type=int, default=0, metavar="N",
                         help="score every generation of each campaign on N fresh frames of the test ramp "
                              "(default: 0, none)")
+    parser.add_argument("--pooled-test", action="store_true",
+                        help="score every generation of each campaign (seeds of one framework) on their own test "
+                             "labels pooled, and count the rises of the seed-mean curve")
     parser.add_argument("--workers", type=int, default=2, help="processes labelling the retest frames (default: 2)")
     args = parser.parse_args(argv)
+    structures = {json.loads((w / "settings.json").read_text())["structure"]
+                  for w in args.workdirs if (w / "settings.json").exists()}
+    if args.pooled_test and len(structures) > 1:
+        parser.error(f"--pooled-test needs campaigns of one framework, got {', '.join(sorted(structures))}; give the "
+                     "work directories of one framework's seeds")
     records = [collect(workdir) for workdir in args.workdirs]
     for workdir, record in zip(args.workdirs, records):
         if args.replay and not record["passed"]:
@@ -238,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
                "wall_seconds": "of each campaign's last mofsnap learn call: a resumed campaign's earlier calls are "
                                "not counted",
                "settings": json.loads(json.dumps(asdict(BUDGETS["full"]))), "campaigns": records}
+    if args.pooled_test:
+        results["pooled_test"] = pooled_test(args.workdirs)
     write_results(args.json, results)
     for r in records:
         test = r["own_test"] or {}
@@ -250,6 +281,15 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"    replayed: {replay_line(replay)}")
         if "retest" in r:
             print(f"    {retest_line(r['retest'])}")
+    if args.pooled_test:
+        pooled = results["pooled_test"]
+        for name, curve in pooled["curves"].items():
+            print(f"{name:14} on {pooled['frames']} pooled test frames: " + ", ".join(
+                f"{q} " + " ".join(f"{p[q]:.3g}" for p in curve) for q in QUANTITIES))
+        rises = pooled["seed_mean_rises"]
+        print("seed-mean curve: " + (", ".join(f"{q} rises {r['rises']} ({r['beyond_seed_spread']} beyond twice the "
+                                               f"seeds' standard error) in {r['steps']} steps"
+                                               for q, r in rises.items()) if rises else "fewer than three seeds"))
     return results
 
 
