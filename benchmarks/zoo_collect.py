@@ -37,7 +37,6 @@ from campaigns import QUANTITIES, common_test_set
 
 from mofsnap.executors import worker_pool
 from mofsnap.fit import FitReport, fit_snap
-from mofsnap.labelling import LabelStore
 from mofsnap.learn import ActiveLearning, LearnSettings, read_run
 from mofsnap.learn.loop import prediction_residuals
 from mofsnap.learn.summary import LearnSummary
@@ -131,8 +130,10 @@ def generation_curve(workdir: Path, test: list) -> tuple[list[dict], list[np.nda
 def pooled_test(workdirs: list[Path]) -> dict:
     """The learning curves of campaigns of one framework that differ in their seeds, on one test set: the own
     test labels of all of them pooled. With :func:`bench_zoo.seed_mean_rises` of those curves."""
-    test = [a for w in workdirs for a in sorted(LabelStore(w / "labels.db").select(role="test"),
-                                                key=lambda a: a.info["label_hash"])]
+    test = []
+    for workdir in workdirs:
+        with finished_learner(workdir) as learner:
+            test += learner.test_set()
     curves = {w.name: generation_curve(w, test)[0] for w in workdirs}
     return {"frames": len(test), "curves": curves, "seed_mean_rises": seed_mean_rises(list(curves.values()))}
 
