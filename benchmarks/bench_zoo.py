@@ -322,7 +322,7 @@ def common_test(learners: dict[Campaign, ActiveLearning], records: dict[Campaign
 def finished_learner(workdir: Path) -> ActiveLearning:
     """The learner of the campaign in ``workdir``, with the settings it was made with (its ``settings.json``,
     and for settings added since, the values it ran with)."""
-    saved = {**LearnSettings.BEFORE_ADDED, **json.loads((workdir / "settings.json").read_text())}
+    saved = LearnSettings.as_ran(json.loads((workdir / "settings.json").read_text()))
     settings = LearnSettings(**{k: v for k, v in saved.items() if k in LearnSettings.__dataclass_fields__})
     return ActiveLearning(settings=settings, workdir=workdir, progress=False)
 

@@ -268,7 +268,7 @@ class ActiveLearning:
         mine["structure_hash"] = atoms_hash(self.structure)
         if saved.exists():
             stored = json.loads(saved.read_text())
-            old = {**LearnSettings.BEFORE_ADDED, **stored}
+            old = LearnSettings.as_ran(stored)
             changed = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
             if changed:
                 older = [k for k in changed if k not in stored]

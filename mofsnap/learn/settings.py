@@ -239,6 +239,12 @@ class LearnSettings:
     BEFORE_ADDED = {"bond_break_fs": 0.0, "perturbed_weight": 1.0, "stop_weight": 1.0}
 
     @classmethod
+    def as_ran(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """A saved ``settings.json``'s values, with each setting added since it was written at the value that
+        work directory ran with (:data:`BEFORE_ADDED`)."""
+        return {**cls.BEFORE_ADDED, **saved}
+
+    @classmethod
     def from_toml(cls, path: str | Path) -> LearnSettings:
         """Read settings from a TOML file.
 
