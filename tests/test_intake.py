@@ -10,6 +10,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from mofsnap.exceptions import ReferenceMethodError, StructureError
+from mofsnap.learn import load_structure
 from mofsnap.reference import XTB
 from mofsnap.structures import (check_structure, describe_supercell, find_primitive_cell, framework,
                                 perpendicular_widths, prepare_structure, read_structure, snap_ready_cell)
@@ -167,6 +168,17 @@ def test_guest_molecules_are_listed_and_removed_on_request(rng, tmp_path, cli):
     assert summary["warnings"] == warnings
 
 
+def test_learn_reads_a_cif_through_the_same_checks(rng, tmp_path):
+    framework, solvated = _solvated(rng)
+    write(tmp_path / "solvated.cif", solvated)
+    with pytest.raises(StructureError, match=r"structure .*solvated.cif: guest or solvent molecules .*1 x H2O.*"
+                                             r"give learn the .extxyz that command writes"):
+        load_structure(str(tmp_path / "solvated.cif"))
+    write(tmp_path / "framework.cif", framework)
+    atoms = load_structure(str(tmp_path / "framework.cif"))
+    assert Counter(atoms.arrays["atom_types"]) == Counter(prepare_structure("mof5-primitive")[0].arrays["atom_types"])
+
+
 def test_a_molecule_alone_is_no_framework(paddlewheel):
     atoms = paddlewheel
     atoms.set_cell(np.eye(3) * 15.0)
@@ -248,6 +260,19 @@ def test_command_checks_the_elements_of_the_reference(tmp_path, cli):
     r = cli("structures", tmp_path / "u.extxyz", "-o", tmp_path / "out")
     assert r.status == 1 and r.err.strip() == ("mofsnap structures: error: GFN1-xTB has no parameters for U "
                                                "(only H to Rn)")
+
+
+def test_command_takes_the_spin_choice_of_open_shell_metals(tmp_path, cli):
+    chain = mu_oh_chain("H").repeat((2, 1, 1))
+    chain.symbols[chain.symbols == "Al"] = "Cr"  # two Cr(III): 66 electrons, 3 unpaired each at high spin
+    write(tmp_path / "cr.extxyz", chain)
+    r = cli("structures", tmp_path / "cr.extxyz", "-o", tmp_path / "out")
+    assert r.status == 1 and len(r.err.strip().splitlines()) == 1
+    assert "2 open-shell metal atoms" in r.err and "--unpaired-electrons N), e.g. 6" in r.err
+    r = cli("structures", tmp_path / "cr.extxyz", "--unpaired-electrons", "1", "-o", tmp_path / "out")
+    assert r.status == 1 and "1 unpaired electron(s) is impossible with 66 electrons" in r.err
+    r = cli("structures", tmp_path / "cr.extxyz", "--unpaired-electrons", "6", "-o", tmp_path / "out")
+    assert r.status == 0, r.err
 
 
 # ---------------------------------------------------------------- cells

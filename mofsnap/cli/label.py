@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from ..exceptions import LabellingError
-from .options import add_executor, add_output, default_of, positive_float, positive_int
+from .options import add_executor, add_output, add_unpaired_electrons, default_of, positive_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        default=default_of(LabelChecks, "max_energy_deviation"), metavar="EV_PER_ATOM",
                        help="largest distance of a label's energy per atom from the batch median of its "
                        "composition, eV/atom (default %(default)s)")
-    group.add_argument("--unpaired-electrons", type=int, default=default_of(reference_by_name, "unpaired_electrons"),
-                       metavar="N", help="unpaired electrons per cell (default: 0 without open-shell metals, the "
-                       "metal's usual count for one open-shell metal atom, else you must choose)")
+    add_unpaired_electrons(group)
     group.add_argument("--export", default=None, metavar="FILE",
                        help="also write all good labels of the store to this extxyz file")
 

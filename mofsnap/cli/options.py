@@ -57,6 +57,15 @@ def add_executor(parser: argparse.ArgumentParser) -> None:
 CALCULATORS = ("snap", "gfn1-xtb", "gfn2-xtb", "emt")
 
 
+def add_unpaired_electrons(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--unpaired-electrons N``, the spin state of the reference (every command that builds a reference)."""
+    from ..reference import reference_by_name
+
+    parser.add_argument("--unpaired-electrons", type=int, default=default_of(reference_by_name, "unpaired_electrons"),
+                        metavar="N", help="unpaired electrons per cell (default: 0 without open-shell metals, the "
+                        "metal's usual count for one open-shell metal atom, else you must choose)")
+
+
 def add_calculator(parser: argparse.ArgumentParser) -> None:
     """The options choosing a calculator (every command that runs MD)."""
     group = parser.add_argument_group("calculator")

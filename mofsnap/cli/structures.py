@@ -1,10 +1,10 @@
 """Read, check and type a framework (a CIF or other structure file, or a built-in name) and write it out.
 
 SOURCE is a structure file (CIF, extxyz, POSCAR, anything ASE reads; CIFs ASE cannot parse are read with gemmi)
-or a built-in name: zif8, mof5 (cubic cells of 276 and 424 atoms), zif8-primitive, mof5-primitive (138 and 106
-atoms). Files are checked before anything else: partial occupancy, guests and solvent, missing hydrogens,
-overlapping atoms and elements the reference cannot treat each end in one line naming the atoms and the fix; a
-left-handed cell is re-oriented. The outputs are DIR/STEM.extxyz (with the atom types), STEM.cif, STEM.json and
+or a built-in name (the zoo's frameworks and their primitive cells, listed under SOURCE below). Files are checked
+before anything else: partial occupancy, guests and solvent, missing hydrogens, overlapping atoms, and the
+elements and spin state the reference cannot treat (open-shell metals: --unpaired-electrons) each end in one
+line naming the atoms and the fix; a left-handed cell is re-oriented. The outputs are DIR/STEM.extxyz (with the atom types), STEM.cif, STEM.json and
 STEM.txt (formula, cell, each type with its count and neighbours, metal coordination, warnings) and STEM.png,
 STEM being the built-in name or the file name without suffix; the text summary is also printed.
 """
@@ -21,7 +21,7 @@ from ..model import SNAPModel
 from ..reference import DEFAULT_REFERENCE, REFERENCES, reference_by_name
 from ..structures import (STRUCTURES, describe_supercell, find_primitive_cell, prepare_structure, snap_ready_cell,
                           summary, summary_text, write_structure_files)
-from .options import add_output
+from .options import add_output, add_unpaired_electrons
 
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metal-bonds", action="store_true",
                         help="count metal-metal contacts as bonds (the old rule; off by default)")
     parser.add_argument("--reference", choices=REFERENCES, default=DEFAULT_REFERENCE,
-                        help="the reference whose elements are checked (default %(default)s)")
+                        help="the reference whose elements and spin state are checked (default %(default)s)")
+    add_unpaired_electrons(parser)
     parser.add_argument("--primitive", action="store_true", help="reduce to the primitive cell (spglib)")
     parser.add_argument("--snap-ready", action="store_true",
                         help="write the smallest supercell whose widths exceed twice the default SNAP cutoff")
@@ -46,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     """Prepare the structure, write its files and print its summary."""
     atoms, warnings = prepare_structure(args.source, keep_major=args.keep_major, remove_guests=args.remove_guests,
-                                        metal_bonds=args.metal_bonds, reference=reference_by_name(args.reference))
+                                        metal_bonds=args.metal_bonds,
+                                        reference=reference_by_name(args.reference,
+                                                                    unpaired_electrons=args.unpaired_electrons))
     if args.primitive:
         atoms = find_primitive_cell(atoms)
     if args.snap_ready:

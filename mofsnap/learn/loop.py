@@ -53,7 +53,7 @@ from ..atomtypes import assign_atom_types
 from ..calculator import ZBL, SNAPCalculator
 from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
-from ..exceptions import ConfigurationError, LearnError
+from ..exceptions import ConfigurationError, LearnError, StructureError
 from ..executors import worker_pool
 from ..fit import FitReport, HyperparameterSearch, extrapolation_grade, fit_snap, search_hyperparameters
 from ..hashing import atoms_hash
@@ -61,7 +61,8 @@ from ..labelling import LabelChecks, LabelStore, check_configuration, label
 from ..md.grade import write_fit_statistics
 from ..model import SNAPModel
 from ..reference import Reference, reference_by_name
-from ..structures import STRUCTURES, builtin_structure, describe_supercell, perpendicular_widths, snap_ready_cell
+from ..structures import (STRUCTURES, builtin_structure, describe_supercell, perpendicular_widths, prepare_structure,
+                          snap_ready_cell)
 from ..topology import Topology
 from ..units import EV_PER_A3_IN_MPA
 from .md_tasks import MDTask, read_run, run_tasks
@@ -95,15 +96,30 @@ START_ALPHA = 1e-6
 def load_structure(spec: str | Atoms) -> Atoms:
     """A typed structure: Atoms as given, a built-in name, or a file (types assigned if missing).
 
+    A CIF goes through the checks of ``mofsnap structures`` (:func:`mofsnap.structures.prepare_structure`:
+    gemmi where ASE fails, occupancy, guests, missing hydrogens, overlaps); other files (e.g. the ``.extxyz``
+    that command writes) are read as they are.
+
     Raises
     ------
     LearnError
         ``spec`` is neither a built-in name nor an existing file.
+    StructureError
+        A CIF that fails a check, with the fix.
     """
     if isinstance(spec, Atoms):
         atoms = spec.copy()
     elif spec in STRUCTURES:
         atoms = builtin_structure(spec)
+    elif Path(spec).suffix.lower() == ".cif" and Path(spec).is_file():
+        try:
+            atoms, warnings = prepare_structure(spec)
+        except StructureError as error:
+            raise StructureError(f"structure {spec}: {error} (learn reads a CIF with the defaults of 'mofsnap "
+                                 "structures'; with other options, give learn the .extxyz that command writes)"
+                                 ) from None
+        for warning in warnings:
+            log.warning("structure %s: %s", spec, warning)
     elif Path(spec).exists():
         atoms = ase.io.read(spec)
     else:
