@@ -2,6 +2,7 @@
 
 - :func:`worker_pool`: a local forkserver process pool whose workers end as soon as the process that made it
   ends (each watches it through a pidfd), so a killed command leaves no worker behind.
+- :func:`describe_executor`: an executor in a few words, for messages.
 - :func:`open_executor`: the executor of the ``--workers N`` / ``--executor ADDRESS`` options: a Dask
   scheduler's executor, a :func:`worker_pool`, or None (run in this process).
 
@@ -45,6 +46,16 @@ def worker_pool(max_workers: int) -> ProcessPoolExecutor:
     """A forkserver process pool of ``max_workers`` whose workers end when this process ends."""
     return ProcessPoolExecutor(max_workers, mp_context=get_context("forkserver"), initializer=_end_with,
                                initargs=(os.getpid(),))
+
+
+def describe_executor(executor: Executor) -> str:
+    """The executor in a few words for messages: a local pool and its size, or a Dask scheduler's address."""
+    if isinstance(executor, ProcessPoolExecutor):
+        return f"the local pool of {executor._max_workers} worker processes"
+    client = getattr(executor, "_client", None)  # a Dask client's executor (client.get_executor())
+    if client is not None:
+        return f"the Dask executor of the scheduler at {client.scheduler.address}"
+    return f"the {type(executor).__name__}"
 
 
 @contextmanager

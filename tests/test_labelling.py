@@ -1,6 +1,7 @@
 """Labelling engine: store contents, idempotence, failures, timeouts, executors, crash safety, extxyz I/O."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from ase.calculators.emt import EMT
 
 from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import ExecutorUnavailableError, LabellingError, ReferenceMethodError
+from mofsnap.executors import describe_executor, worker_pool
 from mofsnap.labelling import LabelStore, label, label_key
 from mofsnap.reference import XTB, ASEReference
 
@@ -214,7 +216,7 @@ def test_bad_input_is_rejected_clearly(tmp_path):
         label([molecule], ASEReference(EMT, "EMT"), store, progress=False)
     pool = ThreadPoolExecutor(1)
     pool.shutdown()
-    with pytest.raises(ExecutorUnavailableError, match="refuses work"):
+    with pytest.raises(ExecutorUnavailableError, match="^the ThreadPoolExecutor refuses work"):
         label(copper(1), ASEReference(EMT, "EMT"), store, executor=pool, progress=False)
     with pytest.raises(ExecutorUnavailableError, match="cannot reach the Dask scheduler"):
         label(copper(1), ASEReference(EMT, "EMT"), store, executor="tcp://127.0.0.1:9", probe_timeout=1,
@@ -226,13 +228,20 @@ def test_bad_input_is_rejected_clearly(tmp_path):
     assert len(store) == 0 and store.count_failures() == 0
 
 
-def test_dask_local_cluster_executor(tmp_path):
+def test_a_local_pool_is_named_with_its_size():
+    with worker_pool(3) as processes:
+        assert describe_executor(processes) == "the local pool of 3 worker processes"
+
+
+def test_dask_local_cluster_executor(tmp_path, caplog):
     distributed = pytest.importorskip("distributed")
     frames = copper(4)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        summary = label(frames, ASEReference(EMT, "EMT"), tmp_path / "labels.db", executor=client.get_executor(),
-                        progress=False)
+        with caplog.at_level(logging.INFO, logger="mofsnap.labelling.driver"):
+            summary = label(frames, ASEReference(EMT, "EMT"), tmp_path / "labels.db",
+                            executor=client.get_executor(), progress=False)
+        assert f"the Dask executor of the scheduler at {cluster.scheduler_address} answers" in caplog.text
     store = LabelStore(tmp_path / "labels.db")
     assert summary.done == 4 and len(store) == 4
     for key, atoms in zip(summary.keys, frames):

@@ -35,7 +35,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from ..exceptions import ExecutorUnavailableError, LabelTimeout, LabellingError, MofsnapError
-from ..executors import worker_pool
+from ..executors import describe_executor, worker_pool
 from ..reference import Reference
 from ..results import write_result
 from .checks import LabelChecks, check_configuration, energy_outliers, label_problem
@@ -357,11 +357,11 @@ def _probe_executor(pool: Executor, reference: Reference, probe_timeout: float) 
     try:
         future = pool.submit(_probe, reference)
     except RuntimeError as exc:  # shut down or otherwise closed executors raise RuntimeError
-        raise ExecutorUnavailableError(f"executor {pool!r} refuses work: {exc}") from exc
+        raise ExecutorUnavailableError(f"{describe_executor(pool)} refuses work: {exc}") from exc
     done, _ = wait([future], timeout=probe_timeout)
     if not done:
         future.cancel()
-        raise ExecutorUnavailableError(f"no worker of executor {pool!r} answered within {probe_timeout:g} s "
+        raise ExecutorUnavailableError(f"no worker of {describe_executor(pool)} answered within {probe_timeout:g} s "
                                        "(no workers, or workers unreachable)")
     exc = future.exception()
     if exc is not None:
@@ -372,9 +372,9 @@ def _probe_executor(pool: Executor, reference: Reference, probe_timeout: float) 
                 "the worker processes died while starting; they import your script "
                 f"{sys.modules['__main__'].__file__} again, so keep its work under 'if __name__ == \"__main__\":' "
                 "(see mofsnap.executors)") from None
-        raise ExecutorUnavailableError(f"executor {pool!r} failed to run a probe task: "
+        raise ExecutorUnavailableError(f"{describe_executor(pool)} failed to run a probe task: "
                                        f"{type(exc).__name__}: {exc}") from exc
-    log.info("executor %r answers from host %s", pool, future.result())
+    log.info("%s answers from host %s", describe_executor(pool), future.result())
 
 
 def _run(items: list[_Item], reference: Reference, store: LabelStore, pool: Executor,
@@ -444,7 +444,7 @@ def _submit_and_store(items: list[_Item], reference: Reference, store: LabelStor
         try:
             pending[pool.submit(_label_one, reference, item.atoms, timeout)] = item
         except RuntimeError as exc:
-            raise ExecutorUnavailableError(f"executor {pool!r} refuses work: {exc}") from exc
+            raise ExecutorUnavailableError(f"{describe_executor(pool)} refuses work: {exc}") from exc
     running: list[_Item] = []
     while pending:
         done, _ = wait(list(pending), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
