@@ -641,6 +641,10 @@ def test_write_config_writes_settings_that_read_back_equal(cli, tmp_path):
     r = cli("learn", "--demo", "--workers", "3", "--write-config", tmp_path / "demo.toml")
     assert r.status == 0
     assert LearnSettings.from_toml(tmp_path / "demo.toml") == replace(DEMO, max_workers=3)
+    r = cli("learn", "--demo", "--structure", "my_mof.cif", "--unpaired-electrons", "6", "--write-config",
+            tmp_path / "mine.toml")
+    assert r.status == 0
+    assert LearnSettings.from_toml(tmp_path / "mine.toml") == replace(DEMO, structure="my_mof.cif", unpaired_electrons=6)
 
 
 def test_config_and_demo_together_fail_in_one_line(cli, tmp_path):

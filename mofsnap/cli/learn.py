@@ -10,6 +10,7 @@ validation ends the command with exit status 1.
 
     mofsnap learn config.toml -o WORKDIR
     mofsnap learn --demo -o results/demo
+    mofsnap learn --demo --structure my_mof.cif -o my_mof   # the demo schedule on your framework
     mofsnap learn --write-config my.toml          # every key, commented, with its default (--demo: the demo's)
     mofsnap learn config.toml --pool a.xyz b.xyz  # select with CBAD from trajectories, label, fit (no MD loop)
 """
@@ -21,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..exceptions import LearnError, ValidationFailed
-from .options import add_executor, add_output
+from .options import add_executor, add_output, add_unpaired_electrons
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="TOML settings file (keys of mofsnap.learn.LearnSettings)")
     add_output(parser, DEFAULT_WORKDIR, "work directory (resumed if it exists)")
     parser.add_argument("--demo", action="store_true", help="the embedded demo schedule (MOF-5 cell, GFN1-xTB)")
+    parser.add_argument("--structure", metavar="NAME|FILE",
+                        help="the framework instead of the config's or the demo's: a built-in name or a structure "
+                             "file (a CIF is checked as 'mofsnap structures' does)")
+    add_unpaired_electrons(parser)
     parser.add_argument("--pool", nargs="+", metavar="TRAJ",
                         help="select with CBAD from these trajectories, label and fit (no MD loop)")
     parser.add_argument("--write-config", metavar="FILE",
@@ -50,7 +55,9 @@ def run(args: argparse.Namespace) -> None:
     if args.config and args.demo:
         raise LearnError("give either a config file or --demo, not both")
     settings = LearnSettings.from_toml(args.config) if args.config else (DEMO if args.demo else LearnSettings())
-    overrides = {k: v for k, v in (("max_workers", args.workers), ("executor", args.executor)) if v is not None}
+    overrides = {k: v for k, v in (("max_workers", args.workers), ("executor", args.executor),
+                                   ("structure", args.structure), ("unpaired_electrons", args.unpaired_electrons))
+                 if v is not None}
     settings = replace(settings, **overrides)
     if args.write_config:
         Path(args.write_config).write_text(settings.to_toml())
