@@ -38,16 +38,11 @@ from campaigns import QUANTITIES, common_test_set
 from mofsnap.executors import worker_pool
 from mofsnap.fit import FitReport, fit_snap
 from mofsnap.learn import ActiveLearning, LearnSettings, read_run
-from mofsnap.learn.loop import prediction_residuals
+from mofsnap.learn.scoring import change_intervals, rmse, squared_errors
 from mofsnap.learn.summary import LearnSummary
 from mofsnap.model import SNAPModel
-from mofsnap.units import EV_PER_A3_IN_MPA
 
-#: The paired bootstrap that tells a rise of a retest curve from the noise of its frames: resamples, seed.
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
-#: Column of each quantity in :func:`squared_errors`.
-QUANTITIES_INDEX = {q: i for i, q in enumerate(QUANTITIES)}
+#: Fewest test frames within a step's learned range for :func:`learned_range_rises` to count the step.
 LEARNED_RANGE_MIN_FRAMES = 5
 #: Keys of a work directory's ``settings.json`` that are not settings of the budget.
 NOT_SETTINGS = {"reference_settings_hash", "structure_hash"}
@@ -88,7 +83,7 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
         ``frames`` (labelled), ``curve`` (per generation: ``generation``, ``n_train`` and the RMSE of each
         quantity of :data:`campaigns.QUANTITIES`), ``rises``: per quantity, how often a generation's error
         is above the previous generation's, ``rises_beyond_noise``: how many of those a paired bootstrap over
-        the frames (:func:`beyond_noise`) tells from noise, and ``rise_details`` (generation, quantity,
+        the frames (:func:`mofsnap.learn.scoring.change_intervals`) tells from noise, and ``rise_details`` (generation, quantity,
         errors before and after, beyond the noise or not); ``learned_range``: the same counts on the frames
         of the ramp at or below the temperature the earlier generation of each step had learned at
         (:func:`learned_range_rises`); ``capacity``: the last fit's errors on its own labels and a fit
@@ -103,7 +98,7 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
         curve, squared = generation_curve(workdir, test)
         found = capacity(learner, curve[-1]["generation"], test)
     rises = [{"generation": now["generation"], "quantity": q, "before": before[q], "after": now[q],
-              "beyond_noise": beyond_noise(squared[k], squared[k + 1], QUANTITIES_INDEX[q])}
+              "beyond_noise": beyond_noise(squared[k], squared[k + 1], q)}
              for k, (before, now) in enumerate(zip(curve, curve[1:])) for q in QUANTITIES if now[q] > before[q]]
     counts = {q: sum(r["quantity"] == q for r in rises) for q in QUANTITIES}
     beyond = {q: sum(r["quantity"] == q and r["beyond_noise"] for r in rises) for q in QUANTITIES}
@@ -115,7 +110,8 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
 
 def generation_curve(workdir: Path, test: list) -> tuple[list[dict], list[np.ndarray]]:
     """Every fitted generation of the campaign in ``workdir`` on ``test``: per generation ``generation``,
-    ``n_train`` and the RMSE of each quantity, and the per-frame :func:`squared_errors` behind them."""
+    ``n_train`` and the RMSE of each quantity, and the per-frame squared errors behind them
+    (:func:`mofsnap.learn.scoring.squared_errors`)."""
     curve, squared = [], []
     for gen in sorted(workdir.glob("gen[0-9][0-9][0-9]")):
         if not (gen / "report.json").exists():
@@ -162,10 +158,10 @@ def learned_range_rises(squared: list[np.ndarray], learned: list[float], tempera
             continue
         steps += 1
         before, after = squared[k][inside], squared[k + 1][inside]
-        for q, i in QUANTITIES_INDEX.items():
-            if rmse_of(after, i) > rmse_of(before, i):
+        for q in QUANTITIES:
+            if getattr(rmse(after), q) > getattr(rmse(before), q):
                 rises[q] += 1
-                beyond[q] += beyond_noise(before, after, i)
+                beyond[q] += beyond_noise(before, after, q)
     return {"steps": steps, "rises": rises, "rises_beyond_noise": beyond}
 
 
@@ -193,32 +189,16 @@ def capacity(learner: ActiveLearning, generation: int, test: list) -> dict:
     return {"training": training, "without_perturbed_copies": rmse_dict(squared_errors(alone, test))}
 
 
-def rmse_of(squared: np.ndarray, column: int) -> float:
-    """The RMSE of quantity ``column`` of :func:`squared_errors` over its frames."""
-    return float(np.sqrt(squared[:, column].sum() / squared[:, column + 3].sum()))
-
-
 def rmse_dict(squared: np.ndarray) -> dict[str, float]:
-    """The RMSE of every quantity of :func:`squared_errors`, by name."""
-    return {q: rmse_of(squared, i) for q, i in QUANTITIES_INDEX.items()}
+    """The RMSE of every quantity of :func:`mofsnap.learn.scoring.squared_errors`, by name."""
+    errors = rmse(squared)
+    return {q: getattr(errors, q) for q in QUANTITIES}
 
 
-def squared_errors(model: SNAPModel, frames: list) -> np.ndarray:
-    """Per frame, the model's squared errors summed per quantity: energy per atom (meV/atom)², force
-    components (meV/Å)² and stress components (MPa)², with the number of values each sum holds (columns 3-5)."""
-    return np.array([[(1e3 * de) ** 2, np.sum((1e3 * df) ** 2), np.sum((EV_PER_A3_IN_MPA * ds) ** 2), 1, df.size, 6]
-                     for de, df, ds in prediction_residuals(model, frames)])
-
-
-def beyond_noise(before: np.ndarray, after: np.ndarray, column: int) -> bool:
-    """Whether the RMSE of quantity ``column`` of :func:`squared_errors` rose from ``before`` to ``after`` by more
-    than the noise of the frames: the lower end of the 95 % interval of a paired bootstrap of the rise is > 0."""
-    picks = np.random.default_rng(BOOTSTRAP_SEED).integers(len(before), size=(BOOTSTRAP_RESAMPLES, len(before)))
-
-    def resampled(squared: np.ndarray) -> np.ndarray:
-        return np.sqrt(squared[picks, column].sum(axis=1) / squared[picks, column + 3].sum(axis=1))
-
-    return bool(np.percentile(resampled(after) - resampled(before), 2.5) > 0)
+def beyond_noise(before: np.ndarray, after: np.ndarray, quantity: str) -> bool:
+    """Whether the RMSE of ``quantity`` rose from ``before`` to ``after`` (squared errors of two models on the same
+    frames) by more than the noise of the frames: the 95 % paired-bootstrap interval of the rise is above 0."""
+    return change_intervals(before, after)[quantity][0] > 0
 
 
 def retest_line(found: dict) -> str:

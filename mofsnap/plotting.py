@@ -74,7 +74,8 @@ def parity_figure(panels: Sequence[tuple[str, str, Mapping[str, tuple[np.ndarray
 
 def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[str, Sequence[float]]],
                           units: Mapping[str, str], path: str | Path, xlabel: str = "training configurations",
-                          labels: Sequence[str] | None = None) -> Path:
+                          labels: Sequence[str] | None = None,
+                          intervals: Mapping[str, Mapping[str, Sequence[Sequence[float]]]] | None = None) -> Path:
     """Write errors versus training-set size on log-log axes, one panel per quantity.
 
     Parameters
@@ -91,11 +92,15 @@ def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[s
         Label of the x axis.
     labels : sequence of str, optional
         Annotations of the points (e.g. the CBAD resolution that produced each training set).
+    intervals : mapping quantity -> (mapping series label -> [low, high] per point), optional
+        Error bars (e.g. the 95 % bootstrap intervals of test errors).
     """
     fig, axes = new_figure(1, len(curves), figsize=(4.4 * len(curves), 3.8))
     for ax, (quantity, series) in zip(axes[0], curves.items()):
         for name, errors in series.items():
-            ax.plot(sizes, errors, marker="o", label=name)
+            bounds = (intervals or {}).get(quantity, {}).get(name)
+            spread = None if bounds is None else np.abs(np.transpose(bounds) - np.asarray(errors, dtype=float))
+            ax.errorbar(sizes, errors, yerr=spread, marker="o", capsize=3, label=name)
         if labels is not None:
             first = next(iter(series.values()))
             for x, y, text in zip(sizes, first, labels):

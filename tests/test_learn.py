@@ -181,6 +181,13 @@ def test_campaign_writes_models_reports_and_learns(uninterrupted):
     assert [c.generation for c in curve] == [0, 1, 2, 3]
     assert [c.n_train for c in curve] == [*n_train, summary.final.train.n]
     assert curve[-1].test == summary.final.test  # the last point is the final model
+    for before, now in zip(curve, curve[1:]):  # the bootstrap intervals bracket the errors and their changes
+        for q in ("energy", "forces", "stress"):
+            low, high = now.test_interval[q]
+            assert low <= getattr(now.test, q) <= high
+            low, high = now.change_interval[q]
+            assert low <= getattr(now.test, q) - getattr(before.test, q) <= high
+    assert curve[0].change_interval is None
     # what run() returned is what it wrote
     assert LearnSummary.read(uninterrupted / "returned_summary.json") == summary
 
@@ -591,7 +598,10 @@ def _summary() -> LearnSummary:
                    GenerationRecord(2, 200.0, 0, 0, 0, RMSE(1.5, 140.25, 22.0, 9), runs=3, stopped=3)]
     test = RMSE(2.0, 0.1 + 0.2, 1e-17, 3)
     final = FinalRecord("w/final/model", RMSE(1.4, 141.0, 20.5, 10), test,
-                        [CurvePoint(0, 7, RMSE(9.0, 900.0, 90.0, 3)), CurvePoint(1, 10, test)])
+                        [CurvePoint(0, 7, RMSE(9.0, 900.0, 90.0, 3), {"energy": [8.5, 9.5], "forces": [850.0, 1e3],
+                                                                      "stress": [80.0, 100.0]}),
+                         CurvePoint(1, 10, test, {"energy": [1.5, 2.5], "forces": [0.1, 0.5], "stress": [0.0, 1e-16]},
+                                    {"energy": [-7.5, -6.5], "forces": [-1e3, -850.0], "stress": [-100.0, -80.0]})])
     runs = [ValidationRun(300.0, 20, 20, None, 0.37, 301.2, 736.0, 0.0125, [9.0, 9.1, 8.95], "w/final/v300.extxyz"),
             ValidationRun(200.0, 10, 4, "bond guard: C1a (atom 0)-O1a (atom 2) at 2.20 Å > 1.5 x its 1.43 Å at "
                           "0.004 ps (step 4)", float("nan"), 210.0, 730.5, 0.25, [9.0, 9.0, 9.0], "w/final/v200.extxyz")]
@@ -622,6 +632,13 @@ def test_learn_summary_round_trips_exactly(tmp_path):
     back = LearnSummary.read(refined.write(tmp_path / "refined.json"))
     assert back == refined and type(back.refinements[0].learned_from) is Validation
     assert back.first_validation == no_test.validation and no_test.first_validation is no_test.validation
+    written = json.loads((tmp_path / "summary.json").read_text())
+    for point in written["final"]["learning_curve"]:  # a summary written before the intervals existed
+        del point["test_interval"], point["change_interval"]
+    (tmp_path / "before.json").write_text(json.dumps(written))
+    before = LearnSummary.read(tmp_path / "before.json").final.learning_curve
+    assert [p.test for p in before] == [p.test for p in summary.final.learning_curve]
+    assert all(p.test_interval is None and p.change_interval is None for p in before)
 
 
 def test_pool_result_round_trips_and_other_files_are_refused(tmp_path):
@@ -645,6 +662,18 @@ def test_write_config_writes_settings_that_read_back_equal(cli, tmp_path):
             tmp_path / "mine.toml")
     assert r.status == 0
     assert LearnSettings.from_toml(tmp_path / "mine.toml") == replace(DEMO, structure="my_mof.cif", unpaired_electrons=6)
+
+
+def test_the_command_names_the_rises_beyond_the_test_noise():
+    from mofsnap.cli.learn import learning_curve_line
+
+    flat = {"energy": [-0.1, 0.1], "forces": [-1.0, 1.0], "stress": [-1.0, 1.0]}
+    curve = [CurvePoint(0, 10, RMSE(2.0, 100.0, 30.0, 20)),
+             CurvePoint(1, 20, RMSE(1.5, 112.0, 29.0, 20), None, {**flat, "forces": [4.0, 20.0]})]
+    assert learning_curve_line(curve) == ("learning curve: rises beyond the noise of its 20 test frames (paired "
+                                          "bootstrap): forces at generation 1 (+12 meV/Å, 95 % interval +4 to +20)")
+    curve[1] = CurvePoint(1, 20, RMSE(1.5, 112.0, 29.0, 20), None, {**flat, "forces": [-2.0, 20.0]})
+    assert learning_curve_line(curve) == "learning curve: no rise beyond the noise of its 20 test frames (paired bootstrap)"
 
 
 def test_config_and_demo_together_fail_in_one_line(cli, tmp_path):

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         print(f"test RMSE ({final.test.n} configurations): {final.test.energy:.2f} meV/atom, "
               f"{final.test.forces:.0f} meV/Å, {final.test.stress:.1f} MPa")
+        print(learning_curve_line(final.learning_curve))
     for refinement in summary.refinements:
         before = refinement.previous_model_on_new
         print(f"refinement round {refinement.round}: {refinement.labelled} labels from before the stops of "
@@ -103,3 +104,16 @@ def run(args: argparse.Namespace) -> None:
     if not summary.validation.passed:
         raise ValidationFailed(f"{summary.validation.verdict} (everything is written in {args.output}; see "
                                "final/validation.png)")
+
+
+def learning_curve_line(curve: list) -> str:
+    """The rises of the learning curve (a list of :class:`mofsnap.learn.CurvePoint`) that are beyond the noise
+    of the test frames, in one line."""
+    units = {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"}
+    rises = [f"{q} at generation {now.generation} ({getattr(now.test, q) - getattr(before.test, q):+.3g} {units[q]}, "
+             f"95 % interval {now.change_interval[q][0]:+.3g} to {now.change_interval[q][1]:+.3g})"
+             for before, now in zip(curve, curve[1:]) for q in now.rises_beyond_noise()]
+    frames = f"the noise of its {curve[-1].test.n} test frames (paired bootstrap)"
+    if not rises:
+        return f"learning curve: no rise beyond {frames}"
+    return f"learning curve: rises beyond {frames}: {'; '.join(rises)}"

@@ -7,14 +7,17 @@
 - :mod:`~mofsnap.learn.validation`: :func:`validate`, the guarded closing runs and checks that end a campaign;
 - :mod:`~mofsnap.learn.processes`: the work-directory lock and worker processes that end with the campaign;
 - :mod:`~mofsnap.learn.summary`: :class:`LearnSummary`, :class:`Validation` and the other results;
+- :mod:`~mofsnap.learn.scoring`: a model's errors on labelled configurations, and which rises of the learning
+  curve are beyond the noise of the test frames;
 - :mod:`~mofsnap.learn.package`: the campaign's model card and :func:`export_model`.
 """
 
-from .loop import DEFAULT_WORKDIR, ActiveLearning, load_structure, perturbed_copies, prediction_errors
+from .loop import DEFAULT_WORKDIR, ActiveLearning, load_structure, perturbed_copies
 from .md_tasks import EXPLOSIONS, MDTask, read_run, run_md_task, run_tasks
 from .package import campaign_card, export_model
 from .pool import learn_from_pool
 from .processes import WorkdirLock
+from .scoring import prediction_errors
 from .settings import CBAD_PICKS, DEMO, SELECTIONS, LearnSettings
 from .summary import (RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, PoolResult, RefinementRound,
                       Validation, ValidationCheck, ValidationRun)

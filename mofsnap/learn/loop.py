@@ -50,7 +50,7 @@ from ase import Atoms
 
 from .. import plotting
 from ..atomtypes import assign_atom_types
-from ..calculator import ZBL, SNAPCalculator
+from ..calculator import ZBL
 from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
 from ..exceptions import ConfigurationError, LearnError, StructureError
@@ -68,6 +68,7 @@ from ..units import EV_PER_A3_IN_MPA
 from .md_tasks import MDTask, read_run, run_tasks
 from .package import campaign_card
 from .processes import WorkdirLock
+from .scoring import QUANTITIES, change_intervals, prediction_errors, rmse, rmse_intervals, squared_errors
 from .settings import LearnSettings
 from .summary import RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, RefinementRound, Validation
 from .validation import frames_before_failure, validate
@@ -141,31 +142,6 @@ def perturbed_copies(atoms: Atoms, n: int, displacement: float, strain: float, s
         copy.positions += rng.uniform(-displacement, displacement, (len(atoms), 3))
         copies.append(copy)
     return copies
-
-
-def prediction_residuals(model: SNAPModel, images: list[Atoms]) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """Per labelled configuration, the model minus the label: energy per atom (eV/atom), forces (eV/Å, one row
-    per atom) and stress (eV/Å³, Voigt order)."""
-    calc = SNAPCalculator(model)
-    residuals = []
-    for atoms in images:
-        probe = atoms.copy()
-        probe.calc = calc
-        residuals.append(((probe.get_potential_energy() - atoms.get_potential_energy()) / len(atoms),
-                          probe.get_forces() - atoms.get_forces(), probe.get_stress() - atoms.get_stress()))
-    return residuals
-
-
-def prediction_errors(model: SNAPModel, images: list[Atoms]) -> RMSE | None:
-    """RMSE of a model against labelled configurations (None for no configurations)."""
-    if not images:
-        return None
-    de, df, ds = zip(*prediction_residuals(model, images))
-    return RMSE(1e3 * _rms(de), 1e3 * _rms(df), EV_PER_A3_IN_MPA * _rms(ds), len(images))
-
-
-def _rms(values: list) -> float:
-    return float(np.sqrt(np.mean(np.square(np.concatenate([np.ravel(v) for v in values])))))
 
 
 def _usable(pool: ProcessPoolExecutor) -> bool:
@@ -615,18 +591,22 @@ class ActiveLearning:
         model.write(prefix)
         write_fit_statistics(prefix, model, report, self.training_set(k))
         test = self.test_set()
-        curve = []
+        curve, previous = [], None
         for g in range(k + 1):
             gen_model, gen_report = self._fit(g)
-            curve.append(CurvePoint(g, gen_report.metrics["train"]["n_configurations"],
-                                    prediction_errors(gen_model, test)))
+            squared = squared_errors(gen_model, test)
+            curve.append(CurvePoint(g, gen_report.metrics["train"]["n_configurations"], rmse(squared),
+                                    rmse_intervals(squared) if test else None,
+                                    change_intervals(previous, squared) if test and previous is not None else None))
+            previous = squared
         if test:
             plotting.learning_curve_figure([c.n_train for c in curve],
-                                           {q: {"test": [getattr(c.test, q) for c in curve]}
-                                            for q in ("energy", "forces", "stress")},
+                                           {q: {"test": [getattr(c.test, q) for c in curve]} for q in QUANTITIES},
                                            {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"},
                                            self.workdir / "learning_curve.png",
-                                           xlabel="labelled training configurations")
+                                           xlabel="labelled training configurations",
+                                           intervals={q: {"test": [c.test_interval[q] for c in curve]}
+                                                      for q in QUANTITIES})
         return FinalRecord(str(prefix), RMSE.from_metrics(report.metrics["train"]), curve[-1].test, curve)
 
     def validation_dir(self, round_: int) -> Path:

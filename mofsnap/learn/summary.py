@@ -121,11 +121,32 @@ class GenerationRecord:
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """One generation's model on the final test set."""
+    """One generation's model on the final test set.
+
+    Attributes
+    ----------
+    generation, n_train : int
+        The generation and its number of training labels.
+    test : RMSE or None
+        Its test errors (None without test frames).
+    test_interval : dict or None
+        Per quantity (``energy``, ``forces``, ``stress``), the 95 % bootstrap interval ``[low, high]`` of the
+        test RMSE over the test frames (:func:`mofsnap.learn.scoring.rmse_intervals`).
+    change_interval : dict or None
+        Per quantity, the 95 % paired-bootstrap interval of the change of the test RMSE from the previous
+        generation's model (:func:`mofsnap.learn.scoring.change_intervals`; None for the first point). A rise
+        whose interval lies above zero is beyond the noise of the test frames.
+    """
 
     generation: int
     n_train: int
     test: RMSE | None
+    test_interval: dict[str, list[float]] | None = None
+    change_interval: dict[str, list[float]] | None = None
+
+    def rises_beyond_noise(self) -> list[str]:
+        """The quantities whose test RMSE rose from the previous generation beyond the noise of the test set."""
+        return [q for q, (low, _) in (self.change_interval or {}).items() if low > 0]
 
 
 @dataclass(frozen=True)
@@ -239,10 +260,10 @@ class FinalRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinalRecord:
-        """The record of its :func:`dataclasses.asdict` dictionary."""
+        """The record of its :func:`dataclasses.asdict` dictionary (without intervals if written before them)."""
         return cls(data["model"], RMSE(**data["train"]), _rmse_or_none(data["test"]),
-                   [CurvePoint(p["generation"], p["n_train"], _rmse_or_none(p["test"]))
-                    for p in data["learning_curve"]])
+                   [CurvePoint(p["generation"], p["n_train"], _rmse_or_none(p["test"]), p.get("test_interval"),
+                               p.get("change_interval")) for p in data["learning_curve"]])
 
 
 @dataclass(frozen=True)
