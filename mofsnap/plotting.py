@@ -75,7 +75,8 @@ def parity_figure(panels: Sequence[tuple[str, str, Mapping[str, tuple[np.ndarray
 def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[str, Sequence[float]]],
                           units: Mapping[str, str], path: str | Path, xlabel: str = "training configurations",
                           labels: Sequence[str] | None = None,
-                          intervals: Mapping[str, Mapping[str, Sequence[Sequence[float]]]] | None = None) -> Path:
+                          intervals: Mapping[str, Mapping[str, Sequence[Sequence[float]]]] | None = None,
+                          rises: Mapping[str, Mapping[str, Sequence[int]]] | None = None) -> Path:
     """Write errors versus training-set size on log-log axes, one panel per quantity.
 
     Parameters
@@ -94,6 +95,9 @@ def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[s
         Annotations of the points (e.g. the CBAD resolution that produced each training set).
     intervals : mapping quantity -> (mapping series label -> [low, high] per point), optional
         Error bars (e.g. the 95 % bootstrap intervals of test errors).
+    rises : mapping quantity -> (mapping series label -> point indices), optional
+        Points whose rise from the point before is beyond the noise (a paired test, which overlapping error
+        bars do not show): their segment is drawn in red.
     """
     fig, axes = new_figure(1, len(curves), figsize=(4.4 * len(curves), 3.8))
     for ax, (quantity, series) in zip(axes[0], curves.items()):
@@ -101,6 +105,9 @@ def learning_curve_figure(sizes: Sequence[float], curves: Mapping[str, Mapping[s
             bounds = (intervals or {}).get(quantity, {}).get(name)
             spread = None if bounds is None else np.abs(np.transpose(bounds) - np.asarray(errors, dtype=float))
             ax.errorbar(sizes, errors, yerr=spread, marker="o", capsize=3, label=name)
+            for n, i in enumerate((rises or {}).get(quantity, {}).get(name, [])):
+                ax.plot(sizes[i - 1:i + 1], errors[i - 1:i + 1], color="tab:red", linewidth=2.5, zorder=3,
+                        label="rise beyond the noise" if n == 0 else None)
         if labels is not None:
             first = next(iter(series.values()))
             for x, y, text in zip(sizes, first, labels):

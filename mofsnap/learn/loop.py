@@ -606,7 +606,9 @@ class ActiveLearning:
                                            self.workdir / "learning_curve.png",
                                            xlabel="labelled training configurations",
                                            intervals={q: {"test": [c.test_interval[q] for c in curve]}
-                                                      for q in QUANTITIES})
+                                                      for q in QUANTITIES},
+                                           rises={q: {"test": [i for i, c in enumerate(curve)
+                                                               if q in c.rises_beyond_noise()]} for q in QUANTITIES})
         return FinalRecord(str(prefix), RMSE.from_metrics(report.metrics["train"]), curve[-1].test, curve)
 
     def validation_dir(self, round_: int) -> Path:
