@@ -364,6 +364,19 @@ def test_snap_ready_cell_is_the_smallest_in_a_skewed_cell():
     assert np.linalg.det(supercell.cell.array) > 0
 
 
+def test_the_summary_offers_a_wider_basis_of_the_same_lattice(tmp_path, cli):
+    chain = mu_oh_chain("H").repeat((2, 1, 1))
+    chain.set_cell([[7.4, 0.0, 0.0], [7.4, 9.0, 0.0], [0.0, 0.0, 9.0]])  # the lattice of a 7.4 x 9 x 9 Å box
+    write(tmp_path / "skewed.extxyz", chain)
+    r = cli("structures", tmp_path / "skewed.extxyz", "-o", tmp_path / "out")
+    assert r.status == 0
+    assert r.out.rstrip().endswith("needs widths above 7.20 Å: use the same lattice on the wider basis "
+                                   "[[-1, 1, 0], [0, 0, 1], [1, 0, 0]] (--snap-ready)")
+    r = cli("structures", tmp_path / "skewed.extxyz", "--snap-ready", "-o", tmp_path / "ready")
+    assert r.status == 0 and r.out.rstrip().endswith("this cell is SNAP-ready")
+    assert len(read(tmp_path / "ready" / "skewed.extxyz")) == len(chain)
+
+
 def test_snap_ready_cell_refuses_bad_input(paddlewheel):
     with pytest.raises(StructureError, match="cutoff must be > 0"):
         snap_ready_cell(mu_oh_chain("H"), 0.0)
