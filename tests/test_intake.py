@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.cell import Cell
 from ase.io import read, write
 
 from mofsnap.exceptions import ReferenceMethodError, StructureError
@@ -70,6 +71,52 @@ def test_cifs_ase_cannot_parse_are_read(tmp_path, spacegroup, symops, cell, nato
     fractional = atoms.get_scaled_positions()
     assert len(np.unique(np.round(fractional, 6), axis=0)) == natoms  # no duplicates
     assert np.isclose(fractional, [0.1, 0.2, 0.3]).all(axis=1).any()  # the site itself is among them
+
+
+MONOCLINIC = (9.0, 10.0, 11.0, 90.0, 104.0, 90.0)
+SITES = [("Zn1", "Zn", (0.10, 0.20, 0.30), 1), ("O1", "O", (0.25, 0.20, 0.30), 1), ("C1", "C", (0.60, 0.70, 0.15), 1)]
+
+
+def test_database_exports_with_a_line_before_the_header_or_no_header_are_read(tmp_path, caplog):
+    text = cif_text(SITES, MONOCLINIC, "P 1 21/c 1")
+    (tmp_path / "plain.cif").write_text(text)
+    expected = read_structure(tmp_path / "plain.cif")
+    (tmp_path / "export.cif").write_text("{'_ref': 'TBD', '_method': 'VASP DFT with PBE;DDEC'}\n" + text)
+    (tmp_path / "headless.cif").write_text(text.split("\n", 1)[1])
+    for name, warning in (("export", "skipping 1 line(s) before its first data_ block header"),
+                          ("headless", "has no data_ block header; reading it as the block data_headless")):
+        caplog.clear()
+        atoms = read_structure(tmp_path / f"{name}.cif")
+        assert warning in caplog.text
+        np.testing.assert_allclose(atoms.positions, expected.positions, atol=1e-12)
+        assert atoms.arrays["cif_site"].tolist() == expected.arrays["cif_site"].tolist()
+
+
+def test_cartesian_sites_and_unlabelled_sites_are_read(tmp_path):
+    (tmp_path / "fractional.cif").write_text(cif_text(SITES, MONOCLINIC, "P 1 21/c 1"))
+    expected = read_structure(tmp_path / "fractional.cif")
+    cell = Cell.fromcellpar(MONOCLINIC)  # the CIF's default Cartesian frame: a along x, b in the ab plane
+    header, _ = cif_text(SITES, MONOCLINIC, "P 1 21/c 1").split("loop_\n_atom_site_label")
+    loop = ["loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_Cartn_x", "_atom_site_Cartn_y",
+            "_atom_site_Cartn_z"] + [f"{label} {symbol} " + " ".join(f"{v:.8f}" for v in cell.cartesian_positions(xyz))
+                                     for label, symbol, xyz, _ in SITES]
+    (tmp_path / "cartesian.cif").write_text(header + "\n".join(loop) + "\n")
+    rotation = Cell.fromcellpar(MONOCLINIC).array  # the same sites in another frame, given by its matrix
+    turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    tran = np.linalg.inv((turn @ rotation.T))  # fractional = tran @ cartesian'
+    pairs = [f"_atom_sites_fract_tran_matrix_{i + 1}{j + 1} {tran[i, j]:.12f}" for i in range(3) for j in range(3)]
+    rows = [f"{label} {symbol} " + " ".join(f"{v:.8f}" for v in turn @ cell.cartesian_positions(xyz))
+            for label, symbol, xyz, _ in SITES]
+    (tmp_path / "turned.cif").write_text(header + "\n".join(pairs + loop[:6] + rows) + "\n")
+    unlabelled = cif_text(SITES, MONOCLINIC, "P 1 21/c 1").replace("_atom_site_label\n", "")
+    for label, *_ in SITES:
+        unlabelled = unlabelled.replace(f"{label} ", "", 1)
+    (tmp_path / "unlabelled.cif").write_text(unlabelled)
+    for name in ("cartesian", "turned", "unlabelled"):
+        atoms = read_structure(tmp_path / f"{name}.cif")
+        assert atoms.get_chemical_symbols() == expected.get_chemical_symbols(), name
+        np.testing.assert_allclose(atoms.positions, expected.positions, atol=1e-6, err_msg=name)
+    assert read_structure(tmp_path / "unlabelled.cif").arrays["cif_site"][:4].tolist() == ["Zn1"] * 4
 
 
 def test_diamond_in_an_underscore_space_group_is_typed_by_the_command(cli, tmp_path):

@@ -89,15 +89,80 @@ def normalise_spacegroup_name(name: str) -> str:
 
 
 def _atom_site_block(path: Path) -> gemmi.cif.Block:
+    """The first data block of ``path`` with atom sites, fractional (Cartesian ones are converted)."""
+    for block in _document(path):
+        if not block.find_values("_atom_site_fract_x") and block.find_values("_atom_site_Cartn_x"):
+            _add_fractional_sites(path, block)
+        if block.find_values("_atom_site_fract_x"):
+            _add_site_labels(block)
+            return block
+    raise StructureError(f"{path}: no data block with atom sites (_atom_site_fract_x or _atom_site_Cartn_x); give "
+                         "a CIF of a crystal structure")
+
+
+def _document(path: Path) -> gemmi.cif.Document:
+    """The parsed CIF. Lines before the first ``data_`` header (e.g. a metadata line some database exports
+    put first) are skipped, and a file without any header is read as one block named after the file, each
+    with a warning."""
     try:
-        document = gemmi.cif.read(str(path))
+        return gemmi.cif.read(str(path))
+    except (RuntimeError, ValueError) as error:
+        if "expected block header" not in str(error):
+            raise StructureError(f"{path}: not a readable CIF ({error}); check the file") from None
+    lines = path.read_text(errors="replace").splitlines()
+    first = next((i for i, line in enumerate(lines) if line.lower().startswith("data_")), None)
+    if first is None:
+        log.warning("%s has no data_ block header; reading it as the block data_%s", path, path.stem)
+        lines = [f"data_{path.stem}", *lines]
+    else:
+        log.warning("%s: skipping %d line(s) before its first data_ block header", path, first)
+        lines = lines[first:]
+    try:
+        return gemmi.cif.read_string("\n".join(lines) + "\n")
     except (RuntimeError, ValueError) as error:
         raise StructureError(f"{path}: not a readable CIF ({error}); check the file") from None
-    for block in document:
-        if block.find_values("_atom_site_fract_x"):
-            return block
-    raise StructureError(f"{path}: no data block with _atom_site_fract_x (fractional atom sites); give a CIF of a "
-                         "crystal structure")
+
+
+def _add_site_labels(block: gemmi.cif.Block) -> None:
+    """Label the atom sites of a block that gives only their elements (``Fe1``, ``Fe2``, ... in file order)."""
+    symbols = block.find_values("_atom_site_type_symbol")
+    if block.find_values("_atom_site_label") or not symbols:
+        return
+    loop = block.find_loop("_atom_site_type_symbol").get_loop()
+    if loop is None:  # a single site given as tag-value pairs
+        block.set_pair("_atom_site_label", gemmi.cif.quote(gemmi.cif.as_string(symbols[0])))
+        return
+    loop.add_columns(["_atom_site_label"], "?")
+    labels = block.find_values("_atom_site_label")
+    for i, symbol in enumerate(symbols):
+        labels[i] = f"{re.sub('[^A-Za-z]', '', gemmi.cif.as_string(symbol))}{i + 1}"
+
+
+def _add_fractional_sites(path: Path, block: gemmi.cif.Block) -> None:
+    """Add ``_atom_site_fract_x/y/z`` to a block that gives its atom sites in Cartesian coordinates (Å): with its
+    ``_atom_sites_fract_tran_matrix``/``vector`` when given, else in the CIF's default frame (x along a, y in
+    the ab plane)."""
+    loop = block.find_loop("_atom_site_Cartn_x").get_loop()
+    small = gemmi.make_small_structure_from_block(block)
+    if loop is None or not small.cell.is_crystal():
+        raise StructureError(f"{path}: Cartesian atom sites need a loop of sites and a unit cell "
+                             "(_cell_length_a, ...); give a CIF of a crystal structure")
+    cartesian = np.array([[gemmi.cif.as_number(v) for v in block.find_values(f"_atom_site_Cartn_{c}")]
+                          for c in "xyz"]).T
+    matrix = [block.find_value(f"_atom_sites_fract_tran_matrix_{i}{j}") for i in "123" for j in "123"]
+    if all(matrix):
+        shift = [block.find_value(f"_atom_sites_fract_tran_vector_{i}") or "0" for i in "123"]
+        fractional = (cartesian @ np.array([gemmi.cif.as_number(v) for v in matrix]).reshape(3, 3).T
+                      + [gemmi.cif.as_number(v) for v in shift])
+    else:
+        cell = Cell.fromcellpar([small.cell.a, small.cell.b, small.cell.c,
+                                 small.cell.alpha, small.cell.beta, small.cell.gamma])
+        fractional = cell.scaled_positions(cartesian)
+    loop.add_columns([f"_atom_site_fract_{c}" for c in "xyz"], "?")
+    for c, values in zip("xyz", fractional.T):
+        column = block.find_values(f"_atom_site_fract_{c}")
+        for i, value in enumerate(values):
+            column[i] = f"{value:.10f}"
 
 
 def _operations(path: Path, block: gemmi.cif.Block) -> list[np.ndarray]:
