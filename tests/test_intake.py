@@ -424,6 +424,15 @@ def test_the_summary_offers_a_wider_basis_of_the_same_lattice(tmp_path, cli):
     assert len(read(tmp_path / "ready" / "skewed.extxyz")) == len(chain)
 
 
+def test_a_cell_wide_enough_is_kept_as_given():
+    # a hexagonal CoRE MOF cell (BICDAU): another basis of its lattice is 0.02 Å wider, but this one is ready
+    cell = Cell.fromcellpar([18.077, 18.099, 19.129, 89.93, 90.01, 120.05])
+    atoms = Atoms("C", positions=[[1.0, 2.0, 3.0]], cell=cell, pbc=True)
+    atoms.arrays["atom_types"] = np.array(["C0a"])
+    supercell, matrix = snap_ready_cell(atoms, 3.6)
+    assert (matrix == np.eye(3)).all() and np.array_equal(supercell.cell.array, cell.array)
+
+
 def test_snap_ready_cell_refuses_bad_input(paddlewheel):
     with pytest.raises(StructureError, match="cutoff must be > 0"):
         snap_ready_cell(mu_oh_chain("H"), 0.0)

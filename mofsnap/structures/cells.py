@@ -67,6 +67,8 @@ def _widest_basis(cell: np.ndarray, form: np.ndarray) -> tuple[np.ndarray, float
 def snap_ready_matrix(cell: np.ndarray, cutoff: float) -> np.ndarray:
     """The integer supercell matrix ``P`` (supercell vectors ``P @ cell``) of the fewest cells whose
     perpendicular widths all exceed ``2 * cutoff``; of those, the widest, and a diagonal one where it is as wide.
+    A cell wide enough already is kept as it is (``P`` the identity), even where a wider basis of its lattice
+    exists.
 
     Parameters
     ----------
@@ -84,6 +86,8 @@ def snap_ready_matrix(cell: np.ndarray, cutoff: float) -> np.ndarray:
         raise StructureError(f"the cutoff must be > 0 Å, got {cutoff}")
     cell = np.asarray(cell, dtype=float)
     diagonal = np.floor(2 * cutoff / perpendicular_widths(cell)).astype(int) + 1
+    if (diagonal == 1).all():
+        return np.eye(3, dtype=int)
     for n in range(1, int(np.prod(diagonal)) + 1):
         best, widest = None, 2 * cutoff
         for form in _sublattices(n):
