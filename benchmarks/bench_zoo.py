@@ -281,7 +281,8 @@ def campaign_record(campaign: Campaign, summary: LearnSummary, wall_seconds: flo
             "learning_md_stopped": sum(g.stopped or 0 for g in summary.generations),
             "learning_md_runs": sum(g.runs or 0 for g in summary.generations),
             "learning_curve": [{"generation": p.generation, "n_train": p.n_train,
-                                **({q: getattr(p.test, q) for q in QUANTITIES} if p.test is not None else {})}
+                                **({q: getattr(p.test, q) for q in QUANTITIES} if p.test is not None else {}),
+                                "rises_beyond_noise": p.rises_beyond_noise()}
                                for p in summary.final.learning_curve],
             "stopped_per_generation": [g.stopped for g in summary.generations if g.runs],
             "wall_seconds": wall_seconds}
