@@ -109,8 +109,10 @@ def run(args: argparse.Namespace) -> None:
 def learning_curve_line(curve: list) -> str:
     """The rises of the learning curve (a list of :class:`mofsnap.learn.CurvePoint`) that are beyond the noise
     of the test frames, in one line."""
-    units = {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"}
-    rises = [f"{q} at generation {now.generation} ({getattr(now.test, q) - getattr(before.test, q):+.3g} {units[q]}, "
+    from ..fit.leastsquares import REPORT_UNITS
+
+    rises = [f"{q} at generation {now.generation} ({getattr(now.test, q) - getattr(before.test, q):+.3g} "
+             f"{REPORT_UNITS[q][0]}, "
              f"95 % interval {now.change_interval[q][0]:+.3g} to {now.change_interval[q][1]:+.3g})"
              for before, now in zip(curve, curve[1:]) for q in now.rises_beyond_noise()]
     frames = f"the noise of its {curve[-1].test.n} test frames (paired bootstrap)"

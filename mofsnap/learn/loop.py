@@ -56,6 +56,7 @@ from ..descriptors import SnapDescriptors
 from ..exceptions import ConfigurationError, LearnError, StructureError
 from ..executors import worker_pool
 from ..fit import FitReport, HyperparameterSearch, extrapolation_grade, fit_snap, search_hyperparameters
+from ..fit.leastsquares import REPORT_UNITS
 from ..hashing import atoms_hash
 from ..labelling import LabelChecks, LabelStore, check_configuration, label
 from ..md.grade import write_fit_statistics
@@ -602,7 +603,7 @@ class ActiveLearning:
         if test:
             plotting.learning_curve_figure([c.n_train for c in curve],
                                            {q: {"test": [getattr(c.test, q) for c in curve]} for q in QUANTITIES},
-                                           {"energy": "meV/atom", "forces": "meV/Å", "stress": "MPa"},
+                                           {q: REPORT_UNITS[q][0] for q in QUANTITIES},
                                            self.workdir / "learning_curve.png",
                                            xlabel="labelled training configurations",
                                            intervals={q: {"test": [c.test_interval[q] for c in curve]}

@@ -15,7 +15,7 @@ from ase import Atoms
 
 from ..calculator import SNAPCalculator
 from ..model import SNAPModel
-from ..units import EV_PER_A3_IN_MPA
+from ..fit.leastsquares import REPORT_UNITS
 from .summary import RMSE
 
 #: The scored quantities, in the column order of :func:`squared_errors`.
@@ -40,10 +40,13 @@ def prediction_residuals(model: SNAPModel, images: list[Atoms]) -> list[tuple[fl
 
 
 def squared_errors(model: SNAPModel, images: list[Atoms]) -> np.ndarray:
-    """Per configuration (rows), the model's squared errors summed per quantity: energy per atom (meV/atom)²,
-    force components (meV/Å)², stress components (MPa)²; columns 3-5 hold how many values each sum has."""
-    return np.array([[(1e3 * de) ** 2, np.sum((1e3 * df) ** 2), np.sum((EV_PER_A3_IN_MPA * ds) ** 2), 1, df.size,
-                      ds.size] for de, df, ds in prediction_residuals(model, images)]).reshape(-1, 6)
+    """Per configuration (rows), the model's squared errors summed per quantity in the units of
+    :data:`~mofsnap.fit.leastsquares.REPORT_UNITS`: energy per atom (meV/atom)², force components (meV/Å)²,
+    stress components (MPa)²; columns 3-5 hold how many values each sum has."""
+    scale = [REPORT_UNITS[q][1] for q in QUANTITIES]
+    return np.array([[*(np.sum((f * np.asarray(r)) ** 2) for f, r in zip(scale, residuals)),
+                      *(np.size(r) for r in residuals)]
+                     for residuals in prediction_residuals(model, images)]).reshape(-1, 6)
 
 
 def rmse(squared: np.ndarray) -> RMSE | None:
