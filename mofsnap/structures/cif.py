@@ -123,19 +123,25 @@ def _document(path: Path) -> gemmi.cif.Document:
         raise StructureError(f"{path}: not a readable CIF ({error}); check the file") from None
 
 
+def _ase_cell(cell: gemmi.UnitCell) -> Cell:
+    """A gemmi unit cell as ASE's (a along x, b in the xy plane: the CIF's default Cartesian frame)."""
+    return Cell.fromcellpar([cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma])
+
+
 def _add_site_labels(block: gemmi.cif.Block) -> None:
     """Label the atom sites of a block that gives only their elements (``Fe1``, ``Fe2``, ... in file order)."""
     symbols = block.find_values("_atom_site_type_symbol")
     if block.find_values("_atom_site_label") or not symbols:
         return
+    labels = [f"{re.sub('[^A-Za-z]', '', gemmi.cif.as_string(symbol))}{i + 1}" for i, symbol in enumerate(symbols)]
     loop = block.find_loop("_atom_site_type_symbol").get_loop()
     if loop is None:  # a single site given as tag-value pairs
-        block.set_pair("_atom_site_label", gemmi.cif.quote(gemmi.cif.as_string(symbols[0])))
+        block.set_pair("_atom_site_label", labels[0])
         return
     loop.add_columns(["_atom_site_label"], "?")
-    labels = block.find_values("_atom_site_label")
-    for i, symbol in enumerate(symbols):
-        labels[i] = f"{re.sub('[^A-Za-z]', '', gemmi.cif.as_string(symbol))}{i + 1}"
+    column = block.find_values("_atom_site_label")
+    for i, label in enumerate(labels):
+        column[i] = label
 
 
 def _add_fractional_sites(path: Path, block: gemmi.cif.Block) -> None:
@@ -155,9 +161,7 @@ def _add_fractional_sites(path: Path, block: gemmi.cif.Block) -> None:
         fractional = (cartesian @ np.array([gemmi.cif.as_number(v) for v in matrix]).reshape(3, 3).T
                       + [gemmi.cif.as_number(v) for v in shift])
     else:
-        cell = Cell.fromcellpar([small.cell.a, small.cell.b, small.cell.c,
-                                 small.cell.alpha, small.cell.beta, small.cell.gamma])
-        fractional = cell.scaled_positions(cartesian)
+        fractional = _ase_cell(small.cell).scaled_positions(cartesian)
     loop.add_columns([f"_atom_site_fract_{c}" for c in "xyz"], "?")
     for c, values in zip("xyz", fractional.T):
         column = block.find_values(f"_atom_site_fract_{c}")
@@ -200,8 +204,7 @@ def _expand_with_gemmi(path: Path, block: gemmi.cif.Block, sites) -> tuple[Atoms
     small = gemmi.make_small_structure_from_block(block)
     if not small.cell.is_crystal():
         raise StructureError(f"{path}: no unit cell (_cell_length_a, ...); give a CIF of a crystal structure")
-    cell = Cell.fromcellpar([small.cell.a, small.cell.b, small.cell.c,
-                             small.cell.alpha, small.cell.beta, small.cell.gamma])
+    cell = _ase_cell(small.cell)
     operations = _operations(path, block)
     numbers, fractional, kinds = [], [], []
     for k, site in enumerate(sites):
