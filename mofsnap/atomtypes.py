@@ -46,11 +46,12 @@ TYPE_LABEL = re.compile(r"^([A-Z][a-z]?)(\d+)([a-z]+)$")
 #: Highest atomic number with a covalent radius (Cordero et al. 2008, as in ASE); higher ones are unknown.
 LAST_KNOWN_ELEMENT = 96
 
-#: Largest chemically sensible number of covalent bonds of non-metals (e.g. mu4-O in MOF-5, SiF6 in SIFSIX).
+#: Largest chemically sensible number of covalent bonds of non-metals (e.g. mu4-O in MOF-5, SiF6 in SIFSIX,
+#: mu3-F in rare-earth clusters, mu4-I in copper iodide clusters and chains).
 #: Elements not listed (metals) may have up to :data:`MAX_METAL_COORDINATION` bonds.
 MAX_COORDINATION: dict[str, int] = {
-    "H": 1, "He": 0, "B": 4, "C": 4, "N": 4, "O": 4, "F": 2, "Ne": 0, "Si": 6, "P": 6, "S": 6, "Cl": 2, "Ar": 0,
-    "Ge": 6, "As": 6, "Se": 6, "Br": 2, "Kr": 0, "Te": 6, "I": 2, "Xe": 0, "Rn": 0,
+    "H": 1, "He": 0, "B": 4, "C": 4, "N": 4, "O": 4, "F": 4, "Ne": 0, "Si": 6, "P": 6, "S": 6, "Cl": 6, "Ar": 0,
+    "Ge": 6, "As": 6, "Se": 6, "Br": 6, "Kr": 0, "Te": 6, "I": 6, "Xe": 0, "Rn": 0,
 }  # fmt: skip
 MAX_METAL_COORDINATION = 12
 
@@ -169,7 +170,8 @@ def _check_coordination(
         a = over[0]
         raise AtomTypingError(
             f"impossible coordination: {over.size} atom(s) have more bonds than their element can form, e.g. atom "
-            f"{a} ({symbols[a]}) with {coordination[a]} bonds (at most {limit[a]}); check the geometry or bond_scale"
+            f"{a} ({symbols[a]}) with {coordination[a]} bonds (at most {limit[a]}); check the geometry: atoms closer "
+            f"than {bond_scale} times the sum of their covalent radii count as bonded"
         )
 
 

@@ -20,6 +20,17 @@ paddlewheel or Zr-Zr of 3.52 Å in a Zr6 cluster is held together by its bridgin
 make coordination numbers (and so atom types, angles and dihedrals) depend on where a distance threshold falls.
 Coordination numbers then count ligand atoms only. ``metal_bonds=True`` restores the plain distance rule.
 
+Second neighbours of a metal
+----------------------------
+The covalent radii of large metals (La 2.07 Å, Sr 1.95 Å, Cs 2.44 Å) put atoms that sit behind a ligand atom
+within the distance rule: the carboxylate carbon of a chelating carboxylate (La-C 2.94 Å, under 1.2 x 2.83 Å),
+the phosphorus of a phosphonate bridging through one O (La-P 3.7 Å), the H of a water molecule on Sr (Sr-H
+2.7 Å). A metal-hydrogen contact is no bond when the H is bonded to a non-metal (MOFs hold no hydrides bridging to an
+X-H group). Any other metal-ligand contact M-X is no bond when a non-metal Y bonded to both lies between them,
+the angle M-Y-X at Y being at least :data:`BEHIND_LIGAND_ANGLE` (about 90 degrees for a chelate's apex, 100-140 for a bridged
+or O-bound H; a three-membered ring such as a side-on peroxide, 60-70 degrees, keeps its bonds) and M-X being the
+longer contact relative to the sum of covalent radii (so the ligand atom Y is never the one dropped).
+
 Units
 -----
 Lengths in Å; angles and dihedrals in degrees unless ``degrees=False`` (radians). Bond angles lie in [0, 180],
@@ -51,6 +62,10 @@ NON_METALS = frozenset({
 
 #: Atomic numbers of the metals (every element up to Cm that is not in :data:`NON_METALS`).
 METALS = frozenset(z for z in range(1, 97) if chemical_symbols[z] not in NON_METALS)
+
+#: A metal-ligand contact M-X is no bond when a non-metal bonded to both, Y, makes the angle M-Y-X at least this
+#: (degrees): X sits behind Y as seen from the metal (see the module notes).
+BEHIND_LIGAND_ANGLE = 75.0
 
 #: Default factor: a bond is broken when longer than this times its reference length.
 BROKEN_BOND_TOLERANCE = 1.5
@@ -85,7 +100,40 @@ def bond_pairs(atoms: Atoms, scale: float = BOND_SCALE, metal_bonds: bool = Fals
     if not cutoffs:
         return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3), int), np.zeros(0)
     i, j, shift, distance = neighbour_list("ijSd", atoms, cutoffs)
-    return i, j, shift, distance
+    keep = ~_second_neighbour_contacts(atoms, i, j, shift, distance)
+    return i[keep], j[keep], shift[keep], distance[keep]
+
+
+def _second_neighbour_contacts(atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray,
+                     distance: np.ndarray) -> np.ndarray:
+    """Mask of the metal-ligand contacts of the pair list ``i, j, shift`` (both directions) that are no bonds: an H
+    bonded to a non-metal, or a ligand atom ``X`` behind a non-metal ``Y`` bonded to both it and the metal ``M``
+    (the angle M-Y-X at least :data:`BEHIND_LIGAND_ANGLE`, M-X longer than M-Y relative to their sums of
+    covalent radii)."""
+    metal = np.isin(atoms.numbers, list(METALS))
+    bonded_hydrogen = np.zeros(len(atoms), dtype=bool)
+    bonded_hydrogen[i[(atoms.numbers[i] == 1) & ~metal[j]]] = True
+    drop = (metal[i] & bonded_hydrogen[j]) | (bonded_hydrogen[i] & metal[j])
+    contacts = np.flatnonzero(metal[i] & ~metal[j] & ~drop)
+    if not contacts.size:
+        return drop
+    vectors = atoms.positions[j] + shift @ atoms.cell.array - atoms.positions[i]
+    relative = distance / (covalent_radii[atoms.numbers[i]] + covalent_radii[atoms.numbers[j]])
+    index = {(a, b, *s): k for k, (a, b, s) in enumerate(zip(i.tolist(), j.tolist(), shift.tolist()))}
+    ligands: dict[int, list[int]] = {}
+    for k in contacts.tolist():
+        ligands.setdefault(int(i[k]), []).append(k)
+    cos_limit = np.cos(np.radians(BEHIND_LIGAND_ANGLE))
+    for k in contacts.tolist():  # M = i[k], X = j[k]
+        for e in ligands[int(i[k])]:  # Y = j[e], also a non-metal bonded to M
+            if relative[e] >= relative[k] or (int(j[k]), int(j[e]), *(shift[e] - shift[k]).tolist()) not in index:
+                continue  # Y is the farther one, or X-Y is no bond
+            to_metal, to_ligand = -vectors[e], vectors[k] - vectors[e]
+            cosine = to_metal @ to_ligand / (np.linalg.norm(to_metal) * np.linalg.norm(to_ligand))
+            if cosine <= cos_limit:
+                drop[k] = drop[index[(int(j[k]), int(i[k]), *(-shift[k]).tolist())]] = True
+                break
+    return drop
 
 
 def neighbour_frame(atoms: Atoms) -> Atoms:

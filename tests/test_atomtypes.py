@@ -120,6 +120,13 @@ def test_hydrogen_with_two_bonds_rejected_unless_allowed():
     assert assign_atom_types(chain, max_coordination={"H": 2}).tolist() == ["H1a", "H2a", "H1a"]
 
 
+def test_an_iodide_bridging_four_copper_atoms_is_typed_not_refused():
+    # mu4-I of copper iodide clusters and chains: Cu-I 2.7 Å, within 1.2 x (1.32 + 1.39) = 3.25 Å
+    directions = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+    atoms = Atoms("ICu4", positions=[[0, 0, 0], *(2.7 * directions)])
+    assert assign_atom_types(atoms).tolist() == ["I4a", "Cu1a", "Cu1a", "Cu1a", "Cu1a"]
+
+
 def test_five_coordinate_carbon_rejected():
     # trigonal-bipyramidal CH5 with C-H 1.1 A: no H-H pair is bonded, the carbon has 5 bonds
     directions = [[0, 0, 1], [0, 0, -1], [1, 0, 0], [-0.5, 0.866, 0], [-0.5, -0.866, 0]]

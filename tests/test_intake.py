@@ -215,6 +215,24 @@ def test_guest_molecules_are_listed_and_removed_on_request(rng, tmp_path, cli):
     assert summary["warnings"] == warnings
 
 
+@pytest.mark.parametrize("remove_guests", [False, True])
+def test_a_hydrogen_stretched_off_its_carbon_is_refused_as_misplaced_not_removed_as_a_guest(remove_guests):
+    from mofsnap.structures import builtin_structure
+
+    atoms = builtin_structure("mof5-primitive")
+    del atoms.arrays["atom_types"]
+    h = int(np.flatnonzero(atoms.numbers == 1)[0])
+    vectors = atoms.get_distances(h, np.arange(len(atoms)), mic=True, vector=True)
+    vectors[h] = np.inf
+    c = int(np.argmin(np.linalg.norm(vectors, axis=1)))
+    bond = -vectors[c] / np.linalg.norm(vectors[c])  # from the carbon to its H
+    atoms.positions[h] = atoms.positions[c] + 1.30 * bond
+    with pytest.raises(StructureError, match=rf"^hydrogen atoms bonded to nothing: atom {h} \(H\) 1.30 Å from "
+                                             rf"atom {c} \(C\), beyond the C-H bond length of 1.28 Å; a lone H is no "
+                                             "guest but a misplaced one"):
+        check_structure(atoms, remove_guests=remove_guests)
+
+
 def test_learn_reads_a_cif_through_the_same_checks(rng, tmp_path):
     framework, solvated = _solvated(rng)
     write(tmp_path / "solvated.cif", solvated)
@@ -224,6 +242,25 @@ def test_learn_reads_a_cif_through_the_same_checks(rng, tmp_path):
     write(tmp_path / "framework.cif", framework)
     atoms = load_structure(str(tmp_path / "framework.cif"))
     assert Counter(atoms.arrays["atom_types"]) == Counter(prepare_structure("mof5-primitive")[0].arrays["atom_types"])
+
+
+def test_the_intake_benchmark_tallies_each_cif_by_its_outcome(rng, tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the benchmarks are scripts
+    from cif_intake import main
+
+    framework, solvated = _solvated(rng)
+    write(tmp_path / "framework.cif", framework)
+    write(tmp_path / "solvated.cif", solvated)
+    (tmp_path / "broken.cif").write_text("data_x\n_cell_length_a 10\nloop_\n")
+    results = main([str(tmp_path), "--workers", "1", "--json", str(tmp_path / "intake.json")])
+    assert (results["files"], results["ok"], results["refused"], results["unexpected"]) == (3, 1, 2, 0)
+    assert results["refusals"] == {"guest or solvent molecules not bonded to the framework": 1,
+                                   "not a readable CIF": 1}
+    assert json.loads((tmp_path / "intake.json").read_text())["outcomes"] == results["outcomes"]
+    assert capsys.readouterr().out.startswith("3 CIFs in ")
 
 
 def test_a_molecule_alone_is_no_framework(paddlewheel):
@@ -385,7 +422,7 @@ def test_snap_ready_cell_of_a_rod_chain_has_the_fewest_atoms(cutoff, cells):
     np.testing.assert_allclose(supercell.cell.array, matrix @ atoms.cell.array)
     assert_is_a_supercell_of(supercell, atoms, cells)
     if cells == 2:  # as wide as the diagonal repeat, which is preferred
-        assert describe_supercell(matrix) == "2 x 1 x 1"
+        assert describe_supercell(matrix) == "the 2 x 1 x 1 supercell (2 cells)"
 
 
 def test_snap_ready_cell_of_mof74_is_two_cells_not_eight():
@@ -409,6 +446,15 @@ def test_snap_ready_cell_is_the_smallest_in_a_skewed_cell():
     assert len(supercell) == round(np.linalg.det(matrix)) == fewest
     assert perpendicular_widths(supercell.cell.array).min() == pytest.approx(widest, rel=1e-9)
     assert np.linalg.det(supercell.cell.array) > 0
+
+
+def test_a_supercell_is_described_by_the_cell_it_makes():
+    assert describe_supercell(np.eye(3, dtype=int)) == "the cell as it is"
+    assert describe_supercell([[1, 1, 0], [0, 1, 0], [0, 0, 1]]) == ("the same lattice on the wider basis "
+                                                                      "[[1, 1, 0], [0, 1, 0], [0, 0, 1]]")
+    assert describe_supercell(np.diag([3, 1, 2])) == "the 3 x 1 x 2 supercell (6 cells)"
+    assert describe_supercell([[1, 1, 0], [-1, 1, 0], [0, 0, 1]]) == ("the [[1, 1, 0], [-1, 1, 0], [0, 0, 1]] "
+                                                                      "supercell (2 cells)")
 
 
 def test_the_summary_offers_a_wider_basis_of_the_same_lattice(tmp_path, cli):

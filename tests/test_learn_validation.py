@@ -340,7 +340,7 @@ def test_a_cell_too_narrow_for_the_cutoff_becomes_the_smallest_snap_ready_superc
         assert sorted(learner.structure.arrays["atom_types"]) == sorted(2 * list(narrow.arrays["atom_types"]))
         assert len(learner.store) == 0
         assert len(ase.io.read(tmp_path / "structure.extxyz")) == 2 * len(narrow)  # what the campaign labels
-    assert "supercell of 18 atoms (perpendicular widths" in caplog.text
+    assert "supercell (2 cells), 18 atoms (perpendicular widths" in caplog.text
 
 
 def test_d3_follows_the_dispersion_of_the_labels(tmp_path, ethanol):

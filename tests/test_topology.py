@@ -214,3 +214,57 @@ def test_metal_metal_contacts_are_no_bonds_unless_asked(paddlewheel):
     old = Topology.from_atoms(atoms, metal_bonds=True)
     assert "Cu5a-Cu5a" in old.bond_types
     assert len(old.bonds) == len(plain.bonds) + 1
+
+
+def _in_box(symbols: str, positions) -> Atoms:
+    atoms = Atoms(symbols, positions=positions, cell=np.eye(3) * 15.0, pbc=True)
+    atoms.center()
+    return atoms
+
+
+def _bonded(atoms: Atoms) -> set[tuple[str, str]]:
+    from mofsnap.topology import bond_pairs
+
+    i, j, _, _ = bond_pairs(atoms)
+    return {(atoms[a].symbol + str(a), atoms[b].symbol + str(b)) for a, b in zip(i, j)}
+
+
+def _at_angle(vertex, toward, length: float, degrees: float) -> np.ndarray:
+    """The point ``length`` from ``vertex`` at ``degrees`` from the direction to ``toward``, in the xy plane."""
+    vertex, toward = np.asarray(vertex, float), np.asarray(toward, float)
+    u = (toward - vertex) / np.linalg.norm(toward - vertex)
+    v = np.array([-u[1], u[0], 0.0])
+    t = np.radians(degrees)
+    return vertex + length * (np.cos(t) * u + np.sin(t) * v)
+
+
+def test_the_apex_of_a_chelating_carboxylate_is_no_bond_of_its_metal():
+    # La-O 2.55 Å, C-O 1.27 Å, O-C-O 120 degrees: La-C 2.94 Å, within 1.2 x (2.07 + 0.76) = 3.40 Å
+    half = np.radians(60.0)
+    oxygen = 1.27 * np.array([np.cos(half), np.sin(half), 0.0]), 1.27 * np.array([np.cos(half), -np.sin(half), 0.0])
+    la_c = oxygen[0][0] + np.sqrt(2.55**2 - oxygen[0][1] ** 2)
+    atoms = _in_box("LaOOCH", [[-la_c, 0, 0], -oxygen[0], -oxygen[1], [0, 0, 0], [1.09, 0, 0]])
+    assert np.linalg.norm(atoms.positions[0] - atoms.positions[3]) < 1.2 * (2.07 + 0.76)
+    assert _bonded(atoms) == {("La0", "O1"), ("La0", "O2"), ("O1", "C3"), ("O2", "C3"), ("C3", "H4"),
+                              ("O1", "La0"), ("O2", "La0"), ("C3", "O1"), ("C3", "O2"), ("H4", "C3")}
+
+
+@pytest.mark.parametrize("degrees", [85.0, 60.0])
+def test_an_h_bonded_to_oxygen_is_no_bond_of_a_metal_nearby(degrees):
+    # Sr-O 2.50 Å, O-H 0.97 Å: at 85 degrees Sr-H is 2.60 Å, at 60 degrees 2.15 Å, both within the
+    # 1.2 x (1.95 + 0.31) = 2.71 Å of the distance rule
+    hydrogen = _at_angle([2.5, 0, 0], [0, 0, 0], 0.97, degrees)
+    atoms = _in_box("SrOH", [[0, 0, 0], [2.5, 0, 0], hydrogen])
+    assert np.linalg.norm(atoms.positions[2] - atoms.positions[0]) < 1.2 * (1.95 + 0.31)
+    assert _bonded(atoms) == {("Sr0", "O1"), ("O1", "Sr0"), ("O1", "H2"), ("H2", "O1")}
+
+
+def test_a_hydride_is_bonded_to_its_metal():
+    atoms = _in_box("SrH", [[0, 0, 0], [2.3, 0, 0]])
+    assert _bonded(atoms) == {("Sr0", "H1"), ("H1", "Sr0")}
+
+
+def test_a_side_on_peroxide_keeps_both_metal_bonds():
+    atoms = _in_box("TiOO", [[0, 0, 0], [1.6, 0.725, 0], [1.6, -0.725, 0]])  # Ti-O 1.75 Å, O-O 1.45 Å
+    assert _bonded(atoms) == {("Ti0", "O1"), ("Ti0", "O2"), ("O1", "O2"), ("O1", "Ti0"), ("O2", "Ti0"),
+                              ("O2", "O1")}

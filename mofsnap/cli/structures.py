@@ -2,11 +2,12 @@
 
 SOURCE is a structure file (CIF, extxyz, POSCAR, anything ASE reads; CIFs ASE cannot parse are read with gemmi)
 or a built-in name (the zoo's frameworks and their primitive cells, listed under SOURCE below). Files are checked
-before anything else: partial occupancy, guests and solvent, missing hydrogens, overlapping atoms, and the
-elements and spin state the reference cannot treat (open-shell metals: --unpaired-electrons) each end in one
-line naming the atoms and the fix; a left-handed cell is re-oriented. The outputs are DIR/STEM.extxyz (with the atom types), STEM.cif, STEM.json and
-STEM.txt (formula, cell, each type with its count and neighbours, metal coordination, warnings) and STEM.png,
-STEM being the built-in name or the file name without suffix; the text summary is also printed.
+before anything else: partial occupancy, guests and solvent, misplaced and missing hydrogens, overlapping atoms,
+and the elements and spin state the reference cannot treat (open-shell metals: --unpaired-electrons) each end in
+one line naming the atoms and the fix; a left-handed cell is re-oriented. The outputs are DIR/STEM.extxyz (with
+the atom types), STEM.cif, STEM.json and STEM.txt (formula, cell, each type with its count and neighbours, metal
+coordination, warnings) and STEM.png, STEM being the built-in name or the file name without suffix; the text
+summary is also printed.
 """
 
 from __future__ import annotations
@@ -56,8 +57,7 @@ def run(args: argparse.Namespace) -> None:
         cutoff = SNAPModel(sorted(set(atoms.arrays["atom_types"]))).cutoff
         atoms, matrix = snap_ready_cell(atoms, cutoff)
         if not (matrix == np.eye(3)).all():
-            log.info("written as the %s supercell that the SNAP cutoff %.2f Å needs", describe_supercell(matrix),
-                     cutoff)
+            log.info("written as %s, which the SNAP cutoff %.2f Å needs", describe_supercell(matrix), cutoff)
     stem = args.source if args.source in STRUCTURES else Path(args.source).stem
     write_structure_files(atoms, args.output, stem, warnings, args.metal_bonds)
     print(summary_text(summary(atoms, warnings, args.metal_bonds)), end="")

@@ -229,7 +229,7 @@ class ActiveLearning:
         cutoff = self.model().cutoff
         supercell, matrix = snap_ready_cell(structure, cutoff)
         widths = ", ".join(f"{w:.2f}" for w in perpendicular_widths(supercell.cell.array))
-        log.info("SNAP-ready cell: %s supercell of %d atoms (perpendicular widths %s Å > 2 x the %.2f Å cutoff)",
+        log.info("SNAP-ready cell: %s, %d atoms (perpendicular widths %s Å > 2 x the %.2f Å cutoff)",
                  describe_supercell(matrix), len(supercell), widths, cutoff)
         return supercell
 

@@ -100,12 +100,18 @@ def snap_ready_matrix(cell: np.ndarray, cutoff: float) -> np.ndarray:
 
 
 def describe_supercell(matrix: np.ndarray) -> str:
-    """``"2 x 1 x 1"`` for a diagonal supercell matrix, its rows (``"[[-2, -2, -2], [-1, -1, 0], [-1, 0, 0]]"``)
-    otherwise."""
+    """The cell that the supercell matrix ``P`` makes, in words: ``"the cell as it is"`` (the identity),
+    ``"the same lattice on the wider basis [[1, 1, 0], [0, 1, 0], [0, 0, 1]]"`` (``det P = 1``),
+    ``"the 2 x 1 x 1 supercell (2 cells)"`` (diagonal) or ``"the [[...]] supercell (4 cells)"``."""
     matrix = np.asarray(matrix, dtype=int)
-    if np.count_nonzero(matrix - np.diag(np.diag(matrix))) == 0:
-        return " x ".join(str(n) for n in np.diag(matrix))
-    return str(matrix.tolist())
+    cells = round(abs(np.linalg.det(matrix)))
+    if (matrix == np.eye(3, dtype=int)).all():
+        return "the cell as it is"
+    if cells == 1:
+        return f"the same lattice on the wider basis {matrix.tolist()}"
+    diagonal = np.count_nonzero(matrix - np.diag(np.diag(matrix))) == 0
+    shape = " x ".join(str(n) for n in np.diag(matrix)) if diagonal else str(matrix.tolist())
+    return f"the {shape} supercell ({cells} cells)"
 
 
 def snap_ready_cell(atoms: Atoms, cutoff: float) -> tuple[Atoms, np.ndarray]:

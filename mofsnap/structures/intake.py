@@ -12,7 +12,9 @@ In the order :func:`check_structure` runs them:
 3. **overlapping atoms** (closer than :data:`mofsnap.atomtypes.MIN_DISTANCE`);
 4. **handedness**: a left-handed cell is re-oriented (:func:`mofsnap.structures.cells.right_handed`);
 5. **guests and solvent**: molecules not bonded to the periodic framework (finite pieces of the bond graph,
-   single atoms and ions included), refused or, with ``remove_guests=True``, removed;
+   single atoms and ions included), refused or, with ``remove_guests=True``, removed. A hydrogen bonded to
+   nothing is no guest but a misplaced H (an X-H stretched beyond the bond rule, common in computed
+   structures): it is refused with its nearest atom and distance, with or without ``remove_guests``;
 6. **missing hydrogens**, by valence rules on C, N and O: a C with fewer than two bonds, with two bonds at an
    angle below 160° (an aromatic CH that lost its H) or with three bonds that are not planar (a CH3/CH2 that lost
    one); an N with one bond that is not a nitrile; an O bonded to one metal only (farther than 1.70 Å, so no
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.data import covalent_radii
 from matscipy.neighbours import neighbour_list
 
 from ..atomtypes import LAST_KNOWN_ELEMENT, MIN_DISTANCE, assign_atom_types
@@ -136,6 +139,11 @@ def check_structure(atoms: Atoms, *, keep_major: bool = False, remove_guests: bo
         if flipped:
             warnings.append("the cell was left-handed; its three vectors were negated (same lattice and positions)")
         guests = find_guests(atoms, metal_bonds)
+        stray = [int(piece[0]) for piece in guests if len(piece) == 1 and atoms.numbers[piece[0]] == 1]
+        if stray:
+            raise StructureError(f"hydrogen atoms bonded to nothing: {_stray_hydrogens(atoms, stray)}; a lone H is "
+                                 "no guest but a misplaced one: fix its position in the file (or add the "
+                                 "hydrogens anew) and read it again")
         if guests:
             if not remove_guests:
                 raise StructureError(f"guest or solvent molecules not bonded to the framework: "
@@ -279,6 +287,20 @@ def missing_hydrogens(atoms: Atoms, metal_bonds: bool = False, bond_scale: float
         elif n == 1 and numbers[partners[0]] == 6 and lengths[0] > SINGLE_CO_BOND_A:
             problems[f"O with a single C-O bond only, longer than {SINGLE_CO_BOND_A} Å (OH without H)"].append(a)
     return [f"{what}: {_describe(atoms, np.array(indices))}" for what, indices in problems.items()]
+
+
+def _stray_hydrogens(atoms: Atoms, hydrogens: list[int], shown: int = 2) -> str:
+    """``atom 68 (H, CIF site H) 1.25 Å from atom 12 (N), beyond the N-H bond length of 1.22 Å, ...``."""
+    items = []
+    for h in hydrogens[:shown]:
+        others = np.delete(np.arange(len(atoms)), h)
+        distances = atoms.get_distances(h, others, mic=True)
+        nearest = int(others[np.argmin(distances)])
+        limit = BOND_SCALE * (covalent_radii[1] + covalent_radii[atoms.numbers[nearest]])
+        items.append(f"{_atom(atoms, h)} {distances.min():.2f} Å from {_atom(atoms, nearest)}, beyond the "
+                     f"{atoms[nearest].symbol}-H bond length of {limit:.2f} Å")
+    more = f" and {len(hydrogens) - shown} more" if len(hydrogens) > shown else ""
+    return ", ".join(items) + more
 
 
 def _atom(atoms: Atoms, a: int) -> str:

@@ -95,13 +95,8 @@ def summary_text(info: dict) -> str:
             lines.append(f"  {label:6s} {value['coordination']}-coordinate by {value['ligand_atoms']}"
                          + (f", {span} Å" if span else ""))
     matrix = np.array(info["snap_ready_matrix"])
-    cells = round(abs(np.linalg.det(matrix)))
-    if (matrix == np.eye(3)).all():
-        ready = "this cell is SNAP-ready"
-    elif cells == 1:
-        ready = f"use the same lattice on the wider basis {describe_supercell(matrix)} (--snap-ready)"
-    else:
-        ready = f"use the {describe_supercell(matrix)} supercell of {cells} cells (--snap-ready)"
+    ready = ("this cell is SNAP-ready" if (matrix == np.eye(3)).all()
+             else f"use {describe_supercell(matrix)} (--snap-ready)")
     lines.append(f"SNAP: default cutoff {info['snap_cutoff_A']:.2f} Å needs widths above "
                  f"{2 * info['snap_cutoff_A']:.2f} Å: {ready}")
     lines += ["warnings:"] + [f"  - {w}" for w in info["warnings"]] if info["warnings"] else []
