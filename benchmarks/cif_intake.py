@@ -26,6 +26,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from mofsnap.exceptions import MofsnapError
 from mofsnap.executors import worker_pool
 from mofsnap.model import SNAPModel
@@ -33,9 +35,10 @@ from mofsnap.reference import DEFAULT_REFERENCE, REFERENCES, reference_by_name
 from mofsnap.structures import prepare_structure, snap_ready_cell
 
 
-def try_cif(path: Path, reference: str, timeout: int) -> tuple[str, str, str]:
-    """``(file name, outcome, detail)``: outcome ``ok``, ``refused`` or ``unexpected``; the detail is the atoms
-    of the cell and of its SNAP-ready cell, or the message (with the file's name for its path)."""
+def try_cif(path: Path, reference: str, timeout: int) -> tuple[str, str, str, list[int] | None]:
+    """``(file name, outcome, detail, sizes)``: outcome ``ok``, ``refused`` or ``unexpected``; the detail is the
+    message (with the file's name for its path), and for ``ok`` the sizes: atoms and atom types of the cell and
+    atoms of its SNAP-ready cell."""
 
     def too_long(*_) -> None:
         raise TimeoutError(f"took longer than {timeout} s")
@@ -44,13 +47,13 @@ def try_cif(path: Path, reference: str, timeout: int) -> tuple[str, str, str]:
     signal.alarm(timeout)
     try:
         atoms, _ = prepare_structure(path, reference=reference_by_name(reference))
-        cutoff = SNAPModel(sorted(set(atoms.arrays["atom_types"]))).cutoff
-        ready, _ = snap_ready_cell(atoms, cutoff)
-        return path.name, "ok", f"{len(atoms)} atoms, SNAP-ready {len(ready)}"
+        types = sorted(set(atoms.arrays["atom_types"]))
+        ready, _ = snap_ready_cell(atoms, SNAPModel(types).cutoff)
+        return path.name, "ok", "", [len(atoms), len(types), len(ready)]
     except MofsnapError as error:
-        return path.name, "refused", str(error).splitlines()[0].replace(str(path), path.name)
+        return path.name, "refused", str(error).splitlines()[0].replace(str(path), path.name), None
     except Exception as error:  # noqa: BLE001 - the point is to find them
-        return path.name, "unexpected", f"{type(error).__name__}: {error}".replace(str(path), path.name)
+        return path.name, "unexpected", f"{type(error).__name__}: {error}".replace(str(path), path.name), None
     finally:
         signal.alarm(0)
 
@@ -82,15 +85,21 @@ def main(argv: list[str] | None = None) -> dict:
         for done, job in enumerate(jobs, 1):
             outcomes.append(job.result())
             if args.list:
-                print("\t".join(outcomes[-1]), flush=True)
+                name, outcome, detail, sizes = outcomes[-1]
+                print(f"{name}\t{outcome}\t{detail or 'atoms, types, SNAP-ready atoms: %s' % sizes}", flush=True)
             elif done % 50 == 0 or done == len(jobs):
                 print(f"{done}/{len(jobs)} files", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
-    tally = Counter(outcome for _, outcome, _ in outcomes)
-    kinds = Counter(refusal_kind(detail, name) for name, outcome, detail in outcomes if outcome == "refused")
-    unexpected = [(name, detail) for name, outcome, detail in outcomes if outcome == "unexpected"]
+    tally = Counter(outcome for _, outcome, _, _ in outcomes)
+    kinds = Counter(refusal_kind(detail, name) for name, outcome, detail, _ in outcomes if outcome == "refused")
+    unexpected = [(name, detail) for name, outcome, detail, _ in outcomes if outcome == "unexpected"]
+    sizes = np.array([size for *_, size in outcomes if size is not None]).reshape(-1, 3)
     print(f"{len(files)} CIFs in {seconds:.0f} s on {args.workers} workers: {tally['ok']} ok, {tally['refused']} "
           f"refused with one line, {len(unexpected)} unexpected")
+    if len(sizes):
+        low, median, high = np.percentile(sizes, [0, 50, 100], axis=0).astype(int)
+        print(f"the {len(sizes)} ok: atoms {median[0]} (median; {low[0]}-{high[0]}), atom types {median[1]} "
+              f"({low[1]}-{high[1]}); {np.count_nonzero(sizes[:, 2] > sizes[:, 0])} need a supercell for SNAP")
     for kind, count in kinds.most_common():
         print(f"  {count:4d}  {kind}")
     for name, detail in unexpected:
@@ -98,7 +107,9 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"files": len(files), "seconds": seconds, "workers": args.workers, "reference": args.reference,
                "ok": tally["ok"], "refused": tally["refused"], "unexpected": len(unexpected),
                "refusals": dict(kinds.most_common()),
-               "outcomes": [{"file": name, "outcome": outcome, "detail": detail} for name, outcome, detail in outcomes]}
+               "outcomes": [{"file": name, "outcome": outcome, "detail": detail}
+                            | ({"atoms": size[0], "atom_types": size[1], "snap_ready_atoms": size[2]} if size else {})
+                            for name, outcome, detail, size in outcomes]}
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     if unexpected:

@@ -259,6 +259,8 @@ def test_the_intake_benchmark_tallies_each_cif_by_its_outcome(rng, tmp_path, cap
     assert (results["files"], results["ok"], results["refused"], results["unexpected"]) == (3, 1, 2, 0)
     assert results["refusals"] == {"guest or solvent molecules not bonded to the framework": 1,
                                    "not a readable CIF": 1}
+    ok = next(o for o in results["outcomes"] if o["file"] == "framework.cif")
+    assert (ok["atoms"], ok["atom_types"], ok["snap_ready_atoms"]) == (len(framework), 7, len(framework))
     assert json.loads((tmp_path / "intake.json").read_text())["outcomes"] == results["outcomes"]
     assert capsys.readouterr().out.startswith("3 CIFs in ")
 

@@ -18,7 +18,7 @@ from ase.data import chemical_symbols
 from ..exceptions import ReferenceMethodError
 
 #: Unpaired electrons of one open-shell metal ion as found in MOFs (high spin): Cu²⁺ d9, Co²⁺ d7, Ni²⁺ d8,
-#: Cr³⁺ d3, V⁴⁺ d1, Mn²⁺ d5.
+#: Cr³⁺ d3, V⁴⁺ d1, Mn²⁺ d5. (Cu⁺, d10, is closed-shell: a cell of Cu(I) takes ``unpaired_electrons=0``.)
 UNPAIRED_ELECTRONS: dict[str, int] = {"Cu": 1, "Co": 3, "Ni": 2, "Cr": 3, "V": 1, "Mn": 5}
 #: Metals taken as closed-shell: s-block, Al, Ga, In, and the d0 / d10 ions Sc³⁺, Y³⁺, La³⁺, Ti⁴⁺, Zr⁴⁺,
 #: Hf⁴⁺, Zn²⁺, Cd²⁺, Hg²⁺, Ag⁺.
@@ -59,10 +59,11 @@ def unpaired_electrons(atoms: Atoms, requested: int | None, charge: int = 0) -> 
         if total > 1:
             listed = ", ".join(f"{n} {el} ({UNPAIRED_ELECTRONS[el]} unpaired each)" for el, n in open_shell.items())
             high = sum(n * UNPAIRED_ELECTRONS[el] for el, n in open_shell.items())
+            copper = " (Cu(I), d10, as in copper halide clusters, counts 0)" if "Cu" in open_shell else ""
             raise ReferenceMethodError(
                 f"the cell has {total} open-shell metal atoms ({listed}): how their spins couple is a choice; "
                 f"set unpaired_electrons=N (--unpaired-electrons N), e.g. {high} for high-spin ferromagnetic "
-                f"or {high % 2} for antiferromagnetic coupling")
+                f"or {high % 2} for antiferromagnetic coupling{copper}")
         requested = sum(n * UNPAIRED_ELECTRONS[el] for el, n in open_shell.items())
     if requested < 0:
         raise ReferenceMethodError(f"unpaired_electrons must be >= 0, got {requested}")
