@@ -174,6 +174,41 @@ def test_killed_and_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, ensem
     assert [f.info["md_step"] for f in read_trajectory(tmp_path / "r.extxyz")] == list(range(0, 41, 5))
 
 
+class KilledAt(FreshEMT):
+    """FreshEMT that is killed (KeyboardInterrupt) at its ``calls``-th evaluation."""
+
+    def __init__(self, calls):
+        super().__init__()
+        self.calls = calls
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        self.calls -= 1
+        if self.calls <= 0:
+            raise KeyboardInterrupt("killed")
+        super().calculate(atoms, properties, system_changes)
+
+
+@pytest.mark.parametrize("cell", ["positions", "full"])
+def test_killed_and_resumed_relaxation_ends_as_the_uninterrupted_one(tmp_path, cell):
+    from mofsnap.analysis.runs import relax_start
+
+    start = copper()
+    start.rattle(0.05, seed=1)
+    start.set_cell(start.cell.array * [1.03, 0.98, 1.01], scale_atoms=True)
+    options = dict(fmax=1e-6, steps=25, cell=cell)  # not converged in 25 steps: FIRE's state matters to the end
+    relax_start(start, FreshEMT(), tmp_path / "straight", **options)
+    saved = checkpoint_path(tmp_path / "resumed" / "relaxed.extxyz")
+    with pytest.raises(KeyboardInterrupt):
+        relax_start(start, KilledAt(12), tmp_path / "resumed", **options)
+    assert saved.exists()
+    with pytest.raises(MDError, match="relaxation of another structure; remove it"):
+        relax_start(copper(repeat=1), FreshEMT(), tmp_path / "resumed", **options)
+    resumed = relax_start(start, FreshEMT(), tmp_path / "resumed", **options)
+    assert ((tmp_path / "resumed" / "relaxed.extxyz").read_bytes()
+            == (tmp_path / "straight" / "relaxed.extxyz").read_bytes())
+    assert not np.array_equal(resumed.positions, start.positions) and not saved.exists()
+
+
 @pytest.mark.parametrize("ensemble, cell", [("nvt", "angles-fixed"), ("npt", "full")])
 def test_killed_and_resumed_snap_run_equals_uninterrupted_bit_for_bit(tmp_path, snap_model, triclinic_atoms,
                                                                       ensemble, cell):

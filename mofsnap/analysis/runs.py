@@ -3,7 +3,8 @@
 - :func:`relax_start` relaxes positions and cell with the analysis's calculator (FIRE on ASE's
   ``FrechetCellFilter``, to :data:`RELAX_FMAX`) before any MD, so that a structure with experimental
   bond lengths (X-ray C–H) does not release stored energy into some modes; the relaxed structure is
-  written once as ``DIR/relaxed.extxyz`` and read back on a resume.
+  written once as ``DIR/relaxed.extxyz`` and read back on a resume, and a killed relaxation continues from
+  its last FIRE step exactly.
 - :class:`MDRun` is one independent run (start, length, protocol, trajectory); :func:`run_all` sends a list
   of them through a :class:`concurrent.futures.Executor` (a local process pool, a Dask client's executor)
   or runs them in this process, on the ASE engine (:func:`mofsnap.md.run_md`) or natively in LAMMPS
@@ -23,16 +24,20 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.filters import FrechetCellFilter
 from ase.io import read, write
 from ase.optimize import FIRE
+from tqdm import tqdm
 
 from ..calculator import SNAPCalculator
 from ..exceptions import MDError
 from ..md import run_md
+from ..md.checkpoint import checkpoint_path
 from ..md.native import ENGINES, run_native
+from ..results import read_arrays, write_arrays
 from ..units import ATMOSPHERE_MPA, mpa_to_ev_per_a3
 
 log = logging.getLogger(__name__)
@@ -43,11 +48,16 @@ RELAX_FMAX = 0.01
 RELAX_STEPS = 3000
 #: Name of the relaxed start in an analysis directory.
 RELAXED = "relaxed.extxyz"
+#: Kind and format version of a relaxation's checkpoint, ``<relaxed start>.checkpoint.npz``.
+RELAX_CHECKPOINT_KIND, RELAX_CHECKPOINT_VERSION = "relax-checkpoint", 1
+#: ASE 3.29 FIRE's variables that a resumed relaxation needs to continue exactly: velocities, time step,
+#: mixing parameter, steps since the last uphill move, and steps done.
+FIRE_STATE = ("vel", "dt", "a", "Nsteps", "nsteps")
 
 
 def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, fmax: float = RELAX_FMAX,
                 steps: int = RELAX_STEPS, pressure_MPa: float = ATMOSPHERE_MPA, cell: str = "angles-fixed",
-                stress_tolerance_MPa: float | None = None, filename: str = RELAXED) -> Atoms:
+                stress_tolerance_MPa: float | None = None, filename: str = RELAXED, progress: bool = False) -> Atoms:
     """Relax positions and cell of ``atoms`` with ``calculator`` (FIRE + ``FrechetCellFilter``) before MD.
 
     Parameters
@@ -74,7 +84,11 @@ def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, 
         of ``stress - pressure`` below this (the default scaling by the number of atoms lets a soft
         framework of 100 atoms stop with several hundred MPa left).
     filename : str
-        Name of the relaxed structure's file in ``directory``.
+        Name of the relaxed structure's file in ``directory``. Until it is written, every FIRE step is
+        checkpointed beside it (``<filename>.checkpoint.npz``: positions, cell and FIRE's variables), so a
+        killed relaxation resumes where it stopped and ends exactly as an uninterrupted one.
+    progress : bool
+        Show a progress bar (steps, largest force).
 
     Returns
     -------
@@ -101,8 +115,27 @@ def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, 
             options["exp_cell_factor"] = mpa_to_ev_per_a3(stress_tolerance_MPa) * relaxed.get_volume() / fmax
         target = FrechetCellFilter(relaxed, scalar_pressure=mpa_to_ev_per_a3(pressure_MPa), **options)
     optimizer = FIRE(target, logfile=None)
-    converged = optimizer.run(fmax=fmax, steps=steps)
-    largest = float(max((f ** 2).sum() for f in target.get_forces()) ** 0.5)
+    saved = checkpoint_path(path)
+    if saved.exists():
+        _resume_relaxation(relaxed, optimizer, saved)
+    bar = tqdm(total=steps, initial=optimizer.nsteps, disable=not progress, unit="step", desc="relax")
+
+    def after_step() -> None:
+        """Checkpoint the relaxation after every FIRE step and show its progress."""
+        if optimizer.nsteps == 0:  # the start: nothing to keep
+            return
+        write_arrays(saved, RELAX_CHECKPOINT_KIND, RELAX_CHECKPOINT_VERSION, dict(
+            numbers=relaxed.numbers, positions=relaxed.positions, cell=relaxed.cell.array,
+            **{name: getattr(optimizer, name) for name in FIRE_STATE}))
+        bar.update(optimizer.nsteps - bar.n)
+        bar.set_postfix(fmax=f"{_largest_force(target):.3g} eV/Å", refresh=False)
+
+    optimizer.attach(after_step)
+    try:
+        converged = optimizer.run(fmax=fmax, steps=steps - optimizer.nsteps)
+    finally:
+        bar.close()
+    largest = _largest_force(target)
     what = "positions" if cell == "positions" else "positions and cell"
     if converged:
         log.info("relaxed %s in %d FIRE steps (largest force %.3g eV/Å)", what, optimizer.nsteps, largest)
@@ -113,7 +146,31 @@ def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, 
     path.parent.mkdir(parents=True, exist_ok=True)
     write(path.with_suffix(".part.extxyz"), relaxed, format="extxyz")
     path.with_suffix(".part.extxyz").replace(path)
+    saved.unlink(missing_ok=True)
     return read(path)
+
+
+def _largest_force(target) -> float:
+    """The largest force (atoms, and the cell's under a filter) in eV/Å."""
+    return float(max((f ** 2).sum() for f in target.get_forces()) ** 0.5)
+
+
+def _resume_relaxation(atoms: Atoms, optimizer: FIRE, saved: Path) -> None:
+    """Continue a killed relaxation exactly: the positions and cell of ``saved`` into ``atoms`` (already under
+    its cell filter, whose reference cell stays the start's) and FIRE's variables into ``optimizer``."""
+    arrays = read_arrays(saved, RELAX_CHECKPOINT_KIND, RELAX_CHECKPOINT_VERSION, "remove it to relax from the start")
+    if not np.array_equal(arrays["numbers"], atoms.numbers):
+        raise MDError(f"{saved} is the relaxation of another structure; remove it to relax from the start")
+    missing = [name for name in FIRE_STATE if name not in vars(optimizer)]
+    if missing:
+        raise MDError(f"cannot resume the relaxation: ASE's FIRE has no {', '.join(missing)} (another ASE "
+                      f"version?); remove {saved} to relax from the start")
+    atoms.set_cell(arrays["cell"], scale_atoms=False)
+    atoms.set_positions(arrays["positions"])
+    for name in FIRE_STATE:
+        value = arrays[name]
+        setattr(optimizer, name, value.copy() if value.ndim else value.item())
+    log.info("resuming the relaxation after FIRE step %d", optimizer.nsteps)
 
 
 @dataclass(frozen=True)

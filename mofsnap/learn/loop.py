@@ -285,7 +285,7 @@ class ActiveLearning:
             log.info("relaxing the %s with %s (fmax %.2f eV/Å)", what, self.reference.name, s.relax_fmax)
         relaxed = relax_start(self.structure, calculator, self.workdir, fmax=s.relax_fmax, steps=s.relax_steps,
                               pressure_MPa=s.pressure_MPa, cell="full" if s.relax_cell else "positions",
-                              stress_tolerance_MPa=RELAX_STRESS_MPA, filename=RELAXED)
+                              stress_tolerance_MPa=RELAX_STRESS_MPA, filename=RELAXED, progress=self.progress)
         stress = calculator.results.get("stress")  # of the last step, when the reference computes it anyway
         if stress is not None:
             pressure = -float(np.mean(stress[:3])) * EV_PER_A3_IN_MPA
