@@ -25,11 +25,12 @@ Second neighbours of a metal
 The covalent radii of large metals (La 2.07 Å, Sr 1.95 Å, Cs 2.44 Å) put atoms that sit behind a ligand atom
 within the distance rule: the carboxylate carbon of a chelating carboxylate (La-C 2.94 Å, under 1.2 x 2.83 Å),
 the phosphorus of a phosphonate bridging through one O (La-P 3.7 Å), the H of a water molecule on Sr (Sr-H
-2.7 Å). A metal-hydrogen contact is no bond when the H is bonded to a non-metal (MOFs hold no hydrides bridging to an
-X-H group). Any other metal-ligand contact M-X is no bond when a non-metal Y bonded to both lies between them,
-the angle M-Y-X at Y being at least :data:`BEHIND_LIGAND_ANGLE` (about 90 degrees for a chelate's apex, 100-140 for a bridged
-or O-bound H; a three-membered ring such as a side-on peroxide, 60-70 degrees, keeps its bonds) and M-X being the
-longer contact relative to the sum of covalent radii (so the ligand atom Y is never the one dropped).
+2.7 Å). So a metal-hydrogen contact is no bond when the H is bonded to a non-metal (an O-H or C-H next to a
+metal, not a hydride). Any other metal-ligand contact M-X is no bond when a non-metal Y bonded to both lies
+between them: the angle M-Y-X at Y is at least :data:`BEHIND_LIGAND_ANGLE` (about 95 degrees at a chelate's
+apex, 140 across a bridging O; a three-membered ring such as a side-on peroxide, 60-70 degrees, keeps its
+bonds) and M-X is the longer contact relative to its sum of covalent radii (so the ligand atom Y is never the
+one dropped). The decision uses the distance rule's contacts only, so it does not depend on atom order.
 
 Units
 -----
@@ -105,7 +106,7 @@ def bond_pairs(atoms: Atoms, scale: float = BOND_SCALE, metal_bonds: bool = Fals
 
 
 def _second_neighbour_contacts(atoms: Atoms, i: np.ndarray, j: np.ndarray, shift: np.ndarray,
-                     distance: np.ndarray) -> np.ndarray:
+                               distance: np.ndarray) -> np.ndarray:
     """Mask of the metal-ligand contacts of the pair list ``i, j, shift`` (both directions) that are no bonds: an H
     bonded to a non-metal, or a ligand atom ``X`` behind a non-metal ``Y`` bonded to both it and the metal ``M``
     (the angle M-Y-X at least :data:`BEHIND_LIGAND_ANGLE`, M-X longer than M-Y relative to their sums of
