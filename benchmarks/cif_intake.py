@@ -5,9 +5,9 @@ Every CIF goes through :func:`mofsnap.structures.prepare_structure` with the ref
 electron count, spin state) and the SNAP-ready cell is built, as ``mofsnap structures FILE --snap-ready`` does.
 Each outcome is one of: ``ok``; a refusal, the one-line :class:`~mofsnap.exceptions.MofsnapError` the command
 prints, tallied by its kind (the message up to its first colon or parenthesis, numbers and the file name left
-out); or an
-*unexpected* failure, any other exception or a file that takes longer than ``--timeout`` seconds. Unexpected
-failures are listed and make the exit status 1: every CIF must end in a result or in one line naming the fix.
+out); or an *unexpected* failure, any other exception or a file that takes longer than ``--timeout`` seconds.
+Unexpected failures are listed and make the exit status 1: every CIF must end in a result or in one line naming
+the fix.
 
     python benchmarks/cif_intake.py CIF_DIR [CIF_DIR ...] --json intake.json
     python benchmarks/cif_intake.py CIF_DIR --list          # one line per file: outcome and message

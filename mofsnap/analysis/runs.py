@@ -127,8 +127,9 @@ def relax_start(atoms: Atoms, calculator: Calculator, directory: str | Path, *, 
         write_arrays(saved, RELAX_CHECKPOINT_KIND, RELAX_CHECKPOINT_VERSION, dict(
             numbers=relaxed.numbers, positions=relaxed.positions, cell=relaxed.cell.array,
             **{name: getattr(optimizer, name) for name in FIRE_STATE}))
-        bar.update(optimizer.nsteps - bar.n)
-        bar.set_postfix(fmax=f"{_largest_force(target):.3g} eV/Å", refresh=False)
+        if progress:
+            bar.update(optimizer.nsteps - bar.n)
+            bar.set_postfix(fmax=f"{_largest_force(target):.3g} eV/Å", refresh=False)
 
     optimizer.attach(after_step)
     try:
