@@ -230,7 +230,6 @@ class SNAPCalculator(Calculator):
     def __init__(self, model: SNAPModel | dict | str | Path, d3: D3 | dict | bool | None = None,
                  zbl: ZBL | dict | None = None, snap: bool = True, log: str | None = None, **kwargs) -> None:
         self._lmp: Lammps | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
         super().__init__(model=model, d3=d3, zbl=zbl, snap=snap, log=log, **kwargs)
 
     def set(self, **kwargs) -> dict[str, Any]:
@@ -287,16 +286,13 @@ class SNAPCalculator(Calculator):
 
     # -- lifetime -----------------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the LAMMPS instance and the temporary model files (safe to call more than once).
+        """Release the LAMMPS instance (safe to call more than once).
 
         The calculator stays usable: the next calculation starts a new LAMMPS instance.
         """
         if self._lmp is not None:
             self._lmp.close()
             self._lmp = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
         self._key = None  # what the LAMMPS state was built for (None: rebuild at the next calculation)
 
     def __enter__(self) -> SNAPCalculator:
@@ -306,7 +302,7 @@ class SNAPCalculator(Calculator):
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_lmp", None) is not None or getattr(self, "_tmp", None) is not None:
+        if getattr(self, "_lmp", None) is not None:
             self.close()
 
     # -- the model's uncertainty ----------------------------------------------------------------------
@@ -374,16 +370,9 @@ class SNAPCalculator(Calculator):
             raise ModelError("positions or cell contain NaN or inf")
 
     # -- LAMMPS state -------------------------------------------------------------------------------
-    def _pair_commands(self, natoms: int, volume: float) -> list[str]:
-        return pair_commands(self.model, self._files, snap=self.snap, d3=self.d3, zbl=self.zbl, natoms=natoms,
-                             volume=volume)
-
     def _build(self, atoms: Atoms, types: np.ndarray) -> None:
         if self._lmp is not None:
             self._lmp.close()
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="mofsnap-")
-            self._files = self.model.write(Path(self._tmp.name) / "model")
         box = Box(atoms.cell.array)
         lmp = Lammps(self.parameters["log"])
         lmp.commands(["units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
@@ -393,7 +382,12 @@ class SNAPCalculator(Calculator):
             lmp.command(f"mass {k} {float(atomic_masses[atomic_numbers[element]])!r}")
         x = box.wrap(box.to_lammps(atoms.positions))
         lmp.lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types.tolist(), x.ravel().tolist())
-        lmp.commands(self._pair_commands(len(atoms), atoms.get_volume()))
+        # pair_coeff reads the model files at once, so they live only as long as this set-up: no directory is
+        # left behind by a process that ends without running finalisers (pool workers, a killed run)
+        with tempfile.TemporaryDirectory(prefix="mofsnap-") as tmp:
+            files = self.model.write(Path(tmp) / "model")
+            lmp.commands(pair_commands(self.model, files, snap=self.snap, d3=self.d3, zbl=self.zbl,
+                                       natoms=len(atoms), volume=atoms.get_volume()))
         lmp.command("neigh_modify check no")  # rebuild at every evaluation: results depend on the atoms alone
         self._lmp = lmp
         self._setup_lower = None

@@ -118,22 +118,35 @@ def _second_neighbour_contacts(atoms: Atoms, i: np.ndarray, j: np.ndarray, shift
     contacts = np.flatnonzero(metal[i] & ~metal[j] & ~drop)
     if not contacts.size:
         return drop
-    vectors = atoms.positions[j] + shift @ atoms.cell.array - atoms.positions[i]
+    # every ordered pair (k, e) of contacts of the same metal M: X = j[k], Y = j[e]
+    contacts = contacts[np.argsort(i[contacts], kind="stable")]
+    _, first, count = np.unique(i[contacts], return_index=True, return_counts=True)
+    per_contact = np.repeat(count, count)
+    k = np.repeat(contacts, per_contact)
+    within = np.arange(k.size) - np.repeat(np.cumsum(per_contact) - per_contact, per_contact)
+    e = contacts[np.repeat(np.repeat(first, count), per_contact) + within]
     relative = distance / (covalent_radii[atoms.numbers[i]] + covalent_radii[atoms.numbers[j]])
-    index = {(a, b, *s): k for k, (a, b, s) in enumerate(zip(i.tolist(), j.tolist(), shift.tolist()))}
-    ligands: dict[int, list[int]] = {}
-    for k in contacts.tolist():
-        ligands.setdefault(int(i[k]), []).append(k)
-    cos_limit = np.cos(np.radians(BEHIND_LIGAND_ANGLE))
-    for k in contacts.tolist():  # M = i[k], X = j[k]
-        for e in ligands[int(i[k])]:  # Y = j[e], also a non-metal bonded to M
-            if relative[e] >= relative[k] or (int(j[k]), int(j[e]), *(shift[e] - shift[k]).tolist()) not in index:
-                continue  # Y is the farther one, or X-Y is no bond
-            to_metal, to_ligand = -vectors[e], vectors[k] - vectors[e]
-            cosine = to_metal @ to_ligand / (np.linalg.norm(to_metal) * np.linalg.norm(to_ligand))
-            if cosine <= cos_limit:
-                drop[k] = drop[index[(int(j[k]), int(i[k]), *(-shift[k]).tolist())]] = True
-                break
+    closer = relative[e] < relative[k]  # Y is the nearer one (also rules out e == k)
+    k, e = k[closer], e[closer]
+    reach = 2 * int(np.abs(shift).max())  # the largest cell shift of a difference of two pairs' shifts
+
+    def pair_keys(a: np.ndarray, b: np.ndarray, pair_shift: np.ndarray) -> np.ndarray:
+        key = a.astype(np.int64) * len(atoms) + b  # one integer per directed pair a, b, shift
+        for component in (pair_shift + reach).T:
+            key = key * (2 * reach + 1) + component
+        return key
+
+    keys = pair_keys(i, j, shift)
+    behind = np.isin(pair_keys(j[k], j[e], shift[e] - shift[k]), keys)  # X-Y is a bond
+    k, e = k[behind], e[behind]
+    vectors = atoms.positions[j] + shift @ atoms.cell.array - atoms.positions[i]
+    to_metal, to_ligand = -vectors[e], vectors[k] - vectors[e]
+    cosine = np.einsum("ij,ij->i", to_metal, to_ligand) / (np.linalg.norm(to_metal, axis=1)
+                                                          * np.linalg.norm(to_ligand, axis=1))
+    k = np.unique(k[cosine <= np.cos(np.radians(BEHIND_LIGAND_ANGLE))])
+    order = np.argsort(keys)
+    reverse = order[np.searchsorted(keys, pair_keys(j[k], i[k], -shift[k]), sorter=order)]
+    drop[k] = drop[reverse] = True
     return drop
 
 
