@@ -2,6 +2,9 @@
 closing, bad input; the reference ZIF-8 settings read from data/."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -335,6 +338,26 @@ def test_context_manager_closes_at_the_end_of_the_block(model, atoms, tmp_path):
         assert "Total wall time" not in log.read_text()
     assert "Total wall time" in log.read_text()
     assert energy == pytest.approx(_fresh(model, atoms)[0], abs=1e-10)
+
+
+def test_a_process_ending_without_finalisers_leaves_no_files(model, atoms, tmp_path):
+    """Pool workers end by os._exit, which runs no finalisers: the calculator must leave nothing in the temporary
+    directory by then."""
+    model_prefix, frame, scratch = tmp_path / "m", tmp_path / "frame.extxyz", tmp_path / "scratch"
+    model.write(model_prefix)
+    atoms.write(frame)
+    scratch.mkdir()
+    script = ("import os, sys, ase.io\n"
+              "from mofsnap.calculator import SNAPCalculator\n"
+              "atoms = ase.io.read(sys.argv[2])\n"
+              "atoms.calc = SNAPCalculator(sys.argv[1])\n"
+              "print(atoms.get_potential_energy(), flush=True)\n"
+              "os._exit(0)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(model_prefix), str(frame)], capture_output=True,
+                          text=True, env={**os.environ, "TMPDIR": str(scratch)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == pytest.approx(_fresh(model, atoms)[0], abs=1e-8)
+    assert list(scratch.iterdir()) == []
 
 
 def _closest_contacts(atoms, cutoff: float = 4.0) -> dict:
