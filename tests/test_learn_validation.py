@@ -14,7 +14,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import LearnError
-from mofsnap.learn import DEMO, ActiveLearning, LearnSettings, Validation, ValidationGuard, WorkdirLock, validate
+from mofsnap.learn import (DEMO, RMSE, ActiveLearning, FinalRecord, LearnSettings, LearnSummary, RefinementRound,
+                           Validation, ValidationCheck, ValidationGuard, ValidationRun, WorkdirLock, validate)
+from mofsnap.learn.validation import next_steps
 from mofsnap.md import MDCheckpoint, checkpoint_path, run_md
 from mofsnap.model import SNAPModel
 from mofsnap.reference import CP2K, XTB
@@ -310,6 +312,8 @@ def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everythin
     error = r.err.splitlines()[-1]
     assert r.status == 1 and error.startswith("mofsnap learn: error: validation failed: ")
     assert "; test errors: " in error and "meV/Å > 1e-06" in error and f"everything is written in {work}" in error
+    next_line = error.split("; next: ")[1]  # forces 1e-6 meV/Å: no fit is within twice its own error of that
+    assert "the model's error on its own training labels is at least half its test error (forces " in next_line
     summary = LearnSummary.read(work / "summary.json")
     assert not summary.validation.passed and summary.validation == Validation.read(work / "final" / "validation.json")
     assert summary.refinements == []  # refine_rounds = 0
@@ -317,6 +321,44 @@ def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everythin
     # resumed: nothing is redone, the same verdict and exit status
     again = cli("learn", config, "-o", work, "-q")
     assert again.status == 1 and again.err.splitlines()[-1] == error
+
+
+def _failed(train: RMSE, test: RMSE, stopped: bool = False, lattice_ok: bool = True, rounds: int = 0
+            ) -> LearnSummary:
+    """A summary whose validation failed as told (a stopped 300 K run, the test errors, the lattice)."""
+    run = ValidationRun(300.0, 100, 40 if stopped else 100, "force guard: 25 eV/Å on H1a" if stopped else None, 1.0,
+                        300.0, 1000.0, 0.01, [10.0, 10.0, 10.0], "v300.extxyz")
+    checks = [ValidationCheck("300 K NPT run", not stopped, run.stopped or "stable"),
+              ValidationCheck("test errors", True, "-"), ValidationCheck("300 K lattice", lattice_ok, "-")]
+    validation = Validation([run], test, checks)
+    rounds_done = [RefinementRound(k, 2 + k, validation, 3, 3, test, train, test) for k in range(1, rounds + 1)]
+    return LearnSummary([], FinalRecord("final/model", train, test), validation, 10, 0, 1.0, rounds_done)
+
+
+def test_next_steps_after_a_failed_validation_follow_what_failed():
+    settings = LearnSettings(max_test_energy=5.0, max_test_forces=300.0, max_test_stress=200.0, refine_rounds=2,
+                             runs=7, twojmax=6, stress_weight=0.5)
+    test = RMSE(6.0, 250.0, 150.0, 30)  # only the energy is over its limit
+    # the training error at half the test error or more: the model's own limit (at exactly half, too)
+    for train_energy in (3.0, 6.5):
+        line = next_steps(_failed(RMSE(train_energy, 400.0, 50.0, 90), test), settings)
+        assert line.startswith("the model's error on its own training labels is at least half its test error "
+                               f"(energy {train_energy:.3g} meV/atom against 6 on the test frames)")
+        assert "twojmax = 6" in line and "(max_test_energy)" in line and "forces" not in line
+    # well below: too few labels
+    line = next_steps(_failed(RMSE(2.9, 400.0, 50.0, 90), test), settings)
+    assert line == ("the model fits its training labels (energy 2.9 meV/atom) far better than the test frames: "
+                    "more labels should help (runs = 7, n_perturbed = 300)")
+    fine = RMSE(1.0, 100.0, 50.0, 30)
+    assert next_steps(_failed(fine, fine, stopped=True, rounds=2), settings).startswith(
+        "the MD still stops after 2 refinement round(s): allow more (refine_rounds = 2)")
+    assert next_steps(_failed(fine, fine, stopped=True, rounds=1), settings).startswith(
+        "refinement ended after 1 round(s) because no frame before the stop could be labelled")
+    assert next_steps(_failed(fine, fine, lattice_ok=False), settings) == (
+        "the 300 K cell is off, so the model's stress is: weigh it more (stress_weight = 0.5) and check that the "
+        "reference relaxation converged")
+    both = next_steps(_failed(fine, test, stopped=True, lattice_ok=False, rounds=2), settings)
+    assert both.count("; ") == 2 and "refine_rounds" in both and "more labels should help" in both
 
 
 # -------------------------------------------------------------------------------------- the SNAP-ready cell

@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     """Run ``mofsnap learn``."""
     from ..learn import DEMO, ActiveLearning, LearnSettings, export_model, learn_from_pool
+    from ..learn.validation import next_steps
 
     if args.config and args.demo:
         raise LearnError("give either a config file or --demo, not both")
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"model exported: {export_model(args.output, args.export)}")
     if not summary.validation.passed:
         raise ValidationFailed(f"{summary.validation.verdict} (everything is written in {args.output}; see "
-                               "final/validation.png)")
+                               f"final/validation.png); next: {next_steps(summary, learner.settings)}")
 
 
 def learning_curve_line(curve: list) -> str:

@@ -7,7 +7,8 @@ volume change, which names the atoms and the time when it stops a run; the final
 held-out test frames; the mean 300 K cell lengths against those of the reference-relaxed structure. The
 verdict is a :class:`~mofsnap.learn.summary.Validation` (``final/validation.json`` and ``validation.png``).
 :func:`frames_before_failure` gives the frames of a stopped run that a refinement round of the loop learns from;
-a validation to be learned from may end at its first stopped run (``stop_at_first_failure``).
+a validation to be learned from may end at its first stopped run (``stop_at_first_failure``). :func:`next_steps`
+says which settings to change after a failed one.
 
 Each run is resumable (its trajectory is continued) and complete once its ``.json`` exists.
 """
@@ -23,12 +24,13 @@ from ase import Atoms
 
 from .. import plotting
 from ..calculator import ZBL, SNAPCalculator
+from ..fit.leastsquares import REPORT_UNITS
 from ..md import reheat_momenta, run_md
 from ..model import SNAPModel
 from ..topology import Topology
 from .md_tasks import EXPLOSIONS, npt_cell
 from .settings import LearnSettings
-from .summary import RMSE, Validation, ValidationCheck, ValidationRun
+from .summary import RMSE, LearnSummary, Validation, ValidationCheck, ValidationRun
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 VALIDATION_TEMPERATURE_K = 300.0
 #: Time step (fs) of the validation runs (``run_md``'s default).
 TIMESTEP_FS = 1.0
+#: A failing test error counts as the model's own limit (not too few labels) when the error on the training
+#: labels is at least this fraction of it.
+UNDERFIT_RATIO = 0.5
 #: Times (fs) before a stopped run's last intact frame of the frames a refinement round labels: the approach
 #: to the failure, densest near it.
 REFINE_OFFSETS_FS = (0.0, 100.0, 200.0, 400.0, 800.0)
@@ -292,3 +297,41 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
     validation.write(done)
     (log.info if validation.passed else log.error)("%s", validation.verdict)
     return validation
+
+
+def next_steps(summary: LearnSummary, settings: LearnSettings) -> str:
+    """What to change after a failed validation, from what failed: one phrase per kind of failed check.
+
+    - A stopped run that the refinement rounds did not mend: more rounds, or wider sampling while learning.
+    - Test errors: if the model misses its own training labels by at least :data:`UNDERFIT_RATIO` of the test
+      error, more labels will not help and the descriptor needs more freedom; otherwise more labels should.
+    - The 300 K lattice: the model's stress is off.
+    """
+    validation, steps = summary.validation, []
+    if any(run.stopped for run in validation.runs):
+        rounds = len(summary.refinements)
+        steps.append(f"the MD still stops after {rounds} refinement round(s): allow more (refine_rounds = "
+                     f"{settings.refine_rounds}) or sample more while learning (runs = {settings.runs}, "
+                     f"n_perturbed = {settings.n_perturbed})" if rounds >= settings.refine_rounds else
+                     f"refinement ended after {rounds} round(s) because no frame before the stop could be "
+                     "labelled: see the failed labels (--retry-failed recomputes them)")
+    test, train = validation.test, summary.final.train
+    limits = {"energy": settings.max_test_energy, "forces": settings.max_test_forces,
+              "stress": settings.max_test_stress}
+    over = [q for q, limit in limits.items() if test is not None and not getattr(test, q) <= limit]
+    underfit = [q for q in over if getattr(train, q) >= UNDERFIT_RATIO * getattr(test, q)]
+    if underfit:
+        pairs = ", ".join(f"{q} {getattr(train, q):.3g} {REPORT_UNITS[q][0]} against {getattr(test, q):.3g} on the "
+                          "test frames" for q in underfit)
+        limits_named = ", ".join(f"max_test_{q}" for q in underfit)
+        steps.append(f"the model's error on its own training labels is at least half its test error ({pairs}): "
+                     f"more labels are unlikely to help, a richer descriptor may (twojmax = {settings.twojmax}), "
+                     f"or accept larger errors ({limits_named})")
+    elif over:
+        fits = ", ".join(f"{q} {getattr(train, q):.3g} {REPORT_UNITS[q][0]}" for q in over)
+        steps.append(f"the model fits its training labels ({fits}) far better than the test frames: more labels "
+                     f"should help (runs = {settings.runs}, n_perturbed = {settings.n_perturbed})")
+    if any(c.name.endswith("lattice") and not c.passed for c in validation.checks):
+        steps.append(f"the 300 K cell is off, so the model's stress is: weigh it more (stress_weight = "
+                     f"{settings.stress_weight:g}) and check that the reference relaxation converged")
+    return "; ".join(steps)
