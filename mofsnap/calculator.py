@@ -455,6 +455,14 @@ class SNAPCalculator(Calculator):
         return cmds + [f"thermo_style custom step{extra}", "thermo_modify norm no"]
 
     # -- ASE interface ------------------------------------------------------------------------------
+    def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True) -> Any:
+        """ASE's, noting each request for the energy: one answered from the stored results keeps the energy on
+        as one that computes it does (:meth:`_wanted`), so MD that reads it at every step never switches it off
+        and on again, which costs two full set-ups."""
+        if name in ("energy", "free_energy"):
+            self._without_energy = 0
+        return super().get_property(name, atoms, allow_calculation)
+
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms

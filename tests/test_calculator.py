@@ -163,6 +163,21 @@ def test_any_order_of_property_requests_gives_fresh_results(model, atoms):
     assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-9)  # the last one, asked afterwards
 
 
+def test_md_reading_the_energy_at_every_step_costs_one_lammps_run_per_step(model, atoms, monkeypatch):
+    """Forces, then the energy of the same configuration from the stored results (as a frame written at every
+    step does): the energy stays on, so each step is one incremental run and no full set-up."""
+    runs = []
+    command = Lammps.command
+    monkeypatch.setattr(Lammps, "command", lambda self, line: (runs.append(line), command(self, line))[1])
+    atoms.calc = SNAPCalculator(model)
+    dynamics = VelocityVerlet(atoms, timestep=0.5 * units.fs)
+    dynamics.attach(atoms.get_potential_energy, interval=1)
+    dynamics.run(2)  # the first set-up, and the energy switched on
+    runs.clear()
+    dynamics.run(6)
+    assert runs == ["run 1 pre no post no"] * 6
+
+
 def test_nve_conserves_energy(model, atoms):
     atoms.calc = SNAPCalculator(model, zbl=ZBL([("H1a", "N3a")], 1.5, 2.5))
     thermalize_momenta(atoms, 100, rng=np.random.default_rng(2))
