@@ -202,13 +202,18 @@ def frames_before_failure(trajectory: list[Atoms], topology: Topology, bond_tole
     return chosen
 
 
+def _over_limits(test: RMSE, settings: LearnSettings) -> list[str]:
+    """The quantities whose test error is above its limit (``max_test_energy``, ``_forces``, ``_stress``)."""
+    limits = {"energy": settings.max_test_energy, "forces": settings.max_test_forces,
+              "stress": settings.max_test_stress}
+    return [q for q, limit in limits.items() if not getattr(test, q) <= limit]
+
+
 def _test_check(test: RMSE | None, settings: LearnSettings) -> ValidationCheck:
     if test is None:
         return ValidationCheck("test errors", False, "no held-out test frames (the ramp MD gave none intact)")
-    limits = {"energy": (settings.max_test_energy, "meV/atom"), "forces": (settings.max_test_forces, "meV/Å"),
-              "stress": (settings.max_test_stress, "MPa")}
-    over = [f"{q} {getattr(test, q):.3g} {unit} > {limit:g}" for q, (limit, unit) in limits.items()
-            if not getattr(test, q) <= limit]
+    over = [f"{q} {getattr(test, q):.3g} {REPORT_UNITS[q][0]} > {getattr(settings, f'max_test_{q}'):g}"
+            for q in _over_limits(test, settings)]
     detail = "; ".join(over) if over else (f"{test.energy:.3g} meV/atom, {test.forces:.3g} meV/Å, "
                                            f"{test.stress:.3g} MPa on {test.n} frames")
     return ValidationCheck("test errors", not over, detail)
@@ -304,7 +309,7 @@ def next_steps(summary: LearnSummary, settings: LearnSettings) -> str:
 
     - A stopped run that the refinement rounds did not mend: more rounds, or wider sampling while learning.
     - Test errors: if the model misses its own training labels by at least :data:`UNDERFIT_RATIO` of the test
-      error, more labels will not help and the descriptor needs more freedom; otherwise more labels should.
+      error, more labels are unlikely to help and the descriptor needs more freedom; otherwise more labels should.
     - The 300 K lattice: the model's stress is off.
     """
     validation, steps = summary.validation, []
@@ -316,9 +321,7 @@ def next_steps(summary: LearnSummary, settings: LearnSettings) -> str:
                      f"refinement ended after {rounds} round(s) because no frame before the stop could be "
                      "labelled: see the failed labels (--retry-failed recomputes them)")
     test, train = validation.test, summary.final.train
-    limits = {"energy": settings.max_test_energy, "forces": settings.max_test_forces,
-              "stress": settings.max_test_stress}
-    over = [q for q, limit in limits.items() if test is not None and not getattr(test, q) <= limit]
+    over = [] if test is None else _over_limits(test, settings)
     underfit = [q for q in over if getattr(train, q) >= UNDERFIT_RATIO * getattr(test, q)]
     if underfit:
         pairs = ", ".join(f"{q} {getattr(train, q):.3g} {REPORT_UNITS[q][0]} against {getattr(test, q):.3g} on the "
