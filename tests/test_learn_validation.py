@@ -361,6 +361,17 @@ def test_next_steps_after_a_failed_validation_follow_what_failed():
     assert both.count("; ") == 2 and "refine_rounds" in both and "more labels should help" in both
 
 
+def test_a_new_campaign_warns_before_any_work_when_the_reference_sees_no_gap(tmp_path, caplog):
+    """O2 counted closed-shell has no gap (tests/test_reference.py): the campaign says so before it labels."""
+    oxygen = molecule("O2")
+    oxygen.set_cell([8.0, 8.0, 8.0])
+    oxygen.center()
+    oxygen.pbc = True
+    with caplog.at_level("WARNING", logger="mofsnap"), ActiveLearning(oxygen, tmp_path, LearnSettings(twojmax=2)):
+        pass
+    assert [r.getMessage()[:49] for r in caplog.records] == ["GFN1-xTB finds almost no gap between the occupied"]
+
+
 # -------------------------------------------------------------------------------------- the SNAP-ready cell
 
 

@@ -208,6 +208,10 @@ class ActiveLearning:
             self.topology = Topology.from_atoms(self.structure)
             self._check_workdir()
             self.store = LabelStore(self.workdir / "labels.db")
+            if len(self.store) == 0:  # a new campaign: first one look at the electronic structure of its start
+                warning = self.reference.electronic_warning(self.structure)
+                if warning:
+                    log.warning("%s", warning)
             if settings.relax_fmax is not None:
                 self.structure = self._relaxed()
             self.zbl = ZBL.safety_wall(self.structure) if settings.zbl else None

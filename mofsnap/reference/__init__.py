@@ -90,6 +90,11 @@ class Reference(ABC):
                 f"{self.name} is a periodic method but the configuration {atoms.get_chemical_formula()} has no "
                 f"3D cell (cell = {atoms.cell.tolist()})")
 
+    def electronic_warning(self, atoms: Atoms) -> str | None:
+        """A warning about the electronic structure this reference finds for ``atoms`` before a campaign starts
+        on them (at most one calculation), or None: nothing to say, or no cheap look (the default)."""
+        return None
+
     def check_environment(self) -> None:
         """Raise :class:`ReferenceUnavailableError` if the program cannot run here (default: always fine)."""
 
