@@ -137,15 +137,22 @@ def _second_neighbour_contacts(atoms: Atoms, i: np.ndarray, j: np.ndarray, shift
         return key
 
     keys = pair_keys(i, j, shift)
-    behind = np.isin(pair_keys(j[k], j[e], shift[e] - shift[k]), keys)  # X-Y is a bond
+    order = np.argsort(keys)
+    ordered = keys[order]
+
+    def find(query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index of each queried pair in the pair list, and whether it is there."""
+        at = np.minimum(np.searchsorted(ordered, query), len(ordered) - 1)
+        return order[at], ordered[at] == query
+
+    _, behind = find(pair_keys(j[k], j[e], shift[e] - shift[k]))  # X-Y is a bond
     k, e = k[behind], e[behind]
     vectors = atoms.positions[j] + shift @ atoms.cell.array - atoms.positions[i]
     to_metal, to_ligand = -vectors[e], vectors[k] - vectors[e]
     cosine = np.einsum("ij,ij->i", to_metal, to_ligand) / (np.linalg.norm(to_metal, axis=1)
                                                           * np.linalg.norm(to_ligand, axis=1))
     k = np.unique(k[cosine <= np.cos(np.radians(BEHIND_LIGAND_ANGLE))])
-    order = np.argsort(keys)
-    reverse = order[np.searchsorted(keys, pair_keys(j[k], i[k], -shift[k]), sorter=order)]
+    reverse, _ = find(pair_keys(j[k], i[k], -shift[k]))  # every pair is listed in both directions
     drop[k] = drop[reverse] = True
     return drop
 
