@@ -13,25 +13,22 @@ import logging
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from mofsnap.labelling import LabelSummary, label
+from mofsnap.learn import perturbed_copies
 from mofsnap.reference import XTB
 from mofsnap.structures import mof5
 
+#: Largest displacement (Å) of an atom along each axis. The label checks refuse a configuration whose atom
+#: types no longer hold, and at 0.12 Å some C-H bonds of the copies stretch past the bonding cutoff.
+DISPLACEMENT = 0.05
+
 
 def perturbed_cells(count: int, seed: int) -> list:
-    """``count`` copies of primitive MOF-5 with atoms moved by up to 0.12 Å and the cell strained by <= 0.5 %."""
-    rng = np.random.default_rng(seed)
-    base = mof5(primitive=True)
-    frames = []
-    for i in range(count):
-        atoms = base.copy()
-        strain = np.eye(3) + rng.uniform(-0.005, 0.005, (3, 3))
-        atoms.set_cell(atoms.cell.array @ ((strain + strain.T) / 2), scale_atoms=True)
-        atoms.positions += rng.uniform(-0.12, 0.12, atoms.positions.shape)
+    """``count`` copies of primitive MOF-5 (:func:`mofsnap.learn.perturbed_copies`) with atoms moved by up to
+    :data:`DISPLACEMENT` Å and the cell strained by up to 0.5 %."""
+    frames = perturbed_copies(mof5(primitive=True), count, DISPLACEMENT, 0.005, seed)
+    for i, atoms in enumerate(frames):
         atoms.info.update(frame=i, source="bench_labelling")
-        frames.append(atoms)
     return frames
 
 

@@ -3,7 +3,8 @@
 Campaigns that differ only in their selection rule share step 0 (:func:`seed_from` copies the labels, MLP0 and
 the reference relaxation), and are scored on one common test set (:func:`common_test_set`: frames of a ramp
 MD with each campaign's final model, labelled with the reference), so that no rule is tested only on the
-configurations its own model visits. :func:`learning_curves` scores every generation's model on that set.
+configurations its own model visits. :func:`learning_curves` scores every generation's model on that set and
+names the rises from one generation to the next that are beyond the noise of its frames.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import numpy as np
 
 from mofsnap.fit import FitReport
 from mofsnap.labelling import LabelStore, label
-from mofsnap.learn import ActiveLearning, LearnSettings, MDTask, prediction_errors, read_run, run_tasks
+from mofsnap.learn import ActiveLearning, LearnSettings, MDTask, read_run, run_tasks
 from mofsnap.learn.loop import LABEL_CHECKS
+from mofsnap.learn.scoring import change_intervals, rmse, squared_errors
 from mofsnap.model import SNAPModel
 
 #: The test-error quantities and their units.
@@ -41,6 +43,16 @@ def seed_from(source: Path, workdir: Path, step0: bool = True) -> None:
     for name in ("gen000", "descriptors"):
         if (source / name).exists():
             shutil.copytree(source / name, workdir / name, dirs_exist_ok=True)
+
+
+def open_learner(**kwargs) -> ActiveLearning:
+    """The :class:`~mofsnap.learn.ActiveLearning` of ``kwargs``. A first construction relaxes the structure and
+    keeps the unrounded positions; the learner returned reads the rounded ones back from
+    ``structure_relaxed.extxyz``, as a resumed campaign and every seeded work directory do, so that all
+    campaigns start from the same structure."""
+    if not (Path(kwargs["workdir"]) / "structure_relaxed.extxyz").exists():
+        ActiveLearning(**kwargs).close()
+    return ActiveLearning(**kwargs)
 
 
 def final_model(learner: ActiveLearning, settings: LearnSettings) -> Path | None:
@@ -85,18 +97,38 @@ def common_test_set(learners: dict[str, ActiveLearning], settings: LearnSettings
     return [store.get(key) for key in summary.keys if statuses.get(key) == "ok"]
 
 
+def generation_curve(workdir: Path, test: list, last: int | None = None) -> tuple[list[dict], list[np.ndarray]]:
+    """Every fitted generation (up to ``last``) of the campaign in ``workdir`` scored on ``test``.
+
+    Returns
+    -------
+    list of dict
+        Per generation: ``generation``, ``n_train``, the RMSE of each quantity of :data:`QUANTITIES`, and from
+        the second point on ``change_interval`` (per quantity, the 95 % paired-bootstrap interval of the
+        change from the previous generation, :func:`mofsnap.learn.scoring.change_intervals`) and
+        ``rises_beyond_noise`` (the quantities whose rise is beyond the noise of ``test``: interval above 0).
+    list of numpy.ndarray
+        The per-frame squared errors behind each point (:func:`mofsnap.learn.scoring.squared_errors`).
+    """
+    curve: list[dict] = []
+    squared: list[np.ndarray] = []
+    if not test:
+        return curve, squared
+    for gen in sorted(workdir.glob("gen[0-9][0-9][0-9]")):
+        if (last is not None and int(gen.name[3:]) > last) or not (gen / "report.json").exists():
+            break
+        squared.append(squared_errors(SNAPModel.read(gen / "model"), test))
+        errors = rmse(squared[-1])
+        point = {"generation": int(gen.name[3:]),
+                 "n_train": FitReport.read(gen / "report.json").metrics["train"]["n_configurations"],
+                 **{q: getattr(errors, q) for q in QUANTITIES}}
+        if len(squared) > 1:
+            point["change_interval"] = change_intervals(squared[-2], squared[-1])
+            point["rises_beyond_noise"] = [q for q in QUANTITIES if point["change_interval"][q][0] > 0]
+        curve.append(point)
+    return curve, squared
+
+
 def learning_curves(learners: dict[str, ActiveLearning], n_generations: int, test: list) -> dict[str, list[dict]]:
-    """Test errors of every fitted generation's model (up to ``n_generations``) on ``test``, per campaign."""
-    curves = {}
-    for name, learner in learners.items():
-        curves[name] = []
-        for k in range(n_generations + 1):
-            gen = learner.workdir / f"gen{k:03d}"
-            if not (gen / "report.json").exists():
-                break
-            n_train = FitReport.read(gen / "report.json").metrics["train"]["n_configurations"]
-            errors = prediction_errors(SNAPModel.read(gen / "model"), test)
-            if errors is None:
-                break
-            curves[name].append({"generation": k, "n_train": n_train, **{q: getattr(errors, q) for q in QUANTITIES}})
-    return curves
+    """:func:`generation_curve` of every campaign (generations 0 to ``n_generations``) on ``test``, by name."""
+    return {name: generation_curve(learner.workdir, test, n_generations)[0] for name, learner in learners.items()}

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 from bench_zoo import (BUDGETS, Campaign, campaign_record, finished_learner, replay_line, replay_stops, seed_mean_rises,
                        write_results)
-from campaigns import QUANTITIES, common_test_set
+from campaigns import QUANTITIES, common_test_set, generation_curve
 
 from mofsnap.executors import worker_pool
-from mofsnap.fit import FitReport, fit_snap
+from mofsnap.fit import fit_snap
 from mofsnap.learn import ActiveLearning, LearnSettings, read_run
 from mofsnap.learn.scoring import change_intervals, rmse, squared_errors
 from mofsnap.learn.summary import LearnSummary
@@ -98,29 +98,14 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
         curve, squared = generation_curve(workdir, test)
         found = capacity(learner, curve[-1]["generation"], test)
     rises = [{"generation": now["generation"], "quantity": q, "before": before[q], "after": now[q],
-              "beyond_noise": beyond_noise(squared[k], squared[k + 1], q)}
-             for k, (before, now) in enumerate(zip(curve, curve[1:])) for q in QUANTITIES if now[q] > before[q]]
+              "beyond_noise": q in now["rises_beyond_noise"]}
+             for before, now in zip(curve, curve[1:]) for q in QUANTITIES if now[q] > before[q]]
     counts = {q: sum(r["quantity"] == q for r in rises) for q in QUANTITIES}
     beyond = {q: sum(r["quantity"] == q and r["beyond_noise"] for r in rises) for q in QUANTITIES}
     learned = learned_range_rises(squared, [learned_temperature(learner.settings, p["generation"]) for p in curve],
                                   ramp_temperatures(workdir, test))
     return {"frames": len(test), "curve": curve, "rises": counts, "rises_beyond_noise": beyond, "rise_details": rises,
             "learned_range": learned, "capacity": found}
-
-
-def generation_curve(workdir: Path, test: list) -> tuple[list[dict], list[np.ndarray]]:
-    """Every fitted generation of the campaign in ``workdir`` on ``test``: per generation ``generation``,
-    ``n_train`` and the RMSE of each quantity, and the per-frame squared errors behind them
-    (:func:`mofsnap.learn.scoring.squared_errors`)."""
-    curve, squared = [], []
-    for gen in sorted(workdir.glob("gen[0-9][0-9][0-9]")):
-        if not (gen / "report.json").exists():
-            break
-        squared.append(squared_errors(SNAPModel.read(gen / "model"), test))
-        curve.append({"generation": int(gen.name[3:]),
-                      "n_train": FitReport.read(gen / "report.json").metrics["train"]["n_configurations"],
-                      **rmse_dict(squared[-1])})
-    return curve, squared
 
 
 def pooled_test(workdirs: list[Path]) -> dict:
