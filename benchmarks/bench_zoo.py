@@ -72,17 +72,13 @@ import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import ase.io
 import numpy as np
 from matplotlib.figure import Figure
 
-from campaigns import QUANTITIES, common_test_set, learning_curves, seed_from
-from mofsnap.calculator import SNAPCalculator
+from campaigns import QUANTITIES, common_test_set, learning_curves, open_learner, seed_from
 from mofsnap.executors import worker_pool
 from mofsnap.learn import (DEMO, SELECTIONS, VALIDATION_TEMPERATURE_K, ActiveLearning, LearnSettings, LearnSummary,
-                           ValidationGuard)
-from mofsnap.md import run_md
-from mofsnap.model import SNAPModel
+                           StopReplay)
 from mofsnap.plotting import save_figure
 from mofsnap.structures import STRUCTURES
 
@@ -120,8 +116,6 @@ TEST_FRAMES = {"full": 10, "quick": 3}
 #: Femtoseconds before a failed campaign's validation stop from which its model and the reference replay it
 #: (:func:`replay_stops`; quick mode: none).
 REPLAY_FS = {"full": 100, "quick": 0}
-#: Femtoseconds a replay runs beyond the stop's time.
-REPLAY_MARGIN_FS = 100
 #: ``--smoke``: the quick budget cut to a pipeline check of a few minutes (not a measurement).
 SMOKE = replace(BUDGETS["quick"], n_perturbed=8, temperatures=(300.0,), runs=2, md_steps=100, ramp_steps=200,
                 ramp_segments=2, test_size=3, relax_steps=20, final_md_steps=300, hot_md_steps=100)
@@ -187,16 +181,12 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def open_learner(campaign: Campaign, settings: LearnSettings, out: Path, workers: int) -> ActiveLearning:
-    """The campaign's learner; its first construction relaxes, and a second one reads the relaxed structure
-    back from its file (as a resume and every seeded work directory do)."""
-    kwargs = dict(workdir=campaign.workdir(out), progress=False,
-                  settings=replace(settings, structure=campaign.structure, selection=campaign.rule,
-                                   seed=campaign.seed, max_workers=workers,
-                                   **FRAMEWORK_SETTINGS.get(campaign.structure, {})))
-    if not (campaign.workdir(out) / "structure_relaxed.extxyz").exists():
-        ActiveLearning(**kwargs).close()
-    return ActiveLearning(**kwargs)
+def campaign_learner(campaign: Campaign, settings: LearnSettings, out: Path, workers: int) -> ActiveLearning:
+    """The campaign's learner (:func:`campaigns.open_learner`)."""
+    return open_learner(workdir=campaign.workdir(out), progress=False,
+                        settings=replace(settings, structure=campaign.structure, selection=campaign.rule,
+                                         seed=campaign.seed, max_workers=workers,
+                                         **FRAMEWORK_SETTINGS.get(campaign.structure, {})))
 
 
 def run_group(campaigns: list[Campaign], settings: LearnSettings, out: Path, workers: int,
@@ -208,7 +198,7 @@ def run_group(campaigns: list[Campaign], settings: LearnSettings, out: Path, wor
     try:
         if relaxed_from is not None:
             seed_from(relaxed_from, first.workdir(out), step0=False)
-        learners[first] = open_learner(first, settings, out, workers)
+        learners[first] = campaign_learner(first, settings, out, workers)
         start = time.perf_counter()
         record = learners[first].step0()
         progress(f"{first.structure} seed {first.seed}: step 0, {record.labelled} labels shared by "
@@ -224,7 +214,7 @@ def run_group(campaigns: list[Campaign], settings: LearnSettings, out: Path, wor
     for campaign in campaigns:
         start = time.perf_counter()
         try:
-            learner = learners.get(campaign) or open_learner(campaign, settings, out, workers)
+            learner = learners.get(campaign) or campaign_learner(campaign, settings, out, workers)
             learners[campaign] = learner
             summary = learner.run()
             learner.close()
@@ -329,74 +319,15 @@ def finished_learner(workdir: Path) -> ActiveLearning:
 
 
 def replay_stops(workdir: Path, fs_before: int) -> list[dict]:
-    """Whose failure: each run the guard stopped in the last validation of the finished campaign in
-    ``workdir``, replayed with its model and with the reference from the same state (resumed).
-
-    Both replays start from the run's frame ``fs_before`` fs before the stop (positions, momenta, cell) and run
-    ``fs_before + REPLAY_MARGIN_FS`` steps of NVE (1 fs) under the validation's guard, the model with the MD's
-    D3 and safety wall. NVE leaves out only the thermostat and barostat, so the model's replay shows whether
-    its stop follows from that state; the reference's shows what the reference does from it. When the
-    reference stops too, no model fitted to it passes there; when the reference stays intact while the model
-    stops, the failure is the model's. Each replay also gives the largest bond stretch (length over the
-    reference length of the bond guard) it reached.
-
-    Returns
-    -------
-    list of dict
-        Per stopped run: ``temperature_K``, ``stopped`` (the validation's guard message), ``from_ps``, ``fs``,
-        and for ``model`` and ``reference`` the guard message or None (``stopped``), the fs done and the
-        largest stretch; and a one-line ``verdict``.
-    """
-    summary = LearnSummary.read(workdir / "summary.json")
-    replays = []
+    """Whose failure: each stop of the last validation of the finished campaign in ``workdir``, replayed with
+    its model and with the reference (:meth:`mofsnap.learn.ActiveLearning.replay_stops`), as records."""
     with finished_learner(workdir) as learner:
-        settings = learner.settings
-        directory = learner.validation_dir(len(summary.refinements))
-        model = SNAPModel.read(workdir / "final" / "model")
-        for run in summary.validation.runs:
-            if not run.stopped:
-                continue
-            frames = ase.io.read(directory / Path(run.trajectory).name, ":")
-            stop = int(frames[-1].info["md_step"])
-            start = [f for f in frames if int(f.info["md_step"]) <= stop - fs_before][-1]
-            steps = fs_before + REPLAY_MARGIN_FS
-            found = {}
-            for who in ("model", "reference"):
-                atoms = start.copy()
-                atoms.set_momenta(start.get_momenta())
-                atoms.calc = (SNAPCalculator(model, d3=learner.d3, zbl=learner.zbl) if who == "model"
-                              else learner.reference.calculator(atoms))
-                trajectory = directory / f"replay_{run.temperature_K:.0f}K_{who}.extxyz"
-                progress(f"{workdir}: {run.temperature_K:.0f} K stop replayed with the {who} ({steps} fs of NVE)")
-                result = run_md(atoms, steps, temperature_K=run.temperature_K, ensemble="nve", thermalize=False,
-                                trajectory=trajectory, interval=5, progress=False,
-                                guard=ValidationGuard(learner.topology, settings, run.temperature_K,
-                                                       learner.structure.get_volume()))
-                replayed = ase.io.read(trajectory, ":")
-                positions = np.array([f.positions for f in replayed])
-                cells = np.array([f.cell.array for f in replayed])
-                lengths = np.linalg.norm(learner.topology.bond_vectors(positions, cells), axis=-1)
-                stretch = lengths / learner.topology.reference_bond_lengths
-                found[who] = {"stopped": result.stopped, "fs": int(replayed[-1].info["md_step"]),
-                              "largest_stretch": float(stretch.max())}
-            model_stops, reference_stops = (found[w]["stopped"] is not None for w in ("model", "reference"))
-            verdict = ("the reference stops too: the failure is the reference's" if reference_stops else
-                       "the reference stays intact where the model stops: the failure is the model's" if model_stops
-                       else "neither stops in the replay: the stop needs the thermostat's or barostat's history")
-            replays.append({"temperature_K": run.temperature_K, "stopped": run.stopped,
-                            "from_ps": int(start.info["md_step"]) / 1e3, "fs": steps, **found, "verdict": verdict})
-    return replays
+        return [replay.to_dict() for replay in learner.replay_stops(fs_before).replays]
 
 
 def replay_line(replay: dict) -> str:
-    """One replay of :func:`replay_stops` in words."""
-    def outcome(who: str) -> str:
-        found = replay[who]
-        what = found["stopped"] or f"intact for {found['fs']} fs"
-        return f"the {who}: {what} (largest stretch {found['largest_stretch']:.2f})"
-
-    return (f"{replay['temperature_K']:.0f} K from {replay['from_ps']:.3f} ps: {outcome('model')}; "
-            f"{outcome('reference')}: {replay['verdict']}")
+    """One replay record of :func:`replay_stops` in words."""
+    return StopReplay.from_dict(replay).line()
 
 
 def mean_std(values: list[float]) -> dict | None:

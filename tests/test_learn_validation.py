@@ -16,6 +16,7 @@ from mofsnap.atomtypes import assign_atom_types
 from mofsnap.exceptions import LearnError
 from mofsnap.learn import (DEMO, RMSE, ActiveLearning, FinalRecord, LearnSettings, LearnSummary, RefinementRound,
                            Validation, ValidationCheck, ValidationGuard, ValidationRun, WorkdirLock, validate)
+from mofsnap.learn.replay import ReplayOutcome, StopReplay, StopReplays
 from mofsnap.learn.validation import next_steps
 from mofsnap.md import MDCheckpoint, checkpoint_path, run_md
 from mofsnap.model import SNAPModel
@@ -77,11 +78,12 @@ def test_validation_lengths_default_to_the_stability_protocol():
     assert LearnSettings().final_md_steps >= 50000 and LearnSettings().hot_md_steps >= 10000  # 1 fs steps
 
 
+@pytest.mark.parametrize("option", ["--workers", "--replay-stops"])
 @pytest.mark.parametrize("value", ["0", "2.5", "-1"])
-def test_bad_command_line_values_are_refused(cli, capsys, tmp_path, value):
+def test_bad_command_line_values_are_refused(cli, capsys, tmp_path, option, value):
     with pytest.raises(SystemExit) as done:
-        cli("learn", "--write-config", tmp_path / "out.toml", "--workers", value)
-    assert done.value.code == 2 and "argument --workers:" in capsys.readouterr().err
+        cli("learn", "--write-config", tmp_path / "out.toml", option, value)
+    assert done.value.code == 2 and f"argument {option}:" in capsys.readouterr().err
     assert not (tmp_path / "out.toml").exists()
 
 
@@ -318,9 +320,18 @@ def test_a_campaign_that_fails_validation_exits_non_zero_after_writing_everythin
     assert not summary.validation.passed and summary.validation == Validation.read(work / "final" / "validation.json")
     assert summary.refinements == []  # refine_rounds = 0
     assert "FAIL  test errors: " in r.out and (work / "final" / "validation.png").exists()
-    # resumed: nothing is redone, the same verdict and exit status
-    again = cli("learn", config, "-o", work, "-q")
-    assert again.status == 1 and again.err.splitlines()[-1] == error
+    # the model of 3 perturbed copies (2J = 2) runs away in its 300 K run; the line says how to tell whose failure
+    (stopped,) = [run for run in summary.validation.runs if run.stopped]
+    hint = ", unless the reference itself breaks there (--replay-stops 100 tells)"
+    assert stopped.temperature_K == 300.0 and hint in next_line
+    # resumed: nothing is redone, the same verdict and exit status; the stop replayed: GFN1-xTB keeps ethanol
+    # intact at 300 K, so the failure is the model's and the hint has done its work
+    again = cli("learn", config, "-o", work, "-q", "--replay-stops", "10")
+    assert again.status == 1 and again.err.splitlines()[-1] == error.replace(hint, "")
+    (replay,) = StopReplays.read(work / "final" / "replays.json").replays
+    assert replay.stopped == stopped.stopped and replay.reference.stopped is None
+    assert f"replay: {replay.line()}" in again.out.splitlines()
+    assert replay.line().endswith("the failure is the model's")
 
 
 def _failed(train: RMSE, test: RMSE, stopped: bool = False, lattice_ok: bool = True, rounds: int = 0
@@ -359,6 +370,28 @@ def test_next_steps_after_a_failed_validation_follow_what_failed():
         "reference relaxation converged")
     both = next_steps(_failed(fine, test, stopped=True, lattice_ok=False, rounds=2), settings)
     assert both.count("; ") == 2 and "refine_rounds" in both and "more labels should help" in both
+
+
+def _replayed(reference_stops: bool) -> StopReplays:
+    """A replay of a force-guard stop after which the reference stops too, or stays intact."""
+    model = ReplayOutcome("force guard: 25 eV/Å on H1a (atom 7) > 20 eV/Å at 0.040 ps (step 40)", 40, 1.3)
+    reference = ReplayOutcome(model.stopped if reference_stops else None, 40 if reference_stops else 200, 1.2)
+    return StopReplays(100, [StopReplay(300.0, "force guard: 25 eV/Å on H1a", 0.9, 200, model, reference)])
+
+
+def test_next_steps_after_stops_follow_whose_failure_the_replays_found():
+    settings = LearnSettings(refine_rounds=2)
+    fine = RMSE(1.0, 100.0, 50.0, 30)
+    summary = _failed(fine, fine, stopped=True, rounds=2)
+    assert next_steps(summary, settings).endswith(", unless the reference itself breaks there (--replay-stops 100 "
+                                                  "tells)")
+    model_fails = next_steps(summary, settings, _replayed(reference_stops=False))
+    assert model_fails.startswith("the MD still stops after 2 refinement round(s)")
+    assert "--replay-stops" not in model_fails
+    reference_fails = next_steps(summary, settings, _replayed(reference_stops=True))
+    assert reference_fails.startswith("the reference stops too in 1 of 1 replay(s) (force guard: 25 eV/Å on H1a")
+    assert "(bond_tolerance = 1.5, bond_break_fs = 100, max_force = 20)" in reference_fails
+    assert "refine_rounds" not in reference_fails
 
 
 def test_a_new_campaign_warns_before_any_work_when_the_reference_sees_no_gap(tmp_path, caplog):

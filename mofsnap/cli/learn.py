@@ -6,12 +6,14 @@ MOF-5 primitive cell with GFN1-xTB, about 15 minutes on 2 cores) or are the defa
 same directory is refused. Every setting is checked before any work. The campaign ends with a validation of
 the final model (guarded SNAP + D3 NPT runs at 300 K and at the highest training temperature, test errors,
 300 K lattice): its verdict is printed, written (final/validation.json, validation.png) and a failed
-validation ends the command with exit status 1.
+validation ends the command with exit status 1. With --replay-stops FS, each guard stop of a failed
+validation is replayed with the model and with the reference from FS fs before it: whose failure it is.
 
     mofsnap learn config.toml -o WORKDIR
     mofsnap learn --demo -o results/demo
     mofsnap learn --demo --structure my_mof.cif -o my_mof   # the demo schedule on your framework
     mofsnap learn --write-config my.toml          # every key, commented, with its default (--demo: the demo's)
+    mofsnap learn config.toml -o WORKDIR --replay-stops 100   # after a failed validation: whose failure?
     mofsnap learn config.toml --pool a.xyz b.xyz  # select with CBAD from trajectories, label, fit (no MD loop)
 """
 
@@ -22,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..exceptions import LearnError, ValidationFailed
-from .options import add_executor, add_output, add_unpaired_electrons
+from .options import add_executor, add_output, add_unpaired_electrons, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the settings (demo or defaults) as a commented TOML file and exit")
     parser.add_argument("--retry-failed", action="store_true",
                         help="recompute the labels stored as failed (a resumed campaign keeps them otherwise)")
+    parser.add_argument("--replay-stops", type=positive_int, metavar="FS",
+                        help="after a failed validation, replay each guard stop with the model and with the "
+                             "reference from FS fs before it (final/replays.json): does the reference break too?")
     parser.add_argument("--export", metavar="PREFIX",
                         help="after the campaign, copy its model as PREFIX.snapcoeff/.snapparam/.snapfit.npz with "
                              "its card (PREFIX.json, .md), settings (PREFIX.toml) and labels (PREFIX.labels.extxyz.gz)")
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> None:
     with ActiveLearning(workdir=args.output, settings=settings, progress=args.progress,
                         retry_failed=args.retry_failed) as learner:
         summary = learner.run()
+        stopped = any(run.stopped for run in summary.validation.runs)
+        replays = learner.replay_stops(args.replay_stops) if args.replay_stops and stopped else None
     final = summary.final
     print(f"\nfinal model: {final.model}.snapcoeff/.snapparam ({final.train.n} training configurations)")
     if final.test is None:
@@ -100,11 +107,17 @@ def run(args: argparse.Namespace) -> None:
               "--retry-failed recomputes them")
     print(f"results in {args.output}: summary.json, summary.png, learning_curve.png, final/ "
           "(model card model.json/.md, validation.json, validation.png)")
+    if replays is not None:
+        for replay in replays.replays:
+            print(f"replay: {replay.line()}")
+        print(f"replays in {args.output}/final/replays.json")
+    elif args.replay_stops:
+        print("replay: no validation run was stopped, nothing to replay")
     if args.export:
         print(f"model exported: {export_model(args.output, args.export)}")
     if not summary.validation.passed:
         raise ValidationFailed(f"{summary.validation.verdict} (everything is written in {args.output}; see "
-                               f"final/validation.png); next: {next_steps(summary, learner.settings)}")
+                               f"final/validation.png); next: {next_steps(summary, learner.settings, replays)}")
 
 
 def learning_curve_line(curve: list) -> str:

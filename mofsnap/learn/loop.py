@@ -50,7 +50,7 @@ from ase import Atoms
 
 from .. import plotting
 from ..atomtypes import assign_atom_types
-from ..calculator import ZBL
+from ..calculator import ZBL, SNAPCalculator
 from ..cbad import CBADFilter
 from ..descriptors import SnapDescriptors
 from ..exceptions import ConfigurationError, LearnError, StructureError
@@ -69,10 +69,11 @@ from ..units import EV_PER_A3_IN_MPA
 from .md_tasks import MDTask, read_run, run_tasks
 from .package import campaign_card
 from .processes import WorkdirLock
+from .replay import StopReplays, replay_stops
 from .scoring import QUANTITIES, change_intervals, prediction_errors, rmse, rmse_intervals, squared_errors
 from .settings import LearnSettings
 from .summary import RMSE, CurvePoint, FinalRecord, GenerationRecord, LearnSummary, RefinementRound, Validation
-from .validation import frames_before_failure, validate
+from .validation import ValidationGuard, frames_before_failure, validate
 
 log = logging.getLogger(__name__)
 
@@ -657,6 +658,34 @@ class ActiveLearning:
         model, report = self._fit(k)
         return RefinementRound(round_, k, failed, len(frames), len(labelled), unseen,
                                RMSE.from_metrics(report.metrics["train"]), prediction_errors(model, self.test_set()))
+
+    def replay_stops(self, fs_before: int = 100) -> StopReplays:
+        """Whose failure: replay each stop of the finished campaign's last validation with its model and with
+        the reference from ``fs_before`` fs before the stop (:mod:`mofsnap.learn.replay`; resumable), written to
+        ``final/replays.json``.
+
+        Raises
+        ------
+        LearnError
+            The campaign has not finished (no ``summary.json``), or ``fs_before`` is not positive.
+        """
+        if fs_before <= 0:
+            raise LearnError(f"replay from a positive time before the stop, in fs; got {fs_before}")
+        path = self.workdir / "summary.json"
+        if not path.exists():
+            raise LearnError(f"{self.workdir} holds no finished campaign (no summary.json): run it before "
+                             "replaying its validation's stops")
+        summary = LearnSummary.read(path)
+        model = SNAPModel.read(self.workdir / "final" / "model")
+        calculators = {"model": lambda atoms: SNAPCalculator(model, d3=self.d3, zbl=self.zbl),
+                       "reference": self.reference.calculator}
+        volume = self.structure.get_volume()
+        replays = StopReplays(fs_before, replay_stops(
+            summary.validation, self.validation_dir(len(summary.refinements)), calculators,
+            lambda temperature: ValidationGuard(self.topology, self.settings, temperature, volume), self.topology,
+            fs_before))
+        replays.write(self.workdir / "final" / "replays.json")
+        return replays
 
     def run(self) -> LearnSummary:
         """Run (or resume) the whole campaign and its validation; return the summary written to ``summary.json``.

@@ -29,6 +29,7 @@ from ..md import reheat_momenta, run_md
 from ..model import SNAPModel
 from ..topology import Topology
 from .md_tasks import EXPLOSIONS, npt_cell
+from .replay import StopReplays
 from .settings import LearnSettings
 from .summary import RMSE, LearnSummary, Validation, ValidationCheck, ValidationRun
 
@@ -304,10 +305,12 @@ def validate(model: SNAPModel, structure: Atoms, topology: Topology, settings: L
     return validation
 
 
-def next_steps(summary: LearnSummary, settings: LearnSettings) -> str:
+def next_steps(summary: LearnSummary, settings: LearnSettings, replays: StopReplays | None = None) -> str:
     """What to change after a failed validation, from what failed: one phrase per kind of failed check.
 
-    - A stopped run that the refinement rounds did not mend: more rounds, or wider sampling while learning.
+    - A stopped run that the refinement rounds did not mend: with ``replays`` (:mod:`mofsnap.learn.replay`)
+      where the reference stops too, the structure, the reference or the guard; otherwise more rounds, or wider
+      sampling while learning, and without replays how to tell.
     - Test errors: if the model misses its own training labels by at least :data:`UNDERFIT_RATIO` of the test
       error, more labels are unlikely to help and the descriptor needs more freedom; otherwise more labels should.
     - The 300 K lattice: the model's stress is off.
@@ -315,11 +318,22 @@ def next_steps(summary: LearnSummary, settings: LearnSettings) -> str:
     validation, steps = summary.validation, []
     if any(run.stopped for run in validation.runs):
         rounds = len(summary.refinements)
-        steps.append(f"the MD still stops after {rounds} refinement round(s): allow more (refine_rounds = "
-                     f"{settings.refine_rounds}) or sample more while learning (runs = {settings.runs}, "
-                     f"n_perturbed = {settings.n_perturbed})" if rounds >= settings.refine_rounds else
-                     f"refinement ended after {rounds} round(s) because no frame before the stop could be "
-                     "labelled: see the failed labels (--retry-failed recomputes them)")
+        reference_stops = [r for r in (replays.replays if replays else []) if r.reference.stopped]
+        if reference_stops:
+            steps.append(f"the reference stops too in {len(reference_stops)} of {len(replays.replays)} replay(s) "
+                         f"({'; '.join(r.reference.stopped for r in reference_stops)}): no model fitted to it "
+                         "passes there; check the structure (a charge or spin state, removed ligands), the "
+                         f"reference, or the guard (bond_tolerance = {settings.bond_tolerance:g}, bond_break_fs = "
+                         f"{settings.bond_break_fs:g}, max_force = {settings.max_force:g})")
+        elif rounds >= settings.refine_rounds:
+            steps.append(f"the MD still stops after {rounds} refinement round(s): allow more (refine_rounds = "
+                         f"{settings.refine_rounds}) or sample more while learning (runs = {settings.runs}, "
+                         f"n_perturbed = {settings.n_perturbed})"
+                         + ("" if replays else ", unless the reference itself breaks there (--replay-stops 100 "
+                                               "tells)"))
+        else:
+            steps.append(f"refinement ended after {rounds} round(s) because no frame before the stop could be "
+                         "labelled: see the failed labels (--retry-failed recomputes them)")
     test, train = validation.test, summary.final.train
     over = [] if test is None else _over_limits(test, settings)
     underfit = [q for q in over if getattr(train, q) >= UNDERFIT_RATIO * getattr(test, q)]
