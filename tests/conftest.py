@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from mofsnap.atomtypes import assign_atom_types
 from mofsnap.cli import main as mofsnap_main
 from mofsnap.model import SNAPModel
 
@@ -137,14 +136,9 @@ def copper_snap(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ethanol_file(tmp_path_factory) -> Path:
     """Ethanol typed in a periodic 9 Å box, as an extxyz file: the structure of the small learn campaigns."""
-    from ase.build import molecule
     from ase.io import write
+    from molecules import boxed
 
-    atoms = molecule("CH3CH2OH")
-    atoms.set_cell([9.0, 9.0, 9.0])
-    atoms.center()
-    atoms.pbc = True
-    assign_atom_types(atoms)
     path = tmp_path_factory.mktemp("structure") / "ethanol.extxyz"
-    write(path, atoms)
+    write(path, boxed("CH3CH2OH"))
     return path

@@ -3,15 +3,14 @@
 import ase.io
 import numpy as np
 import pytest
-from ase.build import molecule
 
-from mofsnap.atomtypes import assign_atom_types
 from mofsnap.calculator import SNAPCalculator
 from mofsnap.exceptions import LearnError
 from mofsnap.learn import ActiveLearning, LearnSettings, StopReplay, StopReplays, ValidationGuard, validate
 from mofsnap.learn.replay import REPLAY_MARGIN_FS, replay_stops
 from mofsnap.model import SNAPModel
 from mofsnap.topology import Topology
+from molecules import boxed
 from springs import BondSprings
 
 #: The validation of a model that knows nothing (zero SNAP coefficients, D3 only): the guard stops its
@@ -21,11 +20,7 @@ SETTINGS = LearnSettings(temperatures=(400.0,), final_md_steps=4000, hot_md_step
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
-    atoms = molecule("CH3CH2OH")
-    atoms.set_cell([9.0, 9.0, 9.0])
-    atoms.center()
-    atoms.pbc = True
-    assign_atom_types(atoms)
+    atoms = boxed("CH3CH2OH")
     model = SNAPModel(sorted(set(atoms.arrays["atom_types"])), twojmax=2)
     topology = Topology.from_atoms(atoms)
     directory = tmp_path_factory.mktemp("validation")

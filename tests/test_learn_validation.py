@@ -23,6 +23,7 @@ from mofsnap.model import SNAPModel
 from mofsnap.reference import CP2K, XTB
 from mofsnap.structures import perpendicular_widths
 from mofsnap.topology import Topology
+from molecules import boxed
 from springs import BondSprings
 
 
@@ -164,12 +165,7 @@ def test_a_second_learner_on_a_work_directory_is_refused_until_the_first_release
 
 @pytest.fixture()
 def ethanol():
-    atoms = molecule("CH3CH2OH")
-    atoms.set_cell([9.0, 9.0, 9.0])
-    atoms.center()
-    atoms.pbc = True
-    assign_atom_types(atoms)
-    return atoms
+    return boxed("CH3CH2OH")
 
 
 def test_validation_guard_names_the_bond_the_atoms_and_the_time(ethanol):
@@ -396,10 +392,7 @@ def test_next_steps_after_stops_follow_whose_failure_the_replays_found():
 
 def test_a_new_campaign_warns_before_any_work_when_the_reference_sees_no_gap(tmp_path, caplog):
     """O2 counted closed-shell has no gap (tests/test_reference.py): the campaign says so before it labels."""
-    oxygen = molecule("O2")
-    oxygen.set_cell([8.0, 8.0, 8.0])
-    oxygen.center()
-    oxygen.pbc = True
+    oxygen = boxed("O2", 8.0)
     with caplog.at_level("WARNING", logger="mofsnap"), ActiveLearning(oxygen, tmp_path, LearnSettings(twojmax=2)):
         pass
     assert [r.getMessage()[:49] for r in caplog.records] == ["GFN1-xTB finds almost no gap between the occupied"]

@@ -7,12 +7,13 @@ import shutil
 import numpy as np
 import pytest
 from ase import Atoms
-from ase.build import bulk, molecule
+from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 from mofsnap.exceptions import ReferenceMethodError, ReferenceUnavailableError
 from mofsnap.reference import CP2K, DEFAULT_REFERENCE, REFERENCES, XTB, ASEReference, reference_by_name
+from molecules import boxed
 
 needs_cp2k = pytest.mark.skipif(shutil.which("cp2k.psmp") is None,
                                 reason="the CP2K program cp2k.psmp is not on PATH (apt-get install cp2k)")
@@ -62,20 +63,13 @@ def test_xtb_rejects_unknown_method_and_missing_cell():
 def test_xtb_warns_about_a_closed_shell_count_without_a_gap():
     """O2 counted closed-shell puts two electrons in its two degenerate π* orbitals (no gap, both partly occupied);
     the same cell with charge +2 (N2's count) and ethanol have wide gaps; an open-shell count is not looked at."""
-    def boxed(name):
-        atoms = molecule(name)
-        atoms.set_cell([8.0, 8.0, 8.0])
-        atoms.center()
-        atoms.pbc = True
-        return atoms
-
-    oxygen = boxed("O2")
+    oxygen = boxed("O2", 8.0)
     warning = XTB().electronic_warning(oxygen)
     assert warning.startswith("GFN1-xTB finds almost no gap between the occupied and the empty states of O2 "
                               "counted closed-shell (0.00 eV, 2 orbitals partly occupied)")
     assert "counter-ions or terminal ligands" in warning and "--unpaired-electrons" in warning
     assert XTB(charge=2).electronic_warning(oxygen) is None
-    assert XTB().electronic_warning(boxed("CH3CH2OH")) is None
+    assert XTB().electronic_warning(boxed("CH3CH2OH", 8.0)) is None
     assert XTB(unpaired_electrons=2).electronic_warning(oxygen) is None
     assert CP2K().electronic_warning(oxygen) is None  # no cheap look
 
