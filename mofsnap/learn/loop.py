@@ -683,7 +683,7 @@ class ActiveLearning:
         replays = StopReplays(fs_before, replay_stops(
             summary.validation, self.validation_dir(len(summary.refinements)), calculators,
             lambda temperature: ValidationGuard(self.topology, self.settings, temperature, volume), self.topology,
-            fs_before))
+            fs_before, self.progress))
         replays.write(self.workdir / "final" / "replays.json")
         return replays
 

@@ -136,15 +136,15 @@ class StopReplays(ResultFile):
 
 
 def replay(start: Atoms, calculator: Calculator, steps: int, temperature_K: float, guard: Guard,
-           topology: Topology, trajectory: Path) -> ReplayOutcome:
+           topology: Topology, trajectory: Path, progress: bool = False) -> ReplayOutcome:
     """``steps`` fs of NVE with ``calculator`` from ``start`` (its positions, momenta and cell) under
-    ``guard``, written to ``trajectory`` (resumed when it exists)."""
+    ``guard``, written to ``trajectory`` (resumed when it exists; with a progress bar when ``progress``)."""
     atoms = start.copy()
     atoms.set_momenta(start.get_momenta())
     atoms.calc = calculator
     try:
         stopped = run_md(atoms, steps, temperature_K=temperature_K, ensemble="nve", thermalize=False,
-                         trajectory=trajectory, interval=REPLAY_INTERVAL, progress=False, guard=guard).stopped
+                         trajectory=trajectory, interval=REPLAY_INTERVAL, progress=progress, guard=guard).stopped
     except EXPLOSIONS as exc:  # an exploding model can break LAMMPS
         stopped = f"MD failed: {type(exc).__name__}: {exc}"
     frames = ase.io.read(trajectory, ":")
@@ -155,7 +155,8 @@ def replay(start: Atoms, calculator: Calculator, steps: int, temperature_K: floa
 
 
 def replay_stops(validation: Validation, directory: Path, calculators: dict[str, Callable[[Atoms], Calculator]],
-                 guard: Callable[[float], Guard], topology: Topology, fs_before: int = 100) -> list[StopReplay]:
+                 guard: Callable[[float], Guard], topology: Topology, fs_before: int = 100,
+                 progress: bool = False) -> list[StopReplay]:
     """Replay every run of ``validation`` that the guard stopped (its trajectories in ``directory``).
 
     Parameters
@@ -173,6 +174,8 @@ def replay_stops(validation: Validation, directory: Path, calculators: dict[str,
         The structure's bonds, for the largest stretch.
     fs_before : int
         How long before each stop the replays start (the latest written frame at or before).
+    progress : bool
+        Show a progress bar per replay.
 
     Returns
     -------
@@ -192,7 +195,8 @@ def replay_stops(validation: Validation, directory: Path, calculators: dict[str,
             log.info("replaying the %.0f K stop with the %s (%d fs of NVE)", run.temperature_K, who, steps)
             outcomes[who] = replay(start[-1], calculators[who](start[-1]), steps, run.temperature_K,
                                    guard(run.temperature_K), topology,
-                                   directory / f"replay_{run.temperature_K:.0f}K_{fs_before}fs_{who}.extxyz")
+                                   directory / f"replay_{run.temperature_K:.0f}K_{fs_before}fs_{who}.extxyz",
+                                   progress)
         replays.append(StopReplay(run.temperature_K, run.stopped, int(start[-1].info["md_step"]) / 1e3, steps,
                                   outcomes["model"], outcomes["reference"]))
     return replays
