@@ -74,7 +74,8 @@ if __name__ == "__main__":
 def _learn(config: Path, workdir: Path) -> subprocess.Popen:
     script = config.with_name("learn_springs.py")
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # temporary files in the test's directory: a killed campaign cannot remove its own (multiprocessing's)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(config.parent)}
     return subprocess.Popen([sys.executable, str(script), str(config), str(workdir)], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
 
