@@ -22,7 +22,7 @@ Results (work directories, ``bench_learn.json``, ``learning_curves.png``) go in 
 same options resumes (every step of ActiveLearning is idempotent, labels are never recomputed).
 
     python benchmarks/bench_learn.py --quick          # ~5 min on 2 cores
-    python benchmarks/bench_learn.py                  # ~50 min on 2 cores
+    python benchmarks/bench_learn.py                  # ~80 min on 2 cores
 """
 
 from __future__ import annotations

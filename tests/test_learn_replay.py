@@ -51,8 +51,8 @@ def test_a_stop_the_reference_does_not_make_is_the_models(broken, tmp_path):
     assert replay.reference.stopped is None and replay.reference.fs == replay.fs
     assert replay.reference.largest_stretch < SETTINGS.bond_tolerance < replay.model.largest_stretch
     assert replay.verdict == "the reference stays intact where the model stops: the failure is the model's"
-    assert replay.line().startswith(f"400 K stop replayed from {replay.from_ps:.3f} ps: the model: "
-                                    f"{replay.model.stopped} (largest stretch ")
+    assert replay.line().startswith(f"400 K stop replayed from {replay.from_ps:.3f} ps (the replays' times count "
+                                    f"from there): the model: {replay.model.stopped} (largest stretch ")
     # both start from the same state: the replays' first frames are that frame, momenta included
     start = [f for f in ase.io.read(directory / "validation_400K.extxyz", ":")
              if f.info["md_step"] == round(1000 * replay.from_ps)][0]

@@ -15,7 +15,8 @@ D3 and safety wall, as in the validation. Then:
 Each replay also gives the largest bond stretch it reached (length over the topology's reference length).
 :meth:`mofsnap.learn.ActiveLearning.replay_stops` replays a campaign's last validation (``mofsnap learn
 --replay-stops FS``) and writes ``final/replays.json``. A replay costs ``fs_before + 100`` reference
-calculations per stopped run (about 7 min for a 100-atom MOF with GFN1-xTB on 2 cores, at 100 fs).
+calculations per stopped run: for a 108-atom lanthanide MOF (GUWDUY) with GFN1-xTB, two stops replayed from
+300 fs took about an hour on 2 cores shared with another job.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ class StopReplay:
             return (f"the {who}: {found.stopped or f'intact for {found.fs} fs'} "
                     f"(largest stretch {found.largest_stretch:.2f})")
 
-        return (f"{self.temperature_K:.0f} K stop replayed from {self.from_ps:.3f} ps: {outcome('model')}; "
-                f"{outcome('reference')}: {self.verdict}")
+        return (f"{self.temperature_K:.0f} K stop replayed from {self.from_ps:.3f} ps (the replays' times count "
+                f"from there): {outcome('model')}; {outcome('reference')}: {self.verdict}")
 
     def to_dict(self) -> dict[str, Any]:
         """The replay as plain data, with its verdict."""
