@@ -22,8 +22,8 @@ from mofsnap.exceptions import LearnError, ResultFileError
 from mofsnap.fit import FitReport, extrapolation_grade
 from mofsnap.labelling import LabelStore
 from mofsnap.learn import (DEMO, RMSE, ActiveLearning, CurvePoint, FinalRecord, GenerationRecord, LearnSettings,
-                           LearnSummary, MDTask, PoolResult, RefinementRound, Validation, ValidationCheck, ValidationRun,
-                           learn_from_pool, load_structure, perturbed_copies, read_run, run_tasks)
+                           LearnSummary, MDTask, PoolResult, RefinementRound, StopReplays, Validation, ValidationCheck,
+                           ValidationRun, learn_from_pool, load_structure, perturbed_copies, read_run, run_tasks)
 from mofsnap.descriptors import SnapDescriptors
 from mofsnap.model import SNAPModel
 from mofsnap.reference import ASEReference
@@ -546,6 +546,24 @@ def test_a_refined_campaign_resumes_to_the_same_summary_without_new_work(refined
         again = learner.run()
     assert replace(again, wall_seconds=0.0) == replace(LearnSummary.read(refined / "summary.json"), wall_seconds=0.0)
     assert len(LabelStore(refined / "labels.db")) == labels
+
+
+def test_a_campaign_replays_the_stops_of_its_last_validation(refined, ethanol_file):
+    """The volume guard stopped the refined campaign's last validation runs. Replayed in NVE, which keeps the
+    cell, the springs of the reference can trip no guard; the verdict follows from what the model did."""
+    settings = replace(TINY, structure=str(ethanol_file), final_md_steps=2000, hot_md_steps=1000,
+                       max_volume_change=0.01, refine_rounds=1)
+    with ActiveLearning(workdir=refined, settings=settings, reference=_springs(ethanol_file),
+                        progress=False) as learner:
+        replays = learner.replay_stops(50)
+    stopped = [r for r in LearnSummary.read(refined / "summary.json").validation.runs if r.stopped]
+    assert stopped and [r.stopped for r in replays.replays] == [r.stopped for r in stopped]
+    for replay in replays.replays:
+        assert replay.reference.stopped is None and replay.reference.fs == replay.fs == 50 + 100
+        assert replay.verdict.endswith("the failure is the model's") == (replay.model.stopped is not None)
+    assert StopReplays.read(refined / "final" / "replays.json") == replays
+    assert all((refined / "final" / "refine1" / f"replay_{r.temperature_K:.0f}K_50fs_{who}.extxyz").exists()
+               for r in stopped for who in ("model", "reference"))
 
 
 # --------------------------------------------------------------------------------------- the pool route

@@ -69,6 +69,18 @@ def test_a_stop_the_reference_makes_too_is_the_references(broken):
     assert replay.verdict == "the reference stops too: the failure is the reference's"
 
 
+def test_a_stop_neither_makes_again_is_settled_by_neither(broken):
+    """From the run's intact start (60 fs before a stop at most 60 fs in), springs hold the bonds, so neither
+    replayer trips a guard: the stop needed the run's own dynamics (the zero model's), and the replay says it
+    settles nothing."""
+    atoms, _, topology, validation, directory = broken
+    calculators = {"model": lambda a: BondSprings(atoms), "reference": lambda a: BondSprings(atoms)}
+    (replay,) = replay_stops(validation, directory, calculators,
+                             lambda t: ValidationGuard(topology, SETTINGS, t, atoms.get_volume()), topology, 60)
+    assert replay.from_ps == 0.0 and replay.model == replay.reference and replay.model.stopped is None
+    assert replay.verdict == "neither stops in the replay: the stop needs the thermostat's or barostat's history"
+
+
 def test_replays_resume_and_round_trip(broken, tmp_path):
     atoms, *_ = broken
     first = StopReplays(50, _replays(broken, lambda a: BondSprings(atoms)))
