@@ -277,7 +277,8 @@ if __name__ == "__main__":
 def test_sigkill_mid_batch_then_resume_loses_and_repeats_nothing(tmp_path):
     (tmp_path / "crashjob.py").write_text(textwrap.dedent(CRASH_SCRIPT))
     db = tmp_path / "labels.db"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    # temporary files in the test's directory: the killed job cannot remove its own (multiprocessing's)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, str(tmp_path / "crashjob.py"), str(db)], env=env,
                             start_new_session=True)
     try:
