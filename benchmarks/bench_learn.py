@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from campaigns import QUANTITIES, common_test_set, learning_curves, open_learner, seed_from
+from campaigns import QUANTITIES, common_test_set, learning_curves, seed_from
 from mofsnap.exceptions import ExecutorUnavailableError
 from mofsnap.labelling import LabelStore
 from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings
@@ -75,8 +75,8 @@ def run_campaigns(settings: LearnSettings, out: Path, executor: ProcessPoolExecu
     first, *others = SELECTIONS
 
     def learner(selection: str) -> ActiveLearning:
-        return open_learner(workdir=out / selection, settings=replace(settings, selection=selection),
-                            reference=reference, executor=executor)
+        return ActiveLearning(workdir=out / selection, settings=replace(settings, selection=selection),
+                              reference=reference, executor=executor)
 
     learners[first] = learner(first)
     records: dict[str, list] = {first: [learners[first].step0()]}

@@ -75,7 +75,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from campaigns import QUANTITIES, common_test_set, learning_curves, open_learner, seed_from
+from campaigns import QUANTITIES, common_test_set, learning_curves, seed_from
 from mofsnap.executors import worker_pool
 from mofsnap.learn import (DEMO, SELECTIONS, VALIDATION_TEMPERATURE_K, ActiveLearning, LearnSettings, LearnSummary,
                            StopReplay)
@@ -182,11 +182,11 @@ def progress(message: str) -> None:
 
 
 def campaign_learner(campaign: Campaign, settings: LearnSettings, out: Path, workers: int) -> ActiveLearning:
-    """The campaign's learner (:func:`campaigns.open_learner`)."""
-    return open_learner(workdir=campaign.workdir(out), progress=False,
-                        settings=replace(settings, structure=campaign.structure, selection=campaign.rule,
-                                         seed=campaign.seed, max_workers=workers,
-                                         **FRAMEWORK_SETTINGS.get(campaign.structure, {})))
+    """The campaign's learner: the budget's settings with the campaign's framework, rule and seed."""
+    return ActiveLearning(workdir=campaign.workdir(out), progress=False,
+                          settings=replace(settings, structure=campaign.structure, selection=campaign.rule,
+                                           seed=campaign.seed, max_workers=workers,
+                                           **FRAMEWORK_SETTINGS.get(campaign.structure, {})))
 
 
 def run_group(campaigns: list[Campaign], settings: LearnSettings, out: Path, workers: int,

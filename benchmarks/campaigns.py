@@ -45,16 +45,6 @@ def seed_from(source: Path, workdir: Path, step0: bool = True) -> None:
             shutil.copytree(source / name, workdir / name, dirs_exist_ok=True)
 
 
-def open_learner(**kwargs) -> ActiveLearning:
-    """The :class:`~mofsnap.learn.ActiveLearning` of ``kwargs``. A first construction relaxes the structure and
-    keeps the unrounded positions; the learner returned reads the rounded ones back from
-    ``structure_relaxed.extxyz``, as a resumed campaign and every seeded work directory do, so that all
-    campaigns start from the same structure."""
-    if not (Path(kwargs["workdir"]) / "structure_relaxed.extxyz").exists():
-        ActiveLearning(**kwargs).close()
-    return ActiveLearning(**kwargs)
-
-
 def final_model(learner: ActiveLearning, settings: LearnSettings) -> Path | None:
     """The prefix of the model of the campaign's last generation, None when that generation is not fitted."""
     gen = learner.workdir / f"gen{len(settings.temperatures):03d}"
