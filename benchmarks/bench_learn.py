@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from campaigns import QUANTITIES, common_test_set, learning_curves, seed_from
+from campaigns import QUANTITIES, common_test_set, learning_curves, rise_counts, seed_from
 from mofsnap.exceptions import ExecutorUnavailableError
 from mofsnap.labelling import LabelStore
 from mofsnap.learn import SELECTIONS, ActiveLearning, LearnSettings
@@ -114,13 +114,6 @@ def labels_to_plateau(curves: dict[str, list[dict]], tolerance: float) -> dict[s
                      "ratio_to_random": {name: (n / random if n is not None and random else None)
                                          for name, n in needed.items()}}
     return result
-
-
-def rise_counts(curve: list[dict]) -> dict[str, tuple[int, int]]:
-    """Per quantity: how often the test error rose from one generation to the next, and how many of those
-    rises are beyond the noise of the test frames (``rises_beyond_noise`` of the later point)."""
-    return {q: (sum(now[q] > before[q] for before, now in zip(curve, curve[1:])),
-                sum(q in now["rises_beyond_noise"] for now in curve[1:])) for q in QUANTITIES}
 
 
 def plot(curves: dict[str, list[dict]], path: Path) -> Path:

@@ -122,3 +122,12 @@ def generation_curve(workdir: Path, test: list, last: int | None = None) -> tupl
 def learning_curves(learners: dict[str, ActiveLearning], n_generations: int, test: list) -> dict[str, list[dict]]:
     """:func:`generation_curve` of every campaign (generations 0 to ``n_generations``) on ``test``, by name."""
     return {name: generation_curve(learner.workdir, test, n_generations)[0] for name, learner in learners.items()}
+
+
+def rise_counts(curve: list[dict]) -> dict[str, tuple[int, int]]:
+    """Per quantity of a :func:`generation_curve`: how often the error rose from one generation to the next,
+    and how many of those rises are beyond the noise of the test frames (``rises_beyond_noise``)."""
+    steps = list(zip(curve, curve[1:]))
+    return {q: (sum(now[q] > before[q] for before, now in steps),
+                sum(now[q] > before[q] and q in now["rises_beyond_noise"] for before, now in steps))
+            for q in QUANTITIES}

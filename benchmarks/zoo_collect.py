@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from bench_zoo import (BUDGETS, Campaign, campaign_record, finished_learner, replay_line, replay_stops, seed_mean_rises,
                        write_results)
-from campaigns import QUANTITIES, common_test_set, generation_curve
+from campaigns import QUANTITIES, common_test_set, generation_curve, rise_counts
 
 from mofsnap.executors import worker_pool
 from mofsnap.fit import fit_snap
@@ -100,8 +100,9 @@ def retest(workdir: Path, frames: int, workers: int) -> dict:
     rises = [{"generation": now["generation"], "quantity": q, "before": before[q], "after": now[q],
               "beyond_noise": q in now["rises_beyond_noise"]}
              for before, now in zip(curve, curve[1:]) for q in QUANTITIES if now[q] > before[q]]
-    counts = {q: sum(r["quantity"] == q for r in rises) for q in QUANTITIES}
-    beyond = {q: sum(r["quantity"] == q and r["beyond_noise"] for r in rises) for q in QUANTITIES}
+    found_rises = rise_counts(curve)
+    counts = {q: n for q, (n, _) in found_rises.items()}
+    beyond = {q: n for q, (_, n) in found_rises.items()}
     learned = learned_range_rises(squared, [learned_temperature(learner.settings, p["generation"]) for p in curve],
                                   ramp_temperatures(workdir, test))
     return {"frames": len(test), "curve": curve, "rises": counts, "rises_beyond_noise": beyond, "rise_details": rises,
